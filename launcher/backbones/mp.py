@@ -1,0 +1,461 @@
+"""The mp backbone: a crash-safe process pool fed by the planner.
+
+Each worker has its own pipe, so the parent always knows which chunk each
+worker holds, and a small shared array where the worker marks the item it is
+on (chunk id, position, start time): three memory stores per item, no syscall.
+That is what lets the parent, when a worker dies or an item overruns
+``run.item_timeout_s``, count the finished part of the chunk, blame exactly
+one item, and hand the unstarted rest to other workers. An item that kills a
+worker is retried once on its own; a second death records it as
+``WorkerDied``. ``multiprocessing.Pool`` hangs forever in that case and
+``ProcessPoolExecutor`` breaks as a whole.
+
+Chunks are sized from measured item times (about ``TARGET_CHUNK_S`` of work
+each, between 1 and ``MAX_CHUNK``), and each worker holds up to two, so it
+never waits for the parent. One sender thread per worker keeps a large chunk
+from blocking the parent's loop on a full pipe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+import enum
+from dataclasses import dataclass, field
+from multiprocessing import connection
+from typing import Any
+
+from launcher.job import Job
+from launcher.plan import Plan
+from launcher.task import Item, Task
+
+log = logging.getLogger(__name__)
+
+TARGET_CHUNK_S = 0.05
+MAX_CHUNK = 4096
+FIRST_CHUNK = 8
+PREFETCH = 2
+TICK_S = 0.25
+MAX_STARTUP_DEATHS = 3
+
+# shared status slots per worker
+CHUNK, POS, START = 0, 1, 2
+
+
+StartMethod = enum.Enum("StartMethod", ["fork", "spawn", "forkserver"])
+
+
+@dataclass
+class MpConfig:
+    """``backbone.*`` for ``backbone=mp``."""
+
+    name: str = "mp"
+    num_workers: int | None = None  # None: the CPUs this process may use
+    start_method: StartMethod = StartMethod.forkserver
+    chunksize: int | None = None  # None: sized from measured item times
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (honours taskset and SLURM's cpus-per-task)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# -- worker side --------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies (kill -9 of the job)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _failure(exc: BaseException) -> tuple[str, str, str]:
+    return type(exc).__name__, str(exc), traceback.format_exc()
+
+
+def _worker_main(slot: int, task: Task, inbox: Any, outbox: Any, status: Any, stop: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates Ctrl-C
+
+    terminated = [False]
+
+    def on_term(signum: int, frame: Any) -> None:
+        terminated[0] = True  # finish the current item, report, then exit
+
+    signal.signal(signal.SIGTERM, on_term)
+    _die_with_parent()
+    try:
+        task.setup_worker(slot)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent verbatim
+        outbox.send(("setup_error", *_failure(exc)))
+        return
+    outbox.send(("ready",))
+    process = task.process
+    clock = time.monotonic
+    while True:
+        try:
+            msg = inbox.recv()
+        except (EOFError, OSError):
+            break
+        if msg is None:
+            break
+        chunk_id, items = msg
+        status[CHUNK] = chunk_id
+        t0 = clock()
+        n = 0
+        for pos, item in enumerate(items):
+            if stop.value or terminated[0]:
+                break
+            status[POS] = pos
+            status[START] = clock()
+            try:
+                process(**item)
+            except (Exception, SystemExit) as exc:
+                outbox.send(("fail", chunk_id, pos, *_failure(exc)))
+            n = pos + 1
+        status[START] = 0.0
+        outbox.send(("done", chunk_id, n, clock() - t0))
+        if terminated[0]:
+            break
+    try:
+        task.teardown_worker()
+    except Exception:  # noqa: BLE001
+        log.exception("teardown_worker failed in worker %d", slot)
+
+
+# -- parent side --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Chunk:
+    id: int
+    items: list[Item]
+    failed: int = 0  # failures reported so far
+
+
+@dataclass
+class _Worker:
+    slot: int
+    proc: Any
+    inbox: Any  # parent -> worker
+    outbox: Any  # worker -> parent
+    status: Any
+    sendq: queue.SimpleQueue
+    sender: threading.Thread
+    inflight: deque[_Chunk] = field(default_factory=deque)
+    ready: bool = False
+    finished_any: bool = False
+
+
+def _send_loop(sendq: queue.SimpleQueue, conn: Any) -> None:
+    while True:
+        msg = sendq.get()
+        try:
+            conn.send(msg)
+        except (OSError, ValueError):
+            return  # the worker is gone; the parent salvages its chunks
+        if msg is None:
+            return
+
+
+class MpBackbone:
+    """Runs a plan's pending items over ``num_workers`` processes."""
+
+    def __init__(self, cfg: MpConfig) -> None:
+        import multiprocessing as mp
+
+        self.num_workers = cfg.num_workers or available_cpus()
+        method = getattr(cfg.start_method, "name", cfg.start_method)
+        self.ctx = mp.get_context(method)
+        self.fixed_chunksize = cfg.chunksize
+        self.start_method = method
+        self.workers_started = 0  # replacements included
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": "mp",
+            "num_workers": self.num_workers,
+            "start_method": self.start_method,
+            "chunksize": self.fixed_chunksize or "auto",
+            "workers_started": self.workers_started,
+        }
+
+    def run(self, task: Task, plan: Plan, job: Job) -> None:
+        _Run(self, task, plan, job).run()
+
+
+class _Run:
+    """One execution of the pool loop; all state lives here, in the parent's main thread."""
+
+    def __init__(self, backbone: MpBackbone, task: Task, plan: Plan, job: Job) -> None:
+        self.bb = backbone
+        self.task = task
+        self.plan = plan
+        self.job = job
+        self.ctx = backbone.ctx
+        self.stop = self.ctx.RawValue("b", 0)
+        self.workers: list[_Worker] = []
+        self.requeued: deque[Item] = deque()  # unstarted items salvaged from lost workers
+        self.solo: deque[Item] = deque()  # items that killed a worker once: run alone
+        self.suspects: set[str] = set()
+        self.next_id = 0
+        self.chunksize = backbone.fixed_chunksize or FIRST_CHUNK
+        self.per_item_s: float | None = None
+        self.startup_deaths = 0
+        self.plan_done = False
+
+    # -- workers ---------------------------------------------------------------------------------
+
+    def spawn(self, slot: int) -> _Worker:
+        ctx = self.ctx
+        in_r, in_w = ctx.Pipe(duplex=False)
+        out_r, out_w = ctx.Pipe(duplex=False)
+        status = ctx.RawArray("d", 3)
+        proc = ctx.Process(
+            target=_worker_main,
+            args=(slot, self.task, in_r, out_w, status, self.stop),
+            name=f"launcher-worker-{slot}",
+            daemon=True,
+        )
+        proc.start()
+        self.bb.workers_started += 1
+        in_r.close()
+        out_w.close()
+        sendq: queue.SimpleQueue = queue.SimpleQueue()
+        sender = threading.Thread(target=_send_loop, args=(sendq, in_w), daemon=True)
+        sender.start()
+        return _Worker(slot, proc, in_w, out_r, status, sendq, sender)
+
+    def retire(self, w: _Worker, kill: bool = False) -> None:
+        if kill and w.proc.is_alive():
+            w.proc.kill()
+        w.sendq.put(None)
+        w.proc.join(timeout=None if kill else 5)
+        if w.proc.is_alive():
+            w.proc.kill()
+            w.proc.join()
+        w.sender.join(timeout=1)
+        w.inbox.close()
+        w.outbox.close()
+
+    # -- dispatch --------------------------------------------------------------------------------
+
+    def next_items(self) -> list[Item]:
+        if self.solo:
+            return [self.solo.popleft()]
+        n = self.chunksize
+        if self.requeued:
+            return [self.requeued.popleft() for _ in range(min(n, len(self.requeued)))]
+        if self.plan_done:
+            return []
+        items = self.plan.take(n)
+        if not items:
+            self.plan_done = True
+        return items
+
+    def feed(self) -> None:
+        for w in self.workers:
+            while w.ready and len(w.inflight) < PREFETCH and not self.job.stopping:
+                items = self.next_items()
+                if not items:
+                    return
+                chunk = _Chunk(self.next_id, items)
+                self.next_id += 1
+                w.inflight.append(chunk)
+                w.sendq.put((chunk.id, items))
+
+    def tune(self, n: int, elapsed: float) -> None:
+        if self.bb.fixed_chunksize or n == 0:
+            return
+        per_item = elapsed / n
+        self.per_item_s = per_item if self.per_item_s is None else 0.7 * self.per_item_s + 0.3 * per_item
+        self.chunksize = max(1, min(MAX_CHUNK, int(TARGET_CHUNK_S / max(self.per_item_s, 1e-7))))
+
+    # -- messages --------------------------------------------------------------------------------
+
+    def handle(self, w: _Worker, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "fail":
+            _, chunk_id, pos, error, message, tb = msg
+            chunk = next(c for c in w.inflight if c.id == chunk_id)
+            chunk.failed += 1
+            self.job.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
+        elif kind == "done":
+            _, chunk_id, n, elapsed = msg
+            chunk = w.inflight.popleft()
+            assert chunk.id == chunk_id, (chunk.id, chunk_id)
+            self.job.done(n - chunk.failed)
+            w.finished_any = True
+            self.startup_deaths = 0
+            self.tune(n, elapsed)
+            if n < len(chunk.items) and not self.job.stopping:
+                self.requeued.extendleft(reversed(chunk.items[n:]))
+        elif kind == "ready":
+            w.ready = True
+        elif kind == "setup_error":
+            _, error, message, tb = msg
+            self.job.abort(f"setup_worker failed in worker {w.slot}: {error}: {message}\n{tb}")
+
+    def drain(self, w: _Worker) -> None:
+        try:
+            while w.outbox.poll():
+                self.handle(w, w.outbox.recv())
+        except (EOFError, OSError):
+            pass
+
+    # -- losses ----------------------------------------------------------------------------------
+
+    def salvage(self, w: _Worker, blame: Callable[[Item], None]) -> None:
+        """Account for a lost worker's chunks: finished part done, one item blamed, rest requeued."""
+        if not w.inflight:
+            return
+        chunk = w.inflight.popleft()
+        rest: list[Item] = []
+        if int(w.status[CHUNK]) == chunk.id and w.status[START] > 0:
+            pos = int(w.status[POS])
+            self.job.done(pos - chunk.failed)
+            blame(chunk.items[pos])
+            rest.extend(chunk.items[pos + 1 :])
+        else:
+            rest.extend(chunk.items)
+        for later in w.inflight:
+            rest.extend(later.items)
+        w.inflight.clear()
+        self.requeued.extendleft(reversed(rest))
+
+    def on_death(self, w: _Worker) -> None:
+        self.drain(w)
+        code = w.proc.exitcode
+        how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
+
+        def blame(item: Item) -> None:
+            key = self.task.item_key(item)
+            if key in self.suspects:
+                self.job.failed(
+                    key,
+                    "WorkerDied",
+                    f"the worker process died ({how}) while processing this item, twice",
+                    "",
+                )
+            else:
+                self.suspects.add(key)
+                self.solo.append(item)
+
+        if not w.ready or not w.finished_any:
+            self.startup_deaths += 1
+        log.warning("worker %d (pid %s) died with %s", w.slot, w.proc.pid, how)
+        self.salvage(w, blame)
+        self.replace(w)
+        if self.startup_deaths > MAX_STARTUP_DEATHS:
+            self.job.abort(
+                f"workers keep dying before finishing any item ({how}); "
+                "check the task's imports and setup_worker"
+            )
+
+    def check_timeouts(self) -> None:
+        limit = self.job.item_timeout_s
+        if not limit:
+            return
+        now = time.monotonic()
+        for w in list(self.workers):
+            started = w.status[START]
+            if w.inflight and started > 0 and now - started > limit:
+                self.drain(w)
+                if w.status[START] != started:
+                    continue  # it moved on while we looked
+                w.proc.kill()
+                w.proc.join()
+
+                def blame(item: Item) -> None:
+                    self.job.failed(
+                        self.task.item_key(item),
+                        "ItemTimeout",
+                        f"the item ran longer than run.item_timeout_s={limit}s; its worker was killed",
+                        "",
+                    )
+
+                self.drain(w)
+                self.salvage(w, blame)
+                self.replace(w)
+
+    def replace(self, w: _Worker) -> None:
+        self.retire(w, kill=True)
+        i = self.workers.index(w)
+        if self.job.stopping:
+            self.workers.pop(i)
+        else:
+            self.workers[i] = self.spawn(w.slot)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def busy(self) -> bool:
+        return any(w.inflight for w in self.workers)
+
+    def run(self) -> None:
+        job = self.job
+        if not self.plan.has_pending():
+            return  # everything is done already: start no worker
+        self.workers = [self.spawn(slot) for slot in range(self.bb.num_workers)]
+        try:
+            self.loop()
+        except KeyboardInterrupt:
+            job.abort("interrupted twice: items in flight were abandoned")
+            for w in self.workers:
+                self.retire(w, kill=True)
+            self.workers = []
+        finally:
+            self.shutdown()
+
+    def loop(self) -> None:
+        job = self.job
+        grace_deadline: float | None = None
+        while True:
+            if job.stopping:
+                self.stop.value = 1
+                if grace_deadline is None:
+                    grace_deadline = time.monotonic() + job.grace_s
+                if not self.busy():
+                    return
+                if time.monotonic() > grace_deadline:
+                    log.error("items still running after run.grace_s: killing their workers")
+                    return
+            else:
+                self.feed()
+                if self.plan_done and not self.busy() and not self.requeued and not self.solo:
+                    return
+            by_conn = {w.outbox: w for w in self.workers}
+            by_sentinel = {w.proc.sentinel: w for w in self.workers}
+            dead = []
+            for obj in connection.wait([*by_conn, *by_sentinel], timeout=TICK_S):
+                if obj in by_conn:
+                    self.drain(by_conn[obj])
+                else:
+                    dead.append(by_sentinel[obj])
+            for w in dead:
+                self.on_death(w)
+            self.check_timeouts()
+            job.tick()
+
+    def shutdown(self) -> None:
+        for w in self.workers:
+            w.sendq.put(None)
+        for w in self.workers:
+            w.proc.join(timeout=self.job.grace_s if not self.job.stopping else 2)
+            self.drain(w)
+            if w.inflight:  # killed at the end of the grace period: count what finished
+                self.salvage(w, lambda item: None)
+            self.retire(w, kill=True)
+        self.workers = []

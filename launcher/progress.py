@@ -1,0 +1,68 @@
+"""Progress for people: a tqdm bar on a terminal, a log line every N seconds elsewhere.
+
+SLURM logs are files, where a bar's carriage returns become megabytes of noise.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from launcher.stats import Stats
+
+log = logging.getLogger(__name__)
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+class Progress:
+    """Shows the job's counters; ``mode`` is ``auto`` (bar on a terminal), ``bar``, ``log`` or ``off``."""
+
+    def __init__(self, stats: Stats, mode: str, log_interval_s: float, desc: str) -> None:
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "log"
+        self.stats = stats
+        self.mode = mode
+        self.log_interval_s = log_interval_s
+        self.started = time.monotonic()
+        self._next_log = self.started + log_interval_s
+        self._bar = None
+        if mode == "bar":
+            from tqdm import tqdm
+
+            self._bar = tqdm(desc=desc, unit="item", dynamic_ncols=True, mininterval=0.2)
+
+    def update(self) -> None:
+        s = self.stats
+        if self._bar is not None:
+            if s.planned and self._bar.total is None:
+                self._bar.total = s.total - s.skipped
+            self._bar.n = s.processed + s.failed
+            self._bar.set_postfix(skipped=s.skipped, failed=s.failed, refresh=False)
+            self._bar.refresh()
+        elif self.mode == "log" and time.monotonic() >= self._next_log:
+            self._next_log = time.monotonic() + self.log_interval_s
+            log.info(self.line())
+
+    def line(self) -> str:
+        s = self.stats
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = (s.processed + s.failed) / elapsed
+        of = f"/{s.total - s.skipped}" if s.planned else ""
+        eta = _eta(s.pending / rate) if s.planned and rate > 0 else "?"
+        return (
+            f"processed {s.processed}{of} (skipped {s.skipped}, failed {s.failed}), "
+            f"{rate:.1f} items/s, ETA {eta}"
+        )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self.update()
+            self._bar.close()

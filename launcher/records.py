@@ -1,0 +1,126 @@
+"""What a job leaves behind in its directory, for people and for ``status``.
+
+- ``failures.jsonl``: one line per failed item (``item``, ``error``, ``message``,
+  ``traceback``), appended and flushed as failures happen, so a killed job keeps them.
+- ``progress.json``: a heartbeat rewritten atomically every few seconds.
+- ``report.json``: the final account of the job.
+
+A copy of the failures also goes to the task's state directory (beside its
+outputs), where ``run.retry_failed=true`` finds them on a later run.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import platform
+import shutil
+import socket
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from launcher.io import write_json_atomic
+from launcher.stats import Stats
+
+FAILURES = "failures.jsonl"
+PROGRESS = "progress.json"
+REPORT = "report.json"
+
+SLURM_VARS = {
+    "job_id": "SLURM_JOB_ID",
+    "array_job_id": "SLURM_ARRAY_JOB_ID",
+    "array_task_id": "SLURM_ARRAY_TASK_ID",
+    "restart_count": "SLURM_RESTART_COUNT",
+    "node": "SLURMD_NODENAME",
+}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def slurm_ids() -> dict[str, str]:
+    return {k: os.environ[v] for k, v in SLURM_VARS.items() if v in os.environ}
+
+
+def versions() -> dict[str, str]:
+    """Versions of what shaped the results; torch only when the job imported it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in ("shard-launcher", "hydra-core", "omegaconf"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    if "torch" in sys.modules:
+        out["torch"] = sys.modules["torch"].__version__
+    return out
+
+
+class Records:
+    """Writes one job's records; the only place that knows their file names."""
+
+    def __init__(self, job_dir: str, state_dir: str | None, shard_tag: str) -> None:
+        self.job_dir = job_dir
+        self.state_dir = state_dir
+        self.shard_tag = shard_tag
+        os.makedirs(job_dir, exist_ok=True)
+        self._failures = open(os.path.join(job_dir, FAILURES), "a", encoding="utf-8")  # noqa: SIM115
+
+    def failure(self, item: str, error: str, message: str, traceback: str, **extra: Any) -> None:
+        record = {"item": item, "error": error, "message": message, "traceback": traceback}
+        record.update(extra)
+        self._failures.write(json.dumps(record, default=str) + "\n")
+        self._failures.flush()
+
+    def heartbeat(self, data: dict[str, Any]) -> None:
+        write_json_atomic(os.path.join(self.job_dir, PROGRESS), data)
+
+    def report(self, data: dict[str, Any]) -> None:
+        write_json_atomic(os.path.join(self.job_dir, REPORT), data)
+
+    def close(self) -> None:
+        """Flush failures and keep a copy of them with the outputs for retries."""
+        self._failures.close()
+        if self.state_dir is None:
+            return
+        os.makedirs(self.state_dir, exist_ok=True)
+        target = os.path.join(self.state_dir, f"failures.{self.shard_tag}.jsonl")
+        tmp = target + ".tmp"
+        shutil.copyfile(os.path.join(self.job_dir, FAILURES), tmp)
+        os.replace(tmp, target)
+
+
+def failed_keys(state_dir: str) -> frozenset[str]:
+    """The items that failed in the latest run of every shard of this output."""
+    keys: set[str] = set()
+    for path in glob.glob(os.path.join(state_dir, "failures.*.jsonl")):
+        with open(path, encoding="utf-8") as f:
+            keys.update(json.loads(line)["item"] for line in f if line.strip())
+    return frozenset(keys)
+
+
+def job_identity() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "slurm": slurm_ids()}
+
+
+def progress_record(stats: Stats, state: str, started: float) -> dict[str, Any]:
+    """The heartbeat's content: counters, rate and ETA, readable by ``status``."""
+    elapsed = max(time.monotonic() - started, 1e-9)
+    done = stats.processed + stats.failed
+    rate = done / elapsed
+    eta = stats.pending / rate if stats.planned and rate > 0 else None
+    return {
+        "state": state,
+        **stats.as_dict(),
+        "elapsed_s": round(elapsed, 3),
+        "items_per_s": round(rate, 3),
+        "eta_s": None if eta is None else round(eta, 1),
+        "updated_at": now_iso(),
+        "updated_unix": time.time(),
+        **job_identity(),
+    }

@@ -1,0 +1,133 @@
+"""The user contract: what a work item is, how to tell it is done, how to process it.
+
+kagurazaka's interface made start-method-safe: a task object is pickled to
+each worker process (spawn/forkserver) instead of living in a module global,
+so everything it holds at construction time must be picklable; load heavy
+resources (models, clients) in ``setup_worker``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from launcher.errors import ConfigError
+from launcher.modes import DirListings, InputMode, OutputMode
+
+Item = dict[str, Any]
+
+
+class Task:
+    """Base class for a task: subclass it and implement :meth:`process`.
+
+    Either give the task an input mode (and usually an output mode) in its
+    config, or override :meth:`generate_tasks` and :meth:`is_executed`.
+    With modes, each item is ``{"key", "input", "output"}``: ``key`` is the
+    input path relative to ``input_dir``.
+    """
+
+    def __init__(
+        self,
+        input_dir: str | None = None,
+        output_dir: str | None = None,
+        input: InputMode | None = None,
+        output: OutputMode | None = None,
+    ) -> None:
+        self.input_dir = input_dir
+        self.output_dir = output_dir
+        self.input = input
+        self.output = output
+
+    # -- the items -------------------------------------------------------------------------
+
+    def generate_tasks(self) -> Iterable[Item]:
+        """All work items, in a deterministic order; may be a generator of millions."""
+        if self.input is None:
+            raise ConfigError(
+                f"{type(self).__name__} has no input mode: set task.input "
+                "(e.g. launcher.modes.ByExtensions) or override generate_tasks()."
+            )
+        return self._mode_items()
+
+    def _mode_items(self) -> Iterator[Item]:
+        root = self.input_dir
+        out_root, output = self.output_dir, self.output
+        for key, path in self.input.entries(root):
+            item = {"key": key, "input": path}
+            if output is not None:
+                item["output"] = output.path(out_root, key)
+            yield item
+
+    def is_executed(self, **item: Any) -> bool:
+        """True when the item's output is already there (default: output existence)."""
+        if self.output is None:
+            return False
+        return self.output.is_done(item["output"], DirListings(max_dirs=1))
+
+    def item_key(self, item: Item) -> str:
+        """A stable name for an item: used by hash sharding, records and retries."""
+        key = item.get("key")
+        if isinstance(key, str):
+            return key
+        return json.dumps(item, sort_keys=True, default=str)
+
+    # -- the work --------------------------------------------------------------------------
+
+    def process(self, **item: Any) -> None:
+        """Process one item; raise to mark it failed (the run goes on)."""
+        raise NotImplementedError(f"{type(self).__name__}.process() is not implemented")
+
+    def setup(self) -> None:
+        """Once per job, in the launching process, before items are listed."""
+
+    def teardown(self) -> None:
+        """Once per job, in the launching process, after the last item."""
+
+    def setup_worker(self, worker_id: int) -> None:
+        """Once per worker process before its first item: load models here."""
+
+    def teardown_worker(self) -> None:
+        """Once per worker process after its last item."""
+
+    # -- used by the launcher -------------------------------------------------------------
+
+    def finish_check(self) -> Callable[[Item], bool] | None:
+        """The planner's per-item done test, or None when nothing can be done already.
+
+        An overridden :meth:`is_executed` is called per item; otherwise the
+        output mode answers from cached directory listings (one per directory).
+        """
+        if type(self).is_executed is not Task.is_executed:
+            return lambda item: self.is_executed(**item)
+        if self.output is None:
+            return None
+        listings = DirListings()
+        is_done = self.output.is_done
+        return lambda item: is_done(item["output"], listings)
+
+    def check_inputs(self) -> None:
+        """Fail early, naming the key, when the input mode's source is missing."""
+        if self.input is not None:
+            self.input.check(self.input_dir, "task.input_dir")
+
+    def describe_inputs(self) -> str:
+        if self.input is None:
+            return f"{type(self).__name__}.generate_tasks()"
+        return f"{self.input.describe()} in task.input_dir={self.input_dir!r}"
+
+    def bind_hard_shard(self, idx: int, num: int) -> None:
+        """Point input and output at this shard's own folders (``{shard_idx}`` templates)."""
+        if not self.input_dir or "{shard_idx}" not in self.input_dir:
+            raise ConfigError(
+                "shard=hard needs a '{shard_idx}' placeholder in task.input_dir "
+                f"(got {self.input_dir!r}), e.g. task.input_dir=/data/part_{{shard_idx}}."
+            )
+        self.input_dir = self.input_dir.format(shard_idx=idx, shard_num=num)
+        if self.output_dir:
+            self.output_dir = self.output_dir.format(shard_idx=idx, shard_num=num)
+
+    def state_dir(self) -> str | None:
+        """Where run state that belongs with the outputs lives (failures for retries)."""
+        return os.path.join(self.output_dir, ".launcher") if self.output_dir else None

@@ -1,0 +1,1 @@
+"""Example tasks, one module each, with their configs in conf/task/."""

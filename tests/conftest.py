@@ -1,0 +1,70 @@
+"""Helpers to run real jobs as subprocesses and read what they leave behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_CONF = Path(__file__).resolve().parent / "conf"
+
+
+class Launch:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.n = 0
+
+    def __call__(
+        self, *args: str, multirun: bool = False, timeout: float = 120, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run ``launch.py`` with the test task configs on the search path; a fresh job dir each time."""
+        self.n += 1
+        self.job_dir = self.tmp / f"job{self.n}"
+        argv = [
+            sys.executable,
+            str(REPO / "launch.py"),
+            f"hydra.searchpath=[file://{TEST_CONF}]",
+            "run.progress=log",
+            *args,
+        ]
+        if multirun:
+            argv += [f"hydra.sweep.dir={self.job_dir}", "-m"]
+        else:
+            argv.append(f"hydra.run.dir={self.job_dir}")
+        return subprocess.run(
+            argv,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Launch:
+    return Launch(tmp_path)
+
+
+def report(job_dir: Path) -> dict:
+    return json.loads((job_dir / "report.json").read_text())
+
+
+def failures(job_dir: Path) -> list[dict]:
+    path = job_dir / "failures.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def files(root: Path) -> dict[str, bytes]:
+    """Every visible file under ``root`` (hidden temporaries and state excluded), by relative path."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if p.is_file() and not any(part.startswith(".") for part in rel.parts):
+            out[str(rel)] = p.read_bytes()
+    return out

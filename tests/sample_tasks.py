@@ -1,0 +1,62 @@
+"""Tasks used by the tests: real work on real files, with faults on demand."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from launcher import AppendExtension, Task, atomic_write
+
+
+class Squares(Task):
+    """Item ``i`` writes ``i*i`` to ``<output_dir>/<key>.txt`` (and logs its key to a ledger).
+
+    Faults: ``fail_mod`` makes every item with ``i % fail_mod == 0`` raise while
+    ``fault_file`` exists; ``kill_key`` SIGKILLs its own worker; ``hang_key`` sleeps forever.
+    """
+
+    def __init__(
+        self,
+        output_dir: str,
+        n: int = 100,
+        fail_mod: int = 0,
+        fault_file: str | None = None,
+        kill_key: str | None = None,
+        hang_key: str | None = None,
+        slow_s: float = 0.0,
+        ledger: str | None = None,
+    ) -> None:
+        super().__init__(output_dir=output_dir, output=AppendExtension(".txt"))
+        self.n = n
+        self.fail_mod = fail_mod
+        self.fault_file = fault_file
+        self.kill_key = kill_key
+        self.hang_key = hang_key
+        self.slow_s = slow_s
+        self.ledger = ledger
+
+    def generate_tasks(self):
+        for i in range(self.n):
+            key = f"{i:06d}"
+            yield {"key": key, "x": i, "output": os.path.join(self.output_dir, key + ".txt")}
+
+    def process(self, key: str, x: int, output: str) -> None:
+        if self.fail_mod and x % self.fail_mod == 0 and self.fault_file and os.path.exists(self.fault_file):
+            raise ValueError(f"bad item {x}")
+        if key == self.kill_key:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if key == self.hang_key:
+            time.sleep(3600)
+        with atomic_write(output, "w") as f:
+            f.write(f"{x}")
+            if self.slow_s:
+                f.flush()
+                time.sleep(self.slow_s)
+            f.write(f" {x * x}\n")
+        if self.ledger:
+            fd = os.open(self.ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, f"{key}\n".encode())
+            finally:
+                os.close(fd)

@@ -1,0 +1,192 @@
+"""Unit tests of the pure parts: sharding, modes, atomic writes, the hash resolver, the API."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import pytest
+from omegaconf import OmegaConf
+
+import launcher
+from launcher.errors import ConfigError
+from launcher.io import atomic_write
+from launcher.modes import (
+    AppendExtension,
+    ByExtensions,
+    ByGlob,
+    BySubdir,
+    DirListings,
+    FromJsonl,
+    PerInputFolder,
+    walk_sorted,
+)
+from launcher.resolvers import config_hash, register_resolvers
+from launcher.shard import Shard, Strategy, stable_hash
+
+
+def shard(num=1, idx=0, strategy="modulo", sub_num=1, sub_idx=0) -> Shard:
+    return Shard.from_config(
+        SimpleNamespace(num=num, idx=idx, strategy=strategy, sub_num=sub_num, sub_idx=sub_idx)
+    )
+
+
+def owned(s: Shard, keys: list[str]) -> list[str]:
+    items = [{"key": k} for k in keys]
+    select = s.selector(lambda it: it["key"], count=len(items))
+    return [it["key"] for pos, it in enumerate(items) if select is None or select(pos, it)]
+
+
+KEYS = [f"k{i:04d}" for i in range(1000)]
+
+
+@pytest.mark.parametrize("strategy", ["modulo", "contiguous", "hash"])
+def test_shards_partition_the_items(strategy):
+    parts = [owned(shard(7, i, strategy), KEYS) for i in range(7)]
+    assert sorted(sum(parts, [])) == KEYS
+    assert all(len(p) > 100 for p in parts)
+
+
+def test_modulo_is_position_based_like_kagurazaka():
+    assert owned(shard(3, 1), KEYS[:10]) == ["k0001", "k0004", "k0007"]
+
+
+def test_contiguous_gives_ranges():
+    assert owned(shard(4, 1, "contiguous"), KEYS[:10]) == ["k0002", "k0003", "k0004"]
+
+
+def test_hash_sharding_keeps_items_in_place_when_inputs_grow():
+    before = {k: i for i in range(4) for k in owned(shard(4, i, "hash"), KEYS[:500])}
+    after = {k: i for i in range(4) for k in owned(shard(4, i, "hash"), KEYS)}
+    assert all(after[k] == before[k] for k in before)
+    assert stable_hash("abc") == 0xD8BB14D833D59559  # pinned: must never change across releases
+
+
+def test_index_list_and_sub_shards_partition():
+    assert owned(shard(4, [0, 2]), KEYS) == sorted(owned(shard(4, 0), KEYS) + owned(shard(4, 2), KEYS))
+    subs = [owned(shard(4, 1, sub_num=3, sub_idx=j), KEYS) for j in range(3)]
+    assert sorted(sum(subs, [])) == owned(shard(4, 1), KEYS)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num": 4, "idx": 4}, "shard.idx=4 is out of range for shard.num=4"),
+        ({"num": 4, "idx": -1}, "shard.idx=-1 is out of range"),
+        ({"num": 0}, "shard.num=0"),
+        ({"num": 2, "idx": "a"}, "shard.idx='a'"),
+        ({"num": 2, "sub_num": 2, "sub_idx": 5}, "shard.sub_idx=5 is out of range"),
+        ({"num": 2, "idx": [0, 1], "strategy": "hard"}, "shard=hard takes one shard.idx"),
+    ],
+)
+def test_bad_shards_are_refused_by_name(kwargs, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        shard(**kwargs)
+
+
+def test_shard_tag_and_description():
+    s = shard(8, 3, "hash")
+    assert s.tag() == "shard-3-of-8"
+    assert s.describe() == {"idx": 3, "num": 8, "strategy": "hash"}
+    assert shard(8, 3, "hard").strategy is Strategy.hard
+
+
+@pytest.fixture
+def tree(tmp_path):
+    for rel in ["b/2.jpg", "b/1.PNG", "a/z/9.jpg", "a/3.txt", "c.webp", ".hidden.jpg", "a/y/x/deep.jpg"]:
+        p = tmp_path / "in" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(rel)
+    return tmp_path / "in"
+
+
+def test_walk_is_sorted_at_every_level(tree):
+    assert list(walk_sorted(str(tree))) == [
+        ".hidden.jpg",
+        "a/3.txt",
+        "a/y/x/deep.jpg",
+        "a/z/9.jpg",
+        "b/1.PNG",
+        "b/2.jpg",
+        "c.webp",
+    ]
+
+
+def test_input_modes(tree, tmp_path):
+    root = str(tree)
+    assert [k for k, _ in ByExtensions(["jpg", ".png"]).entries(root)] == [
+        "a/y/x/deep.jpg",
+        "a/z/9.jpg",
+        "b/1.PNG",
+        "b/2.jpg",
+    ]
+    assert [k for k, _ in ByGlob("b/*").entries(root)] == ["b/1.PNG", "b/2.jpg"]
+    assert [k for k, _ in BySubdir(1).entries(root)] == ["a", "b"]
+    assert [k for k, _ in BySubdir(2).entries(root)] == ["a/y", "a/z"]
+    lst = tmp_path / "list.jsonl"
+    lst.write_text('"in/c.webp"\n\n{"key": "k1", "input": "in/b/2.jpg", "lang": "en"}\n')
+    entries = list(FromJsonl().entries(str(lst)))
+    assert entries == [("in/c.webp", str(tmp_path / "in/c.webp")), ("k1", str(tmp_path / "in/b/2.jpg"))]
+
+
+def test_output_modes_and_bulk_existence(tmp_path):
+    out = str(tmp_path / "out")
+    assert AppendExtension(".txt").path(out, "a/b.jpg") == f"{out}/a/b.jpg.txt"
+    assert AppendExtension(".txt", replace_suffix=True).path(out, "a/b.jpg") == f"{out}/a/b.txt"
+    os.makedirs(f"{out}/a")
+    open(f"{out}/a/b.jpg.txt", "w").close()
+    listings = DirListings()
+    assert AppendExtension(".txt").is_done(f"{out}/a/b.jpg.txt", listings)
+    assert not AppendExtension(".txt").is_done(f"{out}/a/c.jpg.txt", listings)
+    assert not AppendExtension(".txt").is_done(f"{out}/missing/c.jpg.txt", listings)
+    folder = PerInputFolder(["text.txt", "boxes.json"])
+    os.makedirs(f"{out}/s1")
+    open(f"{out}/s1/text.txt", "w").close()
+    assert not folder.is_done(folder.path(out, "s1"), DirListings())
+    open(f"{out}/s1/boxes.json", "w").close()
+    assert folder.is_done(folder.path(out, "s1"), DirListings())
+
+
+def test_atomic_write_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "x.bin"
+    with pytest.raises(RuntimeError), atomic_write(target) as f:
+        f.write(b"half")
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_write(target, "w") as f:
+        f.write("whole")
+    assert target.read_text() == "whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+
+
+def test_hash_resolver_names_outputs_by_parameters():
+    register_resolvers()
+    cfg = OmegaConf.create(
+        {"task": {"size": 128, "fmt": "jpeg", "out": "o/${hash:${.size},${.fmt}}", "p": {"a": 1}}}
+    )
+    first = cfg.task.out
+    assert first == f"o/{config_hash(128, 'jpeg')}" and len(first) == 12
+    cfg.task.size = 64
+    assert cfg.task.out != first
+    assert config_hash(OmegaConf.create({"a": 1})) == config_hash({"a": 1})
+
+
+def test_public_api_is_pinned():
+    assert launcher.__all__ == [
+        "AppendExtension",
+        "ByExtensions",
+        "ByGlob",
+        "BySubdir",
+        "ConfigError",
+        "FromJsonl",
+        "InputError",
+        "InputMode",
+        "Item",
+        "OutputMode",
+        "PerInputFolder",
+        "Task",
+        "UserError",
+        "atomic_write",
+        "write_json_atomic",
+    ]
+    assert all(hasattr(launcher, name) for name in launcher.__all__)
