@@ -7,14 +7,15 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
-
-from omegaconf import DictConfig, OmegaConf
+from typing import TYPE_CHECKING, Any
 
 from launcher.errors import ConfigError, UserError
 from launcher.records import Records, failed_keys, job_identity, now_iso, versions
 from launcher.shard import Shard, Strategy
 from launcher.stats import Stats
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 log = logging.getLogger("launcher")
 
@@ -60,6 +61,8 @@ state = _State()
 
 
 def _check_missing(cfg: DictConfig) -> None:
+    from omegaconf import OmegaConf
+
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         keys = ", ".join(missing)
@@ -80,7 +83,9 @@ def _instantiate_task(cfg: DictConfig) -> Any:
         task = instantiate(cfg, _convert_="all")
     except InstantiationException as e:
         cause = e.__cause__ or e
-        raise ConfigError(f"Could not build the task from `task` ({cfg.get('_target_')}): {cause}") from None
+        raise ConfigError(
+            f"Could not build the task from `task` ({cfg.get('_target_')}): {cause}"
+        ) from None
     if not isinstance(task, Task):
         raise ConfigError(f"task._target_={cfg.get('_target_')} is not a launcher.Task subclass.")
     return task
@@ -100,6 +105,7 @@ def run(cfg: DictConfig) -> int:
 
 def _run(cfg: DictConfig) -> int:
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
 
     from launcher.backbones import make_backbone
     from launcher.job import Job
@@ -130,7 +136,9 @@ def _run(cfg: DictConfig) -> int:
     stats = Stats()
     plan = Plan(task, shard, stats, only_keys=only_keys, limit=opts.limit)
     records = Records(job_dir, state_dir if not opts.dry_run else None, shard.tag())
-    progress = Progress(stats, "off" if opts.dry_run else opts.progress.name, opts.log_interval_s, shard.tag())
+    progress = Progress(
+        stats, "off" if opts.dry_run else opts.progress.name, opts.log_interval_s, shard.tag()
+    )
     job = Job(
         stats,
         records,
@@ -158,10 +166,12 @@ def _run(cfg: DictConfig) -> int:
         with job:
             job.tick(force=True)
             if opts.dry_run:
-                for _ in iter(lambda: plan.take(4096), []):
+                while plan.take(4096):
                     pass
             else:
                 backbone.run(task, plan, job)
+            if plan.error is not None:
+                raise plan.error
     except UserError:
         raise
     except Exception as e:
@@ -179,7 +189,9 @@ def _run(cfg: DictConfig) -> int:
             "pending": stats.pending if stats.planned else None,
             "elapsed_s": round(elapsed, 3),
             "items_per_s": round((stats.processed + stats.failed) / elapsed, 3) if elapsed else 0.0,
-            "state": "dry_run" if opts.dry_run else ("completed" if not job.stopping else job.state),
+            "state": "dry_run"
+            if opts.dry_run
+            else ("completed" if not job.stopping else job.state),
             "exit_code": job.exit_code,
             "stop_reason": job.abort_reason or (job.signal and f"signal {job.signal}"),
             "error": error,

@@ -21,6 +21,12 @@ def config_dir() -> str:
 
 
 def main() -> None:
+    if sys.argv[1:] in (["--help"], ["-h"]):
+        from launcher.help import help_text
+
+        print(help_text(Path(config_dir())), end="")
+        sys.exit(0)
+
     import hydra
 
     from launcher import app

@@ -6,16 +6,22 @@ such as ``backbone.num_worker=4`` fail with Hydra's message naming the key.
 
 from __future__ import annotations
 
-from hydra.core.config_store import ConfigStore
-
 from launcher.app import Config
 from launcher.backbones.mp import MpConfig
 from launcher.shard import ShardConfig, Strategy
 
+# (group, option) -> schema; group None is the root config
+SCHEMAS: dict[tuple[str | None, str], object] = {
+    (None, "base_config"): Config,
+    ("backbone", "mp"): MpConfig,
+    ("shard", "soft"): ShardConfig,
+    ("shard", "hard"): ShardConfig(strategy=Strategy.hard),
+}
+
 
 def register_configs() -> None:
+    from hydra.core.config_store import ConfigStore
+
     cs = ConfigStore.instance()
-    cs.store(name="base_config", node=Config)
-    cs.store(group="backbone", name="mp", node=MpConfig)
-    cs.store(group="shard", name="soft", node=ShardConfig)
-    cs.store(group="shard", name="hard", node=ShardConfig(strategy=Strategy.hard))
+    for (group, name), node in SCHEMAS.items():
+        cs.store(group=group, name=name, node=node)

@@ -58,7 +58,9 @@ class ByExtensions(InputMode):
     """Every file under the root whose suffix is one of ``extensions`` (case-insensitive)."""
 
     def __init__(self, extensions: Sequence[str]) -> None:
-        self.extensions = tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
+        self.extensions = tuple(
+            e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions
+        )
 
     def entries(self, root: str) -> Iterator[tuple[str, str]]:
         exts = self.extensions

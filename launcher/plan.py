@@ -35,6 +35,7 @@ class Plan:
         self.generated = 0
         self._pending = self._stream()
         self._head: list[Item] = []
+        self.error: Exception | None = None
 
     def _stream(self) -> Iterator[Item]:
         task, stats = self.task, self.stats
@@ -64,11 +65,18 @@ class Plan:
         stats.planned = True
 
     def take(self, n: int) -> list[Item]:
-        """Up to ``n`` more pending items; an empty list once the plan is exhausted."""
-        if self._head:
-            head, self._head = self._head, []
-            return head + list(islice(self._pending, n - len(head))) if n > len(head) else head
-        return list(islice(self._pending, n))
+        """Up to ``n`` more pending items; an empty list once the plan is exhausted.
+
+        If listing fails midway, the items listed so far are still returned and
+        the error is kept in :attr:`error`, so the work they represent goes on.
+        """
+        items, self._head = self._head, []
+        try:
+            items.extend(islice(self._pending, max(n - len(items), 0)))
+        except Exception as exc:  # noqa: BLE001 - re-raised by the app after the run
+            self.error = exc
+            self._pending = iter(())
+        return items
 
     def has_pending(self) -> bool:
         """Plan up to the first pending item (so a job with nothing to do starts no workers).
@@ -77,7 +85,9 @@ class Plan:
         is almost always a wrong path or pattern.
         """
         if not self._head:
-            self._head = list(islice(self._pending, 1))
+            self._head = self.take(1)
         if not self._head and self.generated == 0 and self.stats.planned:
-            raise InputError(f"No items found: the task listed nothing from {self.task.describe_inputs()}.")
+            raise InputError(
+                f"No items found: the task listed nothing from {self.task.describe_inputs()}."
+            )
         return bool(self._head)

@@ -23,7 +23,7 @@ def _eta(seconds: float | None) -> str:
 
 
 class Progress:
-    """Shows the job's counters; ``mode`` is ``auto`` (bar on a terminal), ``bar``, ``log`` or ``off``."""
+    """Shows the job's counters; mode auto (a bar on a terminal), bar, log or off."""
 
     def __init__(self, stats: Stats, mode: str, log_interval_s: float, desc: str) -> None:
         if mode == "auto":

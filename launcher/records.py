@@ -11,6 +11,7 @@ outputs), where ``run.retry_failed=true`` finds them on a later run.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -52,10 +53,8 @@ def versions() -> dict[str, str]:
 
     out = {"python": platform.python_version()}
     for dist in ("shard-launcher", "hydra-core", "omegaconf"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
     if "torch" in sys.modules:
         out["torch"] = sys.modules["torch"].__version__
     return out

@@ -40,7 +40,9 @@ def stable_hash(key: str) -> int:
 def _indices(value: Any, num: int, idx_key: str, num_key: str) -> frozenset[int]:
     if isinstance(num, bool) or not isinstance(num, int) or num < 1:
         raise ConfigError(f"{num_key}={num!r}: the number of shards must be an integer >= 1.")
-    values = list(value) if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") else [value]
+    values = (
+        list(value) if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") else [value]
+    )
     if isinstance(value, str) or not values:
         raise ConfigError(f"{idx_key}={value!r}: expected an integer or a list of integers.")
     for v in values:

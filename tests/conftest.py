@@ -22,7 +22,7 @@ class Launch:
     def __call__(
         self, *args: str, multirun: bool = False, timeout: float = 120, env: dict | None = None
     ) -> subprocess.CompletedProcess:
-        """Run ``launch.py`` with the test task configs on the search path; a fresh job dir each time."""
+        """Run ``launch.py`` with the test configs on the search path, in a fresh job dir."""
         self.n += 1
         self.job_dir = self.tmp / f"job{self.n}"
         argv = [
@@ -61,7 +61,7 @@ def failures(job_dir: Path) -> list[dict]:
 
 
 def files(root: Path) -> dict[str, bytes]:
-    """Every visible file under ``root`` (hidden temporaries and state excluded), by relative path."""
+    """Visible files under ``root`` by relative path (hidden temporaries, state excluded)."""
     out = {}
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root)

@@ -42,7 +42,12 @@ class Squares(Task):
             yield {"key": key, "x": i, "output": os.path.join(self.output_dir, key + ".txt")}
 
     def process(self, key: str, x: int, output: str) -> None:
-        if self.fail_mod and x % self.fail_mod == 0 and self.fault_file and os.path.exists(self.fault_file):
+        if (
+            self.fail_mod
+            and x % self.fail_mod == 0
+            and self.fault_file
+            and os.path.exists(self.fault_file)
+        ):
             raise ValueError(f"bad item {x}")
         if key == self.kill_key:
             os.kill(os.getpid(), signal.SIGKILL)

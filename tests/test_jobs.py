@@ -59,8 +59,17 @@ def test_failing_items_are_recorded_and_retried(launch, tmp_path):
 def test_on_error_raise_stops_at_the_first_failure(launch, tmp_path):
     fault = tmp_path / "fault"
     fault.touch()
-    r = launch(*squares(tmp_path / "out", "task.n=2000", "task.fail_mod=7", f"task.fault_file={fault}",
-                        "run.on_error=raise", "backbone.num_workers=1", "backbone.chunksize=1"))
+    r = launch(
+        *squares(
+            tmp_path / "out",
+            "task.n=2000",
+            "task.fail_mod=7",
+            f"task.fault_file={fault}",
+            "run.on_error=raise",
+            "backbone.num_workers=1",
+            "backbone.chunksize=1",
+        )
+    )
     assert r.returncode == 1
     rep = report(launch.job_dir)
     assert rep["failed"] == 1 and rep["state"] == "aborted"
@@ -71,8 +80,16 @@ def test_on_error_raise_stops_at_the_first_failure(launch, tmp_path):
 def test_max_failures_stops_the_job(launch, tmp_path):
     fault = tmp_path / "fault"
     fault.touch()
-    r = launch(*squares(tmp_path / "out", "task.n=3000", "task.fail_mod=2", f"task.fault_file={fault}",
-                        "run.max_failures=10", "backbone.chunksize=4"))
+    r = launch(
+        *squares(
+            tmp_path / "out",
+            "task.n=3000",
+            "task.fail_mod=2",
+            f"task.fault_file={fault}",
+            "run.max_failures=10",
+            "backbone.chunksize=4",
+        )
+    )
     assert r.returncode == 1
     rep = report(launch.job_dir)
     assert 10 <= rep["failed"] < 1500 and "run.max_failures" in rep["stop_reason"]
@@ -81,7 +98,9 @@ def test_max_failures_stops_the_job(launch, tmp_path):
 @pytest.mark.timeout(120)
 def test_a_worker_killed_by_its_item_costs_only_that_item(launch, tmp_path):
     out, ledger = tmp_path / "out", tmp_path / "ledger"
-    r = launch(*squares(out, "task.n=400", "task.kill_key=000123", f"task.ledger={ledger}"), timeout=100)
+    r = launch(
+        *squares(out, "task.n=400", "task.kill_key=000123", f"task.ledger={ledger}"), timeout=100
+    )
     assert r.returncode == 1, r.stderr
     rep = report(launch.job_dir)
     assert (rep["processed"], rep["failed"]) == (399, 1)
@@ -96,7 +115,9 @@ def test_a_worker_killed_by_its_item_costs_only_that_item(launch, tmp_path):
 @pytest.mark.timeout(120)
 def test_an_item_over_the_time_limit_is_killed_and_recorded(launch, tmp_path):
     out = tmp_path / "out"
-    r = launch(*squares(out, "task.n=50", "task.hang_key=000007", "run.item_timeout_s=2"), timeout=100)
+    r = launch(
+        *squares(out, "task.n=50", "task.hang_key=000007", "run.item_timeout_s=2"), timeout=100
+    )
     assert r.returncode == 1, r.stderr
     rep = report(launch.job_dir)
     assert (rep["processed"], rep["failed"]) == (49, 1)
@@ -131,8 +152,12 @@ def test_dry_run_and_limit(launch, tmp_path):
 @pytest.mark.parametrize("strategy", ["modulo", "hash", "contiguous"])
 def test_shard_sweep_covers_every_item_once(launch, tmp_path, strategy):
     out, ledger = tmp_path / "out", tmp_path / "ledger"
-    r = launch(*squares(out, "task.n=250", f"task.ledger={ledger}", f"shard.strategy={strategy}",
-                        "shard.num=4"), multirun=True)
+    r = launch(
+        *squares(
+            out, "task.n=250", f"task.ledger={ledger}", f"shard.strategy={strategy}", "shard.num=4"
+        ),
+        multirun=True,
+    )
     assert r.returncode == 0, r.stderr
     reports = [report(launch.job_dir / str(i)) for i in range(4)]
     assert sorted(rep["shard"]["idx"] for rep in reports) == [0, 1, 2, 3]
@@ -146,10 +171,22 @@ def test_shard_sweep_covers_every_item_once(launch, tmp_path, strategy):
 
 
 def _start(args: list[str], job_dir: Path) -> subprocess.Popen:
-    argv = [sys.executable, str(REPO / "launch.py"), f"hydra.searchpath=[file://{TEST_CONF}]",
-            "run.progress=log", *args, f"hydra.run.dir={job_dir}"]
-    return subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    argv = [
+        sys.executable,
+        str(REPO / "launch.py"),
+        f"hydra.searchpath=[file://{TEST_CONF}]",
+        "run.progress=log",
+        *args,
+        f"hydra.run.dir={job_dir}",
+    ]
+    return subprocess.Popen(
+        argv,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for_outputs(out: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:

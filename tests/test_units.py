@@ -63,7 +63,9 @@ def test_hash_sharding_keeps_items_in_place_when_inputs_grow():
 
 
 def test_index_list_and_sub_shards_partition():
-    assert owned(shard(4, [0, 2]), KEYS) == sorted(owned(shard(4, 0), KEYS) + owned(shard(4, 2), KEYS))
+    assert owned(shard(4, [0, 2]), KEYS) == sorted(
+        owned(shard(4, 0), KEYS) + owned(shard(4, 2), KEYS)
+    )
     subs = [owned(shard(4, 1, sub_num=3, sub_idx=j), KEYS) for j in range(3)]
     assert sorted(sum(subs, [])) == owned(shard(4, 1), KEYS)
 
@@ -93,7 +95,15 @@ def test_shard_tag_and_description():
 
 @pytest.fixture
 def tree(tmp_path):
-    for rel in ["b/2.jpg", "b/1.PNG", "a/z/9.jpg", "a/3.txt", "c.webp", ".hidden.jpg", "a/y/x/deep.jpg"]:
+    for rel in [
+        "b/2.jpg",
+        "b/1.PNG",
+        "a/z/9.jpg",
+        "a/3.txt",
+        "c.webp",
+        ".hidden.jpg",
+        "a/y/x/deep.jpg",
+    ]:
         p = tmp_path / "in" / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(rel)
@@ -126,7 +136,10 @@ def test_input_modes(tree, tmp_path):
     lst = tmp_path / "list.jsonl"
     lst.write_text('"in/c.webp"\n\n{"key": "k1", "input": "in/b/2.jpg", "lang": "en"}\n')
     entries = list(FromJsonl().entries(str(lst)))
-    assert entries == [("in/c.webp", str(tmp_path / "in/c.webp")), ("k1", str(tmp_path / "in/b/2.jpg"))]
+    assert entries == [
+        ("in/c.webp", str(tmp_path / "in/c.webp")),
+        ("k1", str(tmp_path / "in/b/2.jpg")),
+    ]
 
 
 def test_output_modes_and_bulk_existence(tmp_path):

@@ -18,6 +18,7 @@ from blocking the parent's loop on a full pipe.
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import queue
@@ -27,7 +28,6 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-import enum
 from dataclasses import dataclass, field
 from multiprocessing import connection
 from typing import Any
@@ -281,7 +281,9 @@ class _Run:
         if self.bb.fixed_chunksize or n == 0:
             return
         per_item = elapsed / n
-        self.per_item_s = per_item if self.per_item_s is None else 0.7 * self.per_item_s + 0.3 * per_item
+        self.per_item_s = (
+            per_item if self.per_item_s is None else 0.7 * self.per_item_s + 0.3 * per_item
+        )
         self.chunksize = max(1, min(MAX_CHUNK, int(TARGET_CHUNK_S / max(self.per_item_s, 1e-7))))
 
     # -- messages --------------------------------------------------------------------------------
@@ -319,7 +321,7 @@ class _Run:
     # -- losses ----------------------------------------------------------------------------------
 
     def salvage(self, w: _Worker, blame: Callable[[Item], None]) -> None:
-        """Account for a lost worker's chunks: finished part done, one item blamed, rest requeued."""
+        """Settle a lost worker's chunks: finished part done, one item blamed, rest requeued."""
         if not w.inflight:
             return
         chunk = w.inflight.popleft()
@@ -383,7 +385,7 @@ class _Run:
                     self.job.failed(
                         self.task.item_key(item),
                         "ItemTimeout",
-                        f"the item ran longer than run.item_timeout_s={limit}s; its worker was killed",
+                        f"the item ran over run.item_timeout_s={limit}s; its worker was killed",
                         "",
                     )
 

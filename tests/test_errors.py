@@ -1,0 +1,60 @@
+"""Every error a user can cause: one clear message naming the key or item, exit code 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import report
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["task=nope"], "Available options in 'task'"),
+        (["backbone=nope"], "Available options in 'backbone'"),
+        (["backbone.num_worker=4"], "backbone.num_worker"),
+        (["backbone.num_workers=many"], "backbone.num_workers"),
+        (["backbone.start_method=thread"], "backbone.start_method"),
+        (["run.on_error=ignore"], "run.on_error"),
+        (["typo=1"], "typo"),
+        (["task.sizee=1"], "task.sizee"),
+        (["task=squares"], "Missing required value(s): task.output_dir"),
+        (["shard.num=4", "shard.idx=7"], "shard.idx=7 is out of range for shard.num=4"),
+        (["shard.num=0"], "shard.num=0"),
+        (["task.input_dir=/no/such/dir"], "task.input_dir='/no/such/dir' does not exist"),
+        (["task.format=gif"], "task.format='gif'"),
+        (["shard=hard"], "shard=hard needs a '{shard_idx}' placeholder in task.input_dir"),
+    ],
+)
+def test_bad_config_exits_2_with_a_message_naming_the_key(launch, args, message):
+    r = launch(*args)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert message in out
+    assert "Traceback" not in out
+
+
+def test_input_that_is_a_file_or_empty(launch, tmp_path):
+    (tmp_path / "file").write_text("x")
+    r = launch(f"task.input_dir={tmp_path / 'file'}")
+    assert r.returncode == 2 and "is not a directory" in r.stdout + r.stderr
+    (tmp_path / "empty").mkdir()
+    r = launch(f"task.input_dir={tmp_path / 'empty'}", f"task.output_dir={tmp_path / 'out'}")
+    out = r.stdout + r.stderr
+    assert r.returncode == 2 and "No items found" in out and str(tmp_path / "empty") in out
+
+
+def test_a_task_whose_listing_breaks_mid_run_keeps_the_work_done(launch, tmp_path):
+    lst = tmp_path / "list.jsonl"
+    lst.write_text("".join(f'"img{i}.png"\n' for i in range(30)) + "{not json\n")
+    r = launch(
+        f"task.input_dir={lst}",
+        "task.input._target_=launcher.modes.FromJsonl",
+        "~task.input.extensions",
+        f"task.output_dir={tmp_path / 'out'}",
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert f"{lst}:31: not valid JSON" in out
+    rep = report(launch.job_dir)
+    assert rep["failed"] == 30  # the listed images do not exist: each failed alone

@@ -1,0 +1,31 @@
+"""``--help`` lists what a user can choose."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def test_help_lists_groups_and_run_options():
+    r = subprocess.run(
+        [sys.executable, "launch.py", "--help"], cwd=REPO, capture_output=True, text=True
+    )
+    assert r.returncode == 0
+    for text in (
+        "task: thumbnail",
+        "backbone: mp",
+        "shard: hard, soft",
+        "run.item_timeout_s",
+        "run.retry_failed",
+        "Exit codes",
+    ):
+        assert text in r.stdout
+
+
+def test_python_dash_m_launcher_runs_the_same_app():
+    r = subprocess.run(
+        [sys.executable, "-m", "launcher", "--help"], cwd=REPO, capture_output=True, text=True
+    )
+    assert r.returncode == 0 and "task: thumbnail" in r.stdout
