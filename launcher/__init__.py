@@ -16,7 +16,7 @@ from launcher.modes import (
     OutputMode,
     PerInputFolder,
 )
-from launcher.task import Item, Task
+from launcher.task import Item, Task, TorchTask
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,7 @@ __all__ = [
     "OutputMode",
     "PerInputFolder",
     "Task",
+    "TorchTask",
     "UserError",
     "atomic_write",
     "write_json_atomic",

@@ -118,7 +118,7 @@ def _run(cfg: DictConfig) -> int:
     task = _instantiate_task(cfg.task)
     if shard.strategy is Strategy.hard:
         task.bind_hard_shard(min(shard.idx), shard.num)
-    backbone = make_backbone(OmegaConf.to_object(cfg.backbone))
+    backbone = make_backbone(OmegaConf.to_object(cfg.backbone), task)
     task.check_inputs()
 
     job_dir = HydraConfig.get().runtime.output_dir

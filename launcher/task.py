@@ -88,10 +88,15 @@ class Task:
     def setup_worker(self, worker_id: int) -> None:
         """Once per worker process before its first item: load models here."""
 
+    def prepare_workers(self, num_workers: int, batch_size: int) -> None:
+        """Called by the mp backbone in the launching process before it starts workers."""
+
     def teardown_worker(self) -> None:
         """Once per worker process after its last item."""
 
     # -- used by the launcher -------------------------------------------------------------
+
+    batched = False  # True: workers hand items to process_batch() in groups
 
     def finish_check(self) -> Callable[[Item], bool] | None:
         """The planner's per-item done test, or None when nothing can be done already.
@@ -101,6 +106,9 @@ class Task:
         """
         if type(self).is_executed is not Task.is_executed:
             return lambda item: self.is_executed(**item)
+        return self._output_check()
+
+    def _output_check(self) -> Callable[[Item], bool] | None:
         if self.output is None:
             return None
         listings = DirListings()
@@ -131,3 +139,111 @@ class Task:
     def state_dir(self) -> str | None:
         """Where run state that belongs with the outputs lives (failures for retries)."""
         return os.path.join(self.output_dir, ".launcher") if self.output_dir else None
+
+
+class TorchTask(Task):
+    """A model over items: kagurazaka's ``KagurazakaVanillaTorchTaskV1`` contract.
+
+    Implement :meth:`load_model` and one way to process a batch:
+    :meth:`inference` + :meth:`postprocess_each` (per item), or
+    :meth:`inference` + :meth:`postprocess` (whole batch), or :meth:`process`
+    (the whole step). Items come from :meth:`generate_tasks` or an input mode;
+    :meth:`load_data` turns one item into tensors in a DataLoader worker, or
+    :meth:`get_dataset` supplies a map-style dataset (items are then its
+    indices). :meth:`is_each_executed` is checked per item before anything is
+    loaded. Nothing here imports torch until a model runs.
+    """
+
+    batched = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._mp_threads = 0
+        self._mp_batch_size = 1
+        self._device: Any = None
+
+    # -- model and data ---------------------------------------------------------------------
+
+    def load_model(self, device: Any) -> None:
+        """Load the model onto ``device`` (keep it on ``self``)."""
+        raise NotImplementedError(f"{type(self).__name__}.load_model() is not implemented")
+
+    def load_data(self, **item: Any) -> dict[str, Any]:
+        """One item's inputs (tensors, arrays, text); runs in DataLoader workers."""
+        return {}
+
+    def get_dataset(self) -> Any:
+        """Optionally, a map-style dataset of dicts; then items are its indices."""
+        return None
+
+    def get_dataloader(self, dataset: Any, **defaults: Any) -> Any:
+        """Optionally, a custom DataLoader; ``defaults`` holds the backbone's arguments."""
+        return None
+
+    def generate_tasks(self) -> Iterable[Item]:
+        dataset = self.get_dataset()
+        if dataset is None:
+            return super().generate_tasks()
+        return ({"key": str(i), "index": i} for i in range(len(dataset)))
+
+    def is_each_executed(self, **item: Any) -> bool:
+        """True when this item is already done (default: its output exists)."""
+        return Task.is_executed(self, **item)
+
+    def is_executed(self, **item: Any) -> bool:
+        return self.is_each_executed(**item)
+
+    def finish_check(self) -> Callable[[Item], bool] | None:
+        cls = type(self)
+        if cls.is_each_executed is not TorchTask.is_each_executed:
+            return lambda item: self.is_each_executed(**item)
+        if cls.is_executed is not TorchTask.is_executed:
+            return lambda item: self.is_executed(**item)
+        return self._output_check()
+
+    # -- processing -------------------------------------------------------------------------
+
+    def inference(self, device: Any, batch_size: int, **batch: Any) -> Any:
+        """Run the model on a batch; return a tensor, a list or a dict of them (dim 0 = items)."""
+        raise NotImplementedError(f"{type(self).__name__}.inference() is not implemented")
+
+    def postprocess_each(self, batch_idx: int, batch_size: int, **item_and_result: Any) -> None:
+        """Write one item's result; gets the item's fields and ``result`` (or the dict's keys)."""
+        raise NotImplementedError(f"{type(self).__name__}.postprocess_each() is not implemented")
+
+    def postprocess(self, batch_size: int, results: Any, **batch: Any) -> None:
+        """Write a whole batch's results (override instead of :meth:`postprocess_each`)."""
+        from launcher.batching import item_kwargs
+
+        for i in range(batch_size):
+            self.postprocess_each(i, batch_size, **item_kwargs(batch, results, i))
+
+    def process(self, device: Any, batch: dict[str, Any]) -> None:  # type: ignore[override]
+        """The whole step for a batch (override to take it over)."""
+        from launcher.batching import batch_size_of
+
+        n = batch_size_of(batch)
+        self.postprocess(n, self.inference(device, n, **batch), **batch)
+
+    # -- on the mp backbone -----------------------------------------------------------------
+
+    def prepare_workers(self, num_workers: int, batch_size: int) -> None:
+        from launcher.backbones.mp import available_cpus
+
+        self._mp_threads = max(1, available_cpus() // num_workers)
+        self._mp_batch_size = batch_size
+
+    def setup_worker(self, worker_id: int) -> None:
+        """On the mp backbone: the model on the CPU, once per worker, threads shared fairly."""
+        import torch
+
+        if self._mp_threads:
+            torch.set_num_threads(self._mp_threads)
+        self._device = torch.device("cpu")
+        self.load_model(self._device)
+
+    def process_batch(self, items: list[Item]) -> list[tuple[int, tuple[str, str, str]]]:
+        """Process items as batches in this worker; return ``(position, failure)`` pairs."""
+        from launcher.batching import run_batches
+
+        return run_batches(self, self._device, items, self._mp_batch_size)

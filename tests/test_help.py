@@ -15,7 +15,7 @@ def test_help_lists_groups_and_run_options():
     assert r.returncode == 0
     for text in (
         "task: thumbnail",
-        "backbone: mp",
+        "backbone: auto, mp, torch",
         "shard: hard, soft",
         "run.item_timeout_s",
         "run.retry_failed",

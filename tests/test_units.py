@@ -198,6 +198,7 @@ def test_public_api_is_pinned():
         "OutputMode",
         "PerInputFolder",
         "Task",
+        "TorchTask",
         "UserError",
         "atomic_write",
         "write_json_atomic",

@@ -1,21 +1,35 @@
 """Backbones: how a job's pending items are executed on one machine.
 
 One module per backbone behind one contract: ``Backbone(cfg).run(task, plan, job)``.
+``auto`` picks ``torch`` for a TorchTask and ``mp`` otherwise; its config holds
+the keys of both, so ``backbone.num_workers=8`` means what the chosen one means.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, Protocol
 
+from launcher.backbones.mp import MpConfig
+from launcher.backbones.torch import TorchConfig
 from launcher.job import Job
 from launcher.plan import Plan
-from launcher.task import Task
+from launcher.task import Task, TorchTask
 
-# name -> (module, backbone class); configs are registered in launcher.config
-REGISTRY: dict[str, tuple[str, str]] = {
-    "mp": ("launcher.backbones.mp", "MpBackbone"),
+# name -> (module, backbone class, config class)
+REGISTRY: dict[str, tuple[str, str, type]] = {
+    "mp": ("launcher.backbones.mp", "MpBackbone", MpConfig),
+    "torch": ("launcher.backbones.torch", "TorchBackbone", TorchConfig),
 }
+
+
+@dataclass
+class AutoConfig(TorchConfig, MpConfig):
+    """``backbone=auto``: every key of mp and torch; the task's kind decides which applies."""
+
+    name: str = "auto"
 
 
 class Backbone(Protocol):
@@ -24,7 +38,14 @@ class Backbone(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
-def make_backbone(cfg: Any) -> Backbone:
+def make_backbone(cfg: Any, task: Task) -> Backbone:
     """Instantiate the backbone a (structured) ``backbone`` config names."""
-    module, cls = REGISTRY[cfg.name]
-    return getattr(import_module(module), cls)(cfg)
+    name = cfg.name
+    if name == "auto":
+        name = "torch" if isinstance(task, TorchTask) else "mp"
+    module, cls, config_cls = REGISTRY[name]
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    own = config_cls(
+        **{k: v for k, v in dataclasses.asdict(cfg).items() if k in fields and k != "name"}
+    )
+    return getattr(import_module(module), cls)(own)

@@ -60,6 +60,7 @@ class MpConfig:
     num_workers: int | None = None  # None: the CPUs this process may use
     start_method: StartMethod = StartMethod.forkserver
     chunksize: int | None = None  # None: sized from measured item times
+    batch_size: int = 16  # items per model call, for a TorchTask on this backbone
 
 
 def available_cpus() -> int:
@@ -87,7 +88,9 @@ def _failure(exc: BaseException) -> tuple[str, str, str]:
     return type(exc).__name__, str(exc), traceback.format_exc()
 
 
-def _worker_main(slot: int, task: Task, inbox: Any, outbox: Any, status: Any, stop: Any) -> None:
+def _worker_main(
+    slot: int, task: Task, inbox: Any, outbox: Any, status: Any, stop: Any, batch_size: int
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates Ctrl-C
 
     terminated = [False]
@@ -104,6 +107,8 @@ def _worker_main(slot: int, task: Task, inbox: Any, outbox: Any, status: Any, st
         return
     outbox.send(("ready",))
     process = task.process
+    batched = task.batched
+    step = batch_size if batched else 1
     clock = time.monotonic
     while True:
         try:
@@ -116,16 +121,20 @@ def _worker_main(slot: int, task: Task, inbox: Any, outbox: Any, status: Any, st
         status[CHUNK] = chunk_id
         t0 = clock()
         n = 0
-        for pos, item in enumerate(items):
+        for pos in range(0, len(items), step):
             if stop.value or terminated[0]:
                 break
             status[POS] = pos
             status[START] = clock()
-            try:
-                process(**item)
-            except (Exception, SystemExit) as exc:
-                outbox.send(("fail", chunk_id, pos, *_failure(exc)))
-            n = pos + 1
+            if batched:
+                for i, failure in task.process_batch(items[pos : pos + step]):
+                    outbox.send(("fail", chunk_id, pos + i, *failure))
+            else:
+                try:
+                    process(**items[pos])
+                except (Exception, SystemExit) as exc:
+                    outbox.send(("fail", chunk_id, pos, *_failure(exc)))
+            n = min(pos + step, len(items))
         status[START] = 0.0
         outbox.send(("done", chunk_id, n, clock() - t0))
         if terminated[0]:
@@ -181,6 +190,7 @@ class MpBackbone:
         method = getattr(cfg.start_method, "name", cfg.start_method)
         self.ctx = mp.get_context(method)
         self.fixed_chunksize = cfg.chunksize
+        self.batch_size = cfg.batch_size
         self.start_method = method
         self.workers_started = 0  # replacements included
 
@@ -212,7 +222,8 @@ class _Run:
         self.solo: deque[Item] = deque()  # items that killed a worker once: run alone
         self.suspects: set[str] = set()
         self.next_id = 0
-        self.chunksize = backbone.fixed_chunksize or FIRST_CHUNK
+        self.min_chunk = backbone.batch_size if task.batched else 1
+        self.chunksize = backbone.fixed_chunksize or max(FIRST_CHUNK, self.min_chunk)
         self.per_item_s: float | None = None
         self.startup_deaths = 0
         self.plan_done = False
@@ -226,7 +237,7 @@ class _Run:
         status = ctx.RawArray("d", 3)
         proc = ctx.Process(
             target=_worker_main,
-            args=(slot, self.task, in_r, out_w, status, self.stop),
+            args=(slot, self.task, in_r, out_w, status, self.stop, self.bb.batch_size),
             name=f"launcher-worker-{slot}",
             daemon=True,
         )
@@ -284,7 +295,8 @@ class _Run:
         self.per_item_s = (
             per_item if self.per_item_s is None else 0.7 * self.per_item_s + 0.3 * per_item
         )
-        self.chunksize = max(1, min(MAX_CHUNK, int(TARGET_CHUNK_S / max(self.per_item_s, 1e-7))))
+        best = int(TARGET_CHUNK_S / max(self.per_item_s, 1e-7))
+        self.chunksize = max(self.min_chunk, min(MAX_CHUNK, best))
 
     # -- messages --------------------------------------------------------------------------------
 
@@ -410,6 +422,7 @@ class _Run:
         job = self.job
         if not self.plan.has_pending():
             return  # everything is done already: start no worker
+        self.task.prepare_workers(self.bb.num_workers, self.bb.batch_size)
         self.workers = [self.spawn(slot) for slot in range(self.bb.num_workers)]
         try:
             self.loop()

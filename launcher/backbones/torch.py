@@ -1,0 +1,224 @@
+"""The torch backbone: a DataLoader feeding a model on one device, writes overlapped.
+
+The planner's pending items become batches through a batch sampler that pulls
+them lazily, so memory stays flat and done items are never loaded. DataLoader
+workers run ``load_data`` (a file that fails to load fails alone), the main
+thread runs the model under ``inference_mode`` (optionally autocast), and a
+bounded thread pool runs postprocessing, so the device works on batch k+1
+while batch k is written (neuraxle's queued pipeline idea).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import signal
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from launcher.backbones.mp import available_cpus
+from launcher.batching import (
+    ItemDataset,
+    Loaded,
+    batch_size_of,
+    collate,
+    infer,
+    postprocess,
+    step_kind,
+    to_device,
+)
+from launcher.errors import ConfigError
+from launcher.job import Job
+from launcher.plan import Plan
+from launcher.task import Item, Task, TorchTask
+
+log = logging.getLogger(__name__)
+
+Amp = enum.Enum("Amp", ["off", "bf16", "fp16"])
+AMP_DTYPES = {"bf16": lambda torch: torch.bfloat16, "fp16": lambda torch: torch.float16}
+
+
+@dataclass
+class TorchConfig:
+    """``backbone.*`` for ``backbone=torch``."""
+
+    name: str = "torch"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    batch_size: int = 16
+    num_workers: int | None = None  # DataLoader workers; None: CPUs - 1, at most 8
+    pin_memory: bool | None = None  # None: when the device is CUDA
+    prefetch_factor: int = 2
+    persistent_workers: bool = False
+    amp: Amp = Amp.off
+    postprocess_workers: int = 2  # threads writing results while the model runs
+
+
+def resolve_device(name: str) -> Any:
+    """``auto`` picks CUDA when available, else the CPU; an unavailable CUDA is a config error."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(
+            f"backbone.device={name!r}: expected auto, cpu, cuda or cuda:N."
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"backbone.device={name!r} but CUDA is not available on this machine."
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"backbone.device={name!r} but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)."
+            )
+    return device
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process coordinates Ctrl-C
+
+
+class _PlanBatches:
+    """A batch sampler whose "indices" are the plan's pending items, pulled on demand."""
+
+    def __init__(self, plan: Plan, batch_size: int, job: Job) -> None:
+        self.plan = plan
+        self.batch_size = batch_size
+        self.job = job
+
+    def __iter__(self):
+        while not self.job.stopping:
+            items = self.plan.take(self.batch_size)
+            if not items:
+                return
+            yield items
+
+
+class TorchBackbone:
+    def __init__(self, cfg: TorchConfig) -> None:
+        self.cfg = cfg
+        self.device: Any = None
+
+    def describe(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            "name": "torch",
+            "device": str(self.device) if self.device is not None else cfg.device,
+            "batch_size": cfg.batch_size,
+            "num_workers": self._num_workers(),
+            "amp": cfg.amp.name if isinstance(cfg.amp, enum.Enum) else cfg.amp,
+            "postprocess_workers": cfg.postprocess_workers,
+        }
+
+    def _num_workers(self) -> int:
+        n = self.cfg.num_workers
+        return max(1, min(8, available_cpus() - 1)) if n is None else n
+
+    def run(self, task: Task, plan: Plan, job: Job) -> None:
+        import torch
+
+        if not isinstance(task, TorchTask):
+            raise ConfigError(
+                f"backbone=torch needs a launcher.TorchTask; {type(task).__name__} is a plain Task "
+                "(use backbone=mp or backbone=auto)."
+            )
+        if job.item_timeout_s:
+            log.warning("run.item_timeout_s is not enforced by backbone=torch")
+        self.device = resolve_device(self.cfg.device)
+        log.info("torch backbone on %s", self.device)
+        if not plan.has_pending():
+            return
+        loader = self._loader(task, plan, job)
+        batches = iter(loader)  # workers start loading while the model loads
+        task.load_model(self.device)
+        amp = self.cfg.amp.name if isinstance(self.cfg.amp, enum.Enum) else self.cfg.amp
+        autocast = (
+            torch.autocast(self.device.type, dtype=AMP_DTYPES[amp](torch))
+            if amp != "off"
+            else nullcontext()
+        )
+        with torch.inference_mode(), autocast:
+            _Pipeline(task, self.device, job, self.cfg.postprocess_workers).run(
+                batches, non_blocking=self.device.type == "cuda"
+            )
+
+    def _loader(self, task: TorchTask, plan: Plan, job: Job) -> Any:
+        from torch.utils.data import DataLoader
+
+        workers = self._num_workers()
+        pin = self.device.type == "cuda" if self.cfg.pin_memory is None else self.cfg.pin_memory
+        dataset = ItemDataset(task, task.get_dataset())
+        kwargs: dict[str, Any] = {
+            "batch_sampler": _PlanBatches(plan, self.cfg.batch_size, job),
+            "collate_fn": collate,
+            "num_workers": workers,
+            "pin_memory": pin,
+        }
+        if workers:
+            kwargs.update(
+                prefetch_factor=self.cfg.prefetch_factor,
+                persistent_workers=self.cfg.persistent_workers,
+                worker_init_fn=_ignore_sigint,
+            )
+        return task.get_dataloader(dataset, **kwargs) or DataLoader(dataset, **kwargs)
+
+
+class _Pipeline:
+    """Model steps in this thread; postprocessing in a bounded pool; records in this thread."""
+
+    def __init__(self, task: TorchTask, device: Any, job: Job, threads: int) -> None:
+        self.task = task
+        self.device = device
+        self.job = job
+        self.kind = step_kind(task)
+        self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="postprocess")
+        self.max_pending = max(1, threads) * 2
+        self.pending: deque[tuple[Future, list[Item], int]] = deque()
+
+    def run(self, batches: Any, non_blocking: bool) -> None:
+        try:
+            for loaded in batches:
+                self.step(loaded, non_blocking)
+                self.collect(block=len(self.pending) >= self.max_pending)
+                self.job.tick()
+                if self.job.stopping:
+                    break
+        finally:
+            while self.pending:
+                self.collect(block=True)
+            self.pool.shutdown()
+
+    def fail(self, item: Item, f: tuple[str, str, str]) -> None:
+        self.job.failed(self.task.item_key(item), *f)
+
+    def step(self, loaded: Loaded, non_blocking: bool) -> None:
+        for item, f in loaded.failed:
+            self.fail(item, f)
+        if not loaded.items:
+            return
+        batch = to_device(loaded.batch, self.device, non_blocking)
+        groups, failed = infer(self.task, self.device, batch, self.kind)
+        for i, f in failed:
+            self.fail(loaded.items[i], f)
+        whole = len(groups) == 1 and not failed
+        for start, results in groups:
+            n = batch_size_of(batch) if whole else 1
+            items = loaded.items[start : start + n]
+            future = self.pool.submit(postprocess, self.task, batch, start, results, self.kind, n)
+            self.pending.append((future, items, start))
+
+    def collect(self, block: bool) -> None:
+        while self.pending and (block or self.pending[0][0].done()):
+            future, items, start = self.pending.popleft()
+            block = False
+            failed = future.result()
+            for pos, f in failed:
+                self.fail(items[pos - start], f)
+            self.job.done(len(items) - len(failed))

@@ -1,0 +1,137 @@
+"""TorchTasks on the torch backbone (CPU here) and on the mp backbone, end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import failures, files, report
+
+pytest.importorskip("torch")
+
+
+def make_inputs(root: Path, n: int, bad: dict[int, str] | None = None) -> dict[str, str]:
+    """``n`` files of 4 numbers; returns the expected output text per output name."""
+    root.mkdir(parents=True, exist_ok=True)
+    expected = {}
+    for i in range(n):
+        row = [i + 100, 1, 2, 3]
+        text = (bad or {}).get(i, " ".join(map(str, row)))
+        (root / f"{i:04d}.txt").write_text(text)
+        expected[f"{i:04d}.txt.sum"] = f"{sum(row):g}\n"
+    return expected
+
+
+def args(tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "task=sum_model",
+        f"task.input_dir={tmp_path / 'in'}",
+        f"task.output_dir={tmp_path / 'out'}",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("mode", ["each", "batch", "process"])
+def test_each_process_option_writes_every_result(launch, tmp_path, mode):
+    expected = make_inputs(tmp_path / "in", 70)
+    r = launch(*args(tmp_path, f"task.mode={mode}", "backbone=torch", "backbone.batch_size=8"))
+    assert r.returncode == 0, r.stderr + r.stdout
+    rep = report(launch.job_dir)
+    assert (rep["processed"], rep["failed"]) == (70, 0)
+    assert rep["backbone"]["name"] == "torch" and rep["backbone"]["device"] == "cpu"
+    assert "torch" in rep["versions"]
+    assert {k: v.decode() for k, v in files(tmp_path / "out").items()} == expected
+
+
+def test_auto_picks_torch_for_a_torch_task_and_bad_items_fail_alone(launch, tmp_path):
+    # item 5 cannot load, item 13's row holds 13 (inference fails), item 93 sums to 99
+    bad = {5: "corrupt", 13: "13 1 2 3", 93: "93 1 2 3"}
+    expected = make_inputs(tmp_path / "in", 100, bad=bad)
+    r = launch(*args(tmp_path, "backbone.batch_size=8", "backbone.num_workers=2"))
+    assert r.returncode == 1, r.stderr
+    rep = report(launch.job_dir)
+    assert rep["backbone"]["name"] == "torch"
+    assert (rep["processed"], rep["failed"]) == (97, 3)
+    by_item = {f["item"]: f for f in failures(launch.job_dir)}
+    assert (
+        by_item["0005.txt"]["error"] == "ValueError" and "corrupt" in by_item["0005.txt"]["message"]
+    )
+    assert by_item["0013.txt"]["error"] == "RuntimeError"
+    assert (
+        by_item["0093.txt"]["error"] == "OSError"
+        and "Traceback" in by_item["0093.txt"]["traceback"]
+    )
+    out = {k: v.decode() for k, v in files(tmp_path / "out").items()}
+    assert out == {
+        k: v
+        for k, v in expected.items()
+        if k not in ("0005.txt.sum", "0013.txt.sum", "0093.txt.sum")
+    }
+
+    r = launch(*args(tmp_path))
+    rep = report(launch.job_dir)
+    assert (rep["skipped"], rep["processed"], rep["failed"]) == (97, 0, 3)
+
+
+def test_slow_postprocess_under_the_thread_pool_loses_nothing(launch, tmp_path):
+    expected = make_inputs(tmp_path / "in", 60)
+    r = launch(
+        *args(
+            tmp_path,
+            "task.slow_s=0.01",
+            "backbone=torch",
+            "backbone.batch_size=4",
+            "backbone.postprocess_workers=3",
+            "backbone.num_workers=0",
+        )
+    )
+    assert r.returncode == 0, r.stderr
+    assert report(launch.job_dir)["processed"] == 60
+    assert {k: v.decode() for k, v in files(tmp_path / "out").items()} == expected
+
+
+def test_the_same_torch_task_on_the_mp_backbone_gives_the_same_outputs(launch, tmp_path):
+    expected = make_inputs(tmp_path / "in", 50, bad={7: "corrupt"})
+    r = launch(*args(tmp_path, "backbone=mp", "backbone.num_workers=2", "backbone.batch_size=4"))
+    assert r.returncode == 1, r.stderr
+    rep = report(launch.job_dir)
+    assert rep["backbone"]["name"] == "mp" and (rep["processed"], rep["failed"]) == (49, 1)
+    assert [f["item"] for f in failures(launch.job_dir)] == ["0007.txt"]
+    del expected["0007.txt.sum"]
+    assert {k: v.decode() for k, v in files(tmp_path / "out").items()} == expected
+
+
+def test_torch_shard_sweep_union_equals_a_single_run(launch, tmp_path):
+    expected = make_inputs(tmp_path / "in", 40)
+    r = launch(
+        *args(tmp_path, "backbone=torch", "backbone.num_workers=0", "shard.num=4"), multirun=True
+    )
+    assert r.returncode == 0, r.stderr
+    assert sum(report(launch.job_dir / str(i))["processed"] for i in range(4)) == 40
+    assert {k: v.decode() for k, v in files(tmp_path / "out").items()} == expected
+
+
+def test_plain_task_on_auto_uses_mp_and_never_imports_torch(launch, tmp_path):
+    r = launch("task=squares", f"task.output_dir={tmp_path / 'o'}", "task.n=10")
+    assert r.returncode == 0
+    rep = report(launch.job_dir)
+    assert rep["backbone"]["name"] == "mp" and "torch" not in rep["versions"]
+
+
+def test_cuda_that_is_not_there_is_a_config_error(launch, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    make_inputs(tmp_path / "in", 3)
+    r = launch(*args(tmp_path, "backbone=torch", "backbone.device=cuda"))
+    assert (
+        r.returncode == 2
+        and "backbone.device='cuda' but CUDA is not available" in r.stdout + r.stderr
+    )
+
+
+def test_plain_task_on_torch_backbone_is_refused(launch, tmp_path):
+    r = launch("task=squares", f"task.output_dir={tmp_path / 'o'}", "backbone=torch")
+    assert r.returncode == 2 and "backbone=torch needs a launcher.TorchTask" in r.stdout + r.stderr
