@@ -13,6 +13,8 @@ from launcher.stats import Stats
 
 log = logging.getLogger(__name__)
 
+BAR_REFRESH_S = 0.2
+
 
 def _eta(seconds: float | None) -> str:
     if seconds is None:
@@ -34,14 +36,19 @@ class Progress:
         self.started = time.monotonic()
         self._next_log = self.started + log_interval_s
         self._bar = None
+        self._next_draw = 0.0
         if mode == "bar":
             from tqdm import tqdm
 
             self._bar = tqdm(desc=desc, unit="item", dynamic_ncols=True, mininterval=0.2)
 
-    def update(self) -> None:
+    def update(self, force: bool = False) -> None:
         s = self.stats
         if self._bar is not None:
+            now = time.monotonic()
+            if now < self._next_draw and not force:
+                return
+            self._next_draw = now + BAR_REFRESH_S
             if s.planned and self._bar.total is None:
                 self._bar.total = s.total - s.skipped
             self._bar.n = s.processed + s.failed
@@ -64,5 +71,5 @@ class Progress:
 
     def close(self) -> None:
         if self._bar is not None:
-            self.update()
+            self.update(force=True)
             self._bar.close()
