@@ -122,8 +122,6 @@ class TorchBackbone:
         return max(1, min(8, available_cpus() - 1)) if n is None else n
 
     def run(self, task: Task, plan: Plan, job: Job) -> None:
-        import torch
-
         if not isinstance(task, TorchTask):
             raise ConfigError(
                 f"backbone=torch needs a launcher.TorchTask; {type(task).__name__} is a plain Task "
@@ -131,10 +129,12 @@ class TorchBackbone:
             )
         if job.item_timeout_s:
             log.warning("run.item_timeout_s is not enforced by backbone=torch")
+        if not plan.has_pending():
+            return  # everything is done already: import and load nothing
         self.device = resolve_device(self.cfg.device)
         log.info("torch backbone on %s", self.device)
-        if not plan.has_pending():
-            return
+        import torch
+
         loader = self._loader(task, plan, job)
         batches = iter(loader)  # workers start loading while the model loads
         task.load_model(self.device)

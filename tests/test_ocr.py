@@ -1,0 +1,100 @@
+"""``task=ocr`` end to end: bundled pages read exactly, resumably, sharded, on both backbones."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, failures, report
+
+pytest.importorskip("torch")
+pytest.importorskip("easyocr_en_models")
+
+SAMPLES = REPO / "tasks" / "samples" / "ocr"
+TRUTH: dict[str, list[str]] = json.loads((SAMPLES / "truth.json").read_text())
+
+
+def pages(root: Path, names: list[str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(SAMPLES / name, root / name)
+    return root
+
+
+def texts(out: Path) -> dict[str, list[str]]:
+    return {p.name: p.read_text().splitlines() for p in sorted(out.glob("*.txt"))}
+
+
+def word_accuracy(read: dict[str, list[str]], names: list[str]) -> float:
+    right = total = 0
+    for name in names:
+        truth = " ".join(TRUTH[name]).split()
+        got = " ".join(read.get(Path(name).stem + ".txt", [])).split()
+        total += len(truth)
+        right += sum(a == b for a, b in zip(truth, got, strict=False))
+    return right / total
+
+
+def test_bundled_pages_read_exactly_rerun_skips_and_a_corrupt_page_fails_alone(launch, tmp_path):
+    src = pages(tmp_path / "in", sorted(TRUTH))
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really an image")
+    args = [
+        "task=ocr",
+        f"task.input_dir={src}",
+        f"task.output_dir={tmp_path / 'out'}",
+        "backbone.batch_size=8",
+    ]
+    r = launch(*args)
+    assert r.returncode == 1, r.stdout + r.stderr
+    rep = report(launch.job_dir)
+    assert rep["backbone"]["name"] == "torch"  # backbone=auto picked it for a TorchTask
+    assert (rep["processed"], rep["failed"]) == (len(TRUTH), 1)
+    (fail,) = failures(launch.job_dir)
+    assert fail["item"] == "broken.png" and fail["error"] == "UnidentifiedImageError"
+    read = texts(tmp_path / "out")
+    assert word_accuracy(read, sorted(TRUTH)) == 1.0
+    assert read == {Path(n).stem + ".txt": lines for n, lines in TRUTH.items()}
+    detail = json.loads((tmp_path / "out" / "page_01.json").read_text())
+    assert [line["text"] for line in detail["lines"]] == TRUTH["page_01.png"]
+    assert all(0 < line["confidence"] <= 1 and len(line["box"]) == 4 for line in detail["lines"])
+
+    r = launch(*args)
+    rep = report(launch.job_dir)
+    assert (rep["skipped"], rep["processed"], rep["failed"]) == (len(TRUTH), 0, 1)
+
+
+SUBSET = sorted(TRUTH)[:8]
+
+
+def test_sharded_four_ways_equals_the_truth(launch, tmp_path):
+    src = pages(tmp_path / "in", SUBSET)
+    r = launch(
+        "task=ocr",
+        f"task.input_dir={src}",
+        f"task.output_dir={tmp_path / 'out'}",
+        "backbone=torch",
+        "backbone.num_workers=0",
+        "shard.num=4",
+        multirun=True,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sum(report(launch.job_dir / str(i))["processed"] for i in range(4)) == 8
+    assert texts(tmp_path / "out") == {Path(n).stem + ".txt": TRUTH[n] for n in SUBSET}
+
+
+def test_the_ocr_task_on_the_mp_backbone_reads_the_same(launch, tmp_path):
+    src = pages(tmp_path / "in", SUBSET)
+    r = launch(
+        "task=ocr",
+        f"task.input_dir={src}",
+        f"task.output_dir={tmp_path / 'out'}",
+        "backbone=mp",
+        "backbone.num_workers=2",
+        "backbone.batch_size=4",
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert report(launch.job_dir)["backbone"]["name"] == "mp"
+    assert texts(tmp_path / "out") == {Path(n).stem + ".txt": TRUTH[n] for n in SUBSET}
