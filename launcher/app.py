@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from launcher.errors import ConfigError, UserError
-from launcher.records import Records, failed_keys, job_identity, now_iso, versions
+from launcher.records import (
+    Records,
+    config_key,
+    failed_keys,
+    job_identity,
+    mark_shard_done,
+    now_iso,
+    versions,
+)
 from launcher.shard import Shard, Strategy
 from launcher.stats import Stats
 
@@ -91,6 +99,17 @@ def _instantiate_task(cfg: DictConfig) -> Any:
     return task
 
 
+def build_task(cfg: DictConfig) -> tuple[Shard, Any]:
+    """Check the config and build the task, as a job does before any work.
+
+    Launchers call it once per sweep config too, to refuse a bad sweep before
+    submitting a thousand jobs that would each fail the same way.
+    """
+    _check_missing(cfg)
+    shard = Shard.from_config(cfg.shard)
+    return shard, _instantiate_task(cfg.task)
+
+
 def run(cfg: DictConfig) -> int:
     """Run one job; return its exit code (0 ok, 1 items failed, 2 bad config or input)."""
     state.started = True
@@ -112,10 +131,8 @@ def _run(cfg: DictConfig) -> int:
     from launcher.plan import Plan
     from launcher.progress import Progress
 
-    _check_missing(cfg)
-    shard = Shard.from_config(cfg.shard)
+    shard, task = build_task(cfg)
     opts: RunConfig = OmegaConf.to_object(cfg.run)
-    task = _instantiate_task(cfg.task)
     if shard.strategy is Strategy.hard:
         task.bind_hard_shard(min(shard.idx), shard.num)
     backbone = make_backbone(OmegaConf.to_object(cfg.backbone), task)
@@ -203,6 +220,13 @@ def _run(cfg: DictConfig) -> int:
         records.report(report)
         job.outcome = report["state"]
         job.tick(force=True)
+    complete = report["state"] == "completed" and job.exit_code == 0
+    if state_dir and complete and opts.limit is None and not opts.retry_failed:
+        # the shard's completion marker, for only-missing relaunches of a sweep
+        keys = ("total", "skipped", "processed", "failed", "elapsed_s", "items_per_s")
+        done = {k: report[k] for k in keys}
+        done.update(job_dir=header["job_dir"], ended_at=report["ended_at"], **job_identity())
+        mark_shard_done(state_dir, config_key(cfg), shard.tag(), done)
     summary = (
         f"{shard.tag()}: processed {stats.processed}, skipped {stats.skipped}, "
         f"failed {stats.failed} of {stats.total} in {elapsed:.1f}s -> {os.path.abspath(job_dir)}"

@@ -21,6 +21,10 @@ def config_dir() -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["status"]:  # `python -m launcher status DIR`: no Hydra involved
+        from launcher.status import main as status
+
+        sys.exit(status(sys.argv[2:]))
     if sys.argv[1:] in (["--help"], ["-h"]):
         from launcher.help import help_text
 

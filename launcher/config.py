@@ -10,6 +10,7 @@ from launcher.app import Config
 from launcher.backbones import AutoConfig
 from launcher.backbones.mp import MpConfig
 from launcher.backbones.torch import TorchConfig
+from launcher.launchers import config as launchers
 from launcher.shard import ShardConfig, Strategy
 
 # (group, option) -> schema; group None is the root config
@@ -20,6 +21,10 @@ SCHEMAS: dict[tuple[str | None, str], object] = {
     ("backbone", "torch"): TorchConfig,
     ("shard", "soft"): ShardConfig,
     ("shard", "hard"): ShardConfig(strategy=Strategy.hard),
+    ("hydra/launcher", "auto"): launchers.AutoConfig,
+    ("hydra/launcher", "local"): launchers.LocalConfig,
+    ("hydra/launcher", "slurm"): launchers.SlurmConfig,
+    ("hydra/sweeper", "shard"): launchers.ShardSweeperConfig,
 }
 
 
@@ -29,3 +34,7 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     for (group, name), node in SCHEMAS.items():
         cs.store(group=group, name=name, node=node)
+    # not a group option (so not in SCHEMAS, which --help lists): the base of task=kagurazaka
+    from launcher.compat.kagurazaka import config_node
+
+    cs.store(name="kagurazaka_task", node=config_node())

@@ -6,13 +6,16 @@
 - ``report.json``: the final account of the job.
 
 A copy of the failures also goes to the task's state directory (beside its
-outputs), where ``run.retry_failed=true`` finds them on a later run.
+outputs), where ``run.retry_failed=true`` finds them on a later run, and so
+does a completion marker per shard, keyed by the task config, where a
+relaunched sweep finds the shards it need not run again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import platform
@@ -29,6 +32,7 @@ from launcher.stats import Stats
 FAILURES = "failures.jsonl"
 PROGRESS = "progress.json"
 REPORT = "report.json"
+DONE_DIR = "done"
 
 SLURM_VARS = {
     "job_id": "SLURM_JOB_ID",
@@ -123,3 +127,37 @@ def progress_record(stats: Stats, state: str, started: float) -> dict[str, Any]:
         "updated_unix": time.time(),
         **job_identity(),
     }
+
+
+def config_key(cfg: Any) -> str:
+    """A hash of what decides a shard's items and outputs: the task and the shard split.
+
+    ``shard.idx`` is left out (the marker's name carries it), and so are the
+    backbone and run options, which change how items are processed, not which.
+    """
+    from omegaconf import OmegaConf
+
+    shard = OmegaConf.to_container(cfg.shard, resolve=True, enum_to_str=True)
+    shard.pop("idx", None)
+    task = OmegaConf.to_container(cfg.task, resolve=True, enum_to_str=True)
+    what = {"task": task, "shard": shard}
+    text = json.dumps(what, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def marker_path(state_dir: str, key: str, shard_tag: str) -> str:
+    return os.path.join(state_dir, DONE_DIR, key, f"{shard_tag}.json")
+
+
+def mark_shard_done(state_dir: str, key: str, shard_tag: str, record: dict[str, Any]) -> None:
+    """Record that this shard completed for the task config ``key``."""
+    write_json_atomic(marker_path(state_dir, key, shard_tag), record)
+
+
+def done_shards(state_dir: str, key: str) -> set[str]:
+    """Tags of the shards completed for the task config ``key`` (one directory listing)."""
+    try:
+        names = os.listdir(os.path.join(state_dir, DONE_DIR, key))
+    except FileNotFoundError:
+        return set()
+    return {n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(".")}

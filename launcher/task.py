@@ -97,6 +97,7 @@ class Task:
     # -- used by the launcher -------------------------------------------------------------
 
     batched = False  # True: workers hand items to process_batch() in groups
+    forkserver_preload: tuple[str, ...] = ()  # modules a forkserver imports once for all workers
 
     def finish_check(self) -> Callable[[Item], bool] | None:
         """The planner's per-item done test, or None when nothing can be done already.

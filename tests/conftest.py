@@ -33,6 +33,8 @@ class Launch:
             *args,
         ]
         if multirun:
+            if not any(a.startswith("hydra/launcher=") for a in args):
+                argv.append("hydra/launcher=local")  # not SLURM, even where sbatch is on PATH
             argv += [f"hydra.sweep.dir={self.job_dir}", "-m"]
         else:
             argv.append(f"hydra.run.dir={self.job_dir}")

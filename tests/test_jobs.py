@@ -238,3 +238,20 @@ def test_sigterm_stops_gracefully_and_keeps_the_work(launch, tmp_path):
     r = launch(*args)
     assert r.returncode == 0
     assert report(launch.job_dir)["processed"] == 400 - rep["processed"]
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_to_every_process_as_slurm_sends_it_keeps_the_work(launch, tmp_path):
+    """scancel/preemption signal the whole job: workers and the forkserver too."""
+    out = tmp_path / "out"
+    args = squares(out, "task.n=400", "task.slow_s=0.02", "backbone.start_method=forkserver")
+    job_dir = tmp_path / "stopped"
+    proc = _start(args, job_dir)
+    _wait_for_outputs(out, 20, proc)
+    os.killpg(proc.pid, signal.SIGTERM)
+    log_text, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, log_text
+    assert "died" not in log_text
+    rep = report(job_dir)
+    assert rep["state"] == "interrupted" and rep["failed"] == 0
+    assert rep["processed"] == len(files(out)) < 400

@@ -368,6 +368,11 @@ class _Run:
                 self.suspects.add(key)
                 self.solo.append(item)
 
+        if code == 0:  # it left on SIGTERM after reporting its last item: nothing to blame
+            log.info("worker %d (pid %s) stopped on SIGTERM", w.slot, w.proc.pid)
+            self.salvage(w, self.requeued.appendleft)
+            self.replace(w)
+            return
         if not w.ready or not w.finished_any:
             self.startup_deaths += 1
         log.warning("worker %d (pid %s) died with %s", w.slot, w.proc.pid, how)
@@ -423,6 +428,9 @@ class _Run:
         if not self.plan.has_pending():
             return  # everything is done already: start no worker
         self.task.prepare_workers(self.bb.num_workers, self.bb.batch_size)
+        if self.bb.start_method == "forkserver":
+            preload = ["launcher.backbones.forkserver_preload", *self.task.forkserver_preload]
+            self.ctx.set_forkserver_preload(preload)
         self.workers = [self.spawn(slot) for slot in range(self.bb.num_workers)]
         try:
             self.loop()

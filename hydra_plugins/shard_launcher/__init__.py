@@ -1,0 +1,1 @@
+"""shard-launcher's Hydra plugins: Hydra loads launchers and sweepers only from here."""

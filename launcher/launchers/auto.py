@@ -1,0 +1,58 @@
+"""``hydra/launcher=auto``, the default for ``-m``: SLURM when ``sbatch`` is on PATH, else local.
+
+The same rule as submitit's AutoExecutor. The choice is logged; SLURM-only
+options set while running locally are named in a warning rather than
+silently dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from typing import Any
+
+from launcher.launchers import arrays as arr
+from launcher.launchers.base import ShardLauncher
+from launcher.launchers.config import AutoConfig, LocalConfig
+from launcher.launchers.local import LocalLauncher
+from launcher.launchers.slurm import SlurmLauncher
+
+log = logging.getLogger("launcher")
+
+
+class AutoLauncher(ShardLauncher):
+    options_class = AutoConfig
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if shutil.which("sbatch"):
+            self.impl: ShardLauncher = SlurmLauncher(**params)
+            log.info("hydra/launcher=auto: sbatch is on PATH, submitting to SLURM")
+            return
+        local = {f.name for f in dataclasses.fields(LocalConfig)}
+        self.impl = LocalLauncher(**{k: v for k, v in params.items() if k in local})
+        log.info("hydra/launcher=auto: no sbatch on PATH, running shards locally")
+        for f in dataclasses.fields(AutoConfig):
+            if f.name not in local and getattr(self.opts, f.name) != _default(f):
+                log.warning("hydra.launcher.%s is SLURM-only: ignored here", f.name)
+
+    @property
+    def backend(self) -> str:  # type: ignore[override]
+        return self.impl.backend
+
+    def setup(self, **kwargs: Any) -> None:
+        super().setup(**kwargs)
+        self.impl.setup(**kwargs)
+
+    def launch_arrays(self, specs: list[arr.ArraySpec]) -> list:
+        return self.impl.launch_arrays(specs)
+
+    def launch(self, job_overrides: Any, initial_job_idx: int) -> Any:
+        return self.impl.launch(job_overrides, initial_job_idx)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default

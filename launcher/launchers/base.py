@@ -1,0 +1,198 @@
+"""What the local and SLURM launchers share: plan the arrays once, print, launch, maybe wait.
+
+A backend implements :meth:`ShardLauncher.start` (launch the elements to do,
+filling in their ids and log paths) and :meth:`ShardLauncher.wait` (block
+until they end, return their exit codes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.launcher import Launcher
+
+from launcher.errors import UserError
+from launcher.launchers import arrays as arr
+from launcher.launchers.config import LaunchConfig
+
+if TYPE_CHECKING:
+    from hydra.types import HydraContext, TaskFunction
+    from omegaconf import DictConfig
+
+log = logging.getLogger("launcher")
+
+
+def to_options(cls: type, params: dict[str, Any]) -> Any:
+    """The typed options from Hydra's instantiate kwargs (nested configs to plain values)."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for k, v in params.items():
+        if k in names and k != "_target_":
+            kwargs[k] = OmegaConf.to_container(v) if isinstance(v, (DictConfig, ListConfig)) else v
+    return cls(**kwargs)
+
+
+class ShardLauncher(Launcher):
+    """A Hydra launcher that runs a shard sweep as arrays (see :mod:`launcher.launchers.arrays`)."""
+
+    backend: ClassVar[str]
+    options_class: ClassVar[type[LaunchConfig]] = LaunchConfig
+    wait_default: ClassVar[bool]
+
+    def __init__(self, **params: Any) -> None:
+        self.opts = to_options(self.options_class, params)
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.task_function: TaskFunction | None = None
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
+    @property
+    def waits(self) -> bool:
+        return self.wait_default if self.opts.wait is None else bool(self.opts.wait)
+
+    # -- Hydra's contract ----------------------------------------------------------------------
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        """Jobs from another sweeper: each keeps its own shard selection, one element each."""
+        specs = [
+            arr.ArraySpec(list(o), None, [initial_job_idx + i]) for i, o in enumerate(job_overrides)
+        ]
+        return self.launch_arrays(specs)
+
+    # -- arrays ----------------------------------------------------------------------------------
+
+    def launch_arrays(self, specs: list[arr.ArraySpec]) -> list[JobReturn]:
+        """Plan, launch and (if waiting) collect the sweep; errors a user caused exit 2."""
+        from launcher import app
+
+        app.state.started = True  # from here on the exit code is ours, not Hydra's
+        try:
+            return self._launch_arrays(specs)
+        except UserError as e:
+            log.error("%s", e)
+            app.state.exit_code = max(app.state.exit_code, e.exit_code)
+            return []
+
+    def _launch_arrays(self, specs: list[arr.ArraySpec]) -> list[JobReturn]:
+        from hydra.core.hydra_config import HydraConfig
+
+        from launcher import app
+
+        assert self.config is not None and self.hydra_context is not None
+        hydra_cfg = HydraConfig.instance().cfg
+        try:
+            arrays = arr.plan(self.hydra_context, self.config, specs, self.opts.skip_done)
+        finally:
+            HydraConfig.instance().cfg = hydra_cfg  # plan() sets each array's
+        directory = arr.sweep_dir(self.config)
+        todo = sum(len(a.todo) for a in arrays)
+        total = sum(len(a.elements) for a in arrays)
+        if self.opts.dry_run:
+            print(self.describe(arrays, directory), flush=True)
+            return []
+        if not todo:
+            print(
+                f"Nothing to launch: all {total} shard(s) already completed for this task config "
+                "(hydra.launcher.skip_done=false launches them again).",
+                flush=True,
+            )
+            return []
+        os.makedirs(directory, exist_ok=True)
+        arr.write_specs(arrays)
+        extra = self.start(arrays, directory)
+        arr.write_record(directory, self.backend, arrays, **extra)
+        print(self.started_message(arrays, directory), flush=True)
+        if not self.waits:
+            return []
+        try:
+            codes = self.wait(arrays, directory)
+        except KeyboardInterrupt:
+            follow = status_command(directory)
+            print(f"Stopped waiting; the shards go on. Follow them with: {follow}", flush=True)
+            app.state.exit_code = 130
+            return []
+        from launcher.status import collect, render
+
+        summary = collect(directory)
+        print(render(summary, failed=bool(summary["totals"]["shards"].get("failed"))), flush=True)
+        worst = max(codes.values(), default=0)
+        app.state.exit_code = max(app.state.exit_code, 1 if worst else 0)
+        returns = []
+        for a in arrays:
+            for e in a.todo:
+                ret = JobReturn(overrides=a.spec.overrides, status=JobStatus.COMPLETED)
+                ret.return_value = codes.get((a.index, e.shard), 1)
+                returns.append(ret)
+        return returns
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    def describe(self, arrays: list[arr.Array], directory: str) -> str:
+        """The dry run: what would be launched, and what is skipped as done."""
+        lines = [f"Dry run ({self.backend}): nothing launched. Sweep dir would be {directory}"]
+        for a in arrays:
+            todo = [e.shard for e in a.todo]
+            done = [e.shard for e in a.elements if not e.launched]
+            what = " ".join(a.shown) or "(no overrides)"
+            lines.append(f"  array {a.index}: {what}  [config {a.key}]")
+            lines.append(f"    launch {len(todo)} shard(s): {_shards(todo)}")
+            if done:
+                lines.append(f"    skip {len(done)} shard(s) completed before: {_shards(done)}")
+        lines.extend(self.describe_backend(arrays, directory))
+        return "\n".join(lines)
+
+    def started_message(self, arrays: list[arr.Array], directory: str) -> str:
+        todo = sum(len(a.todo) for a in arrays)
+        skipped = sum(len(a.elements) for a in arrays) - todo
+        lines = [self.launched_line(arrays, todo, skipped)]
+        lines.extend(self.id_lines(arrays))
+        lines.append(f"Sweep dir: {directory}")
+        lines.append(f"Logs:      {os.path.join(directory, arr.LOGS)}/")
+        lines.append(f"Status:    {status_command(directory)}")
+        return "\n".join(lines)
+
+    # -- backend hooks ----------------------------------------------------------------------------
+
+    def start(self, arrays: list[arr.Array], directory: str) -> dict[str, Any]:
+        """Launch every element to do; return extra fields for the sweep record."""
+        raise NotImplementedError
+
+    def wait(self, arrays: list[arr.Array], directory: str) -> dict[tuple[int, int | None], int]:
+        """Block until every launched element ended; exit code by (array, shard)."""
+        raise NotImplementedError
+
+    def describe_backend(self, arrays: list[arr.Array], directory: str) -> list[str]:
+        return []
+
+    def launched_line(self, arrays: list[arr.Array], todo: int, skipped: int) -> str:
+        raise NotImplementedError
+
+    def id_lines(self, arrays: list[arr.Array]) -> list[str]:
+        return []
+
+
+def status_command(directory: str) -> str:
+    return f"{shlex.quote(sys.executable)} -m launcher status {shlex.quote(directory)}"
+
+
+def _shards(values: list[int | None]) -> str:
+    if values == [None]:
+        return "(the job's own shard selection)"
+    return arr.ranges([v for v in values if v is not None]) or "-"

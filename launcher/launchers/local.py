@@ -1,0 +1,159 @@
+"""``hydra/launcher=local``: every shard in its own process here, at most P at once.
+
+Each element runs ``python -m launcher.launchers.element --local SPEC SHARD``
+in a session of its own, with stdout/stderr in ``<sweep>/logs/``; a signal
+to the launcher (Ctrl-C, SIGTERM) is passed on once to the elements running,
+which stop gracefully, and nothing new starts. With ``wait=false`` the same
+queue runs in a detached process and the command returns at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from typing import Any, ClassVar
+
+from launcher.launchers import arrays as arr
+from launcher.launchers.base import ShardLauncher
+from launcher.launchers.config import LocalConfig
+from launcher.records import now_iso
+
+log = logging.getLogger("launcher")
+
+EXITS = "exits.jsonl"  # in <sweep>/.launcher/: one line per element that ended
+QUEUE = "local-queue.json"
+POLL_S = 0.05
+
+
+def default_parallelism(cfg: Any) -> int:
+    """As many shards at once as fit the CPUs here, given each one's backbone workers."""
+    from launcher.backbones.mp import available_cpus
+
+    workers = cfg.backbone.get("num_workers") or available_cpus()
+    return max(1, available_cpus() // max(1, int(workers)))
+
+
+class LocalLauncher(ShardLauncher):
+    backend = "local"
+    options_class = LocalConfig
+    wait_default: ClassVar[bool] = True
+
+    def _queue(self, arrays: list[arr.Array], directory: str) -> list[dict[str, Any]]:
+        entries = []
+        for a in arrays:
+            for e in a.todo:
+                name = f"local-{a.index}_{'job' if e.shard is None else ''}"
+                name += str(e.job_num if e.shard is None else e.shard)
+                e.extra["log"] = os.path.join(arr.LOGS, name)
+                entries.append(
+                    {"array": a.index, "shard": e.shard, "spec": a.spec_path, "log": e.extra["log"]}
+                )
+        return entries
+
+    def parallelism(self, arrays: list[arr.Array]) -> int:
+        return self.opts.array_parallelism or default_parallelism(arrays[0].config)
+
+    def start(self, arrays: list[arr.Array], directory: str) -> dict[str, Any]:
+        queue = self._queue(arrays, directory)
+        p = self.parallelism(arrays)
+        self._pending = (queue, p)
+        if self.waits:
+            return {"parallelism": p}
+        path = os.path.join(directory, arr.STATE, QUEUE)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"parallelism": p, "cwd": os.getcwd(), "queue": queue}, f)
+        os.makedirs(os.path.join(directory, arr.LOGS), exist_ok=True)
+        with open(os.path.join(directory, arr.LOGS, "local-scheduler.log"), "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "launcher.launchers.local", directory],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return {"parallelism": p, "scheduler": {"pid": proc.pid, "host": os.uname().nodename}}
+
+    def wait(self, arrays: list[arr.Array], directory: str) -> dict[tuple[int, int | None], int]:
+        queue, p = self._pending
+        return run_queue(directory, queue, p)
+
+    def launched_line(self, arrays: list[arr.Array], todo: int, skipped: int) -> str:
+        p = self._pending[1]
+        how = "running" if self.waits else "started in the background"
+        done = f", {skipped} already done" if skipped else ""
+        return f"Local: {todo} shard(s) in {len(arrays)} array(s) {how}, {p} at once{done}."
+
+    def describe_backend(self, arrays: list[arr.Array], directory: str) -> list[str]:
+        return [f"  local processes, {self.parallelism(arrays)} at once"]
+
+
+def run_queue(
+    directory: str, queue: list[dict[str, Any]], parallelism: int
+) -> dict[tuple[int, int | None], int]:
+    """Run the elements, ``parallelism`` at once; exit code by (array, shard)."""
+    os.makedirs(os.path.join(directory, arr.LOGS), exist_ok=True)
+    todo = deque(queue)
+    running: dict[subprocess.Popen, dict[str, Any]] = {}
+    codes: dict[tuple[int, int | None], int] = {}
+    stop: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.append(signum)
+        for proc in running:
+            proc.send_signal(signum)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    exits = open(os.path.join(directory, arr.STATE, EXITS), "a", encoding="utf-8")  # noqa: SIM115
+    try:
+        while todo or running:
+            while todo and not stop and len(running) < parallelism:
+                entry = todo.popleft()
+                running[_spawn(directory, entry)] = entry
+            for proc in [p for p in running if p.poll() is not None]:
+                entry = running.pop(proc)
+                codes[(entry["array"], entry["shard"])] = proc.returncode
+                line = {"array": entry["array"], "shard": entry["shard"]}
+                line.update(exit_code=proc.returncode, ended_at=now_iso())
+                exits.write(json.dumps(line) + "\n")
+                exits.flush()
+            if stop and not running:
+                break
+            time.sleep(POLL_S)
+    finally:
+        exits.close()
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    for entry in todo:  # never started: stopped by a signal
+        codes[(entry["array"], entry["shard"])] = 128 + stop[0]
+    return codes
+
+
+def _spawn(directory: str, entry: dict[str, Any]) -> subprocess.Popen:
+    shard = "-" if entry["shard"] is None else str(entry["shard"])
+    argv = [sys.executable, "-u", "-m", "launcher.launchers.element", "--local", entry["spec"]]
+    log_path = os.path.join(directory, entry["log"])
+    with open(log_path + ".out", "ab") as out, open(log_path + ".err", "ab") as err:
+        return subprocess.Popen(
+            [*argv, shard], stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
+        )
+
+
+def main() -> None:
+    """The detached scheduler of a ``wait=false`` local sweep."""
+    directory = sys.argv[1]
+    with open(os.path.join(directory, arr.STATE, QUEUE), encoding="utf-8") as f:
+        spec = json.load(f)
+    os.chdir(spec["cwd"])
+    codes = run_queue(directory, spec["queue"], spec["parallelism"])
+    failed = sum(1 for c in codes.values() if c)
+    print(f"{now_iso()} local sweep ended: {len(codes) - failed} ok, {failed} failed", flush=True)
+
+
+if __name__ == "__main__":
+    main()
