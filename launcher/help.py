@@ -18,7 +18,7 @@ def config_groups(conf_dir: Path) -> dict[str, list[str]]:
 
     groups: dict[str, set[str]] = defaultdict(set)
     for group, name in SCHEMAS:
-        if group is not None:
+        if group is not None and not group.startswith("hydra/"):  # Hydra's own: --hydra-help
             groups[group].add(name)
     for path in conf_dir.glob("*/*.yaml"):
         groups[path.parent.name].add(path.stem)

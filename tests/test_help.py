@@ -30,3 +30,11 @@ def test_python_dash_m_launcher_runs_the_same_app():
         [sys.executable, "-m", "launcher", "--help"], cwd=REPO, capture_output=True, text=True
     )
     assert r.returncode == 0 and re.search(r"^task: .*\bthumbnail\b", r.stdout, re.M)
+
+
+def test_the_fast_help_is_the_page_hydra_prints():
+    def page(*extra: str) -> str:
+        cmd = [sys.executable, "launch.py", "--help", *extra]
+        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True).stdout
+
+    assert page() == page("hydra.job.name=job")  # any override sends --help through Hydra
