@@ -89,10 +89,16 @@ def _failure(exc: BaseException) -> tuple[str, str, str]:
 
 
 def _worker_main(
-    slot: int, task: Task, inbox: Any, outbox: Any, status: Any, stop: Any, batch_size: int
+    slot: int,
+    task: Task,
+    inbox: Any,
+    outbox: Any,
+    status: Any,
+    stop: Any,
+    batch_size: int,
+    timed: bool,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates Ctrl-C
-
     terminated = [False]
 
     def on_term(signum: int, frame: Any) -> None:
@@ -106,10 +112,10 @@ def _worker_main(
         outbox.send(("setup_error", *_failure(exc)))
         return
     outbox.send(("ready",))
-    process = task.process
-    batched = task.batched
-    step = batch_size if batched else 1
-    clock = time.monotonic
+    # memoryviews: a store is a few tens of ns, a ctypes attribute several times that
+    marks = memoryview(status).cast("B").cast("d")
+    halt = memoryview(stop).cast("B")
+    run = _run_batches if task.batched else _run_items
     while True:
         try:
             msg = inbox.recv()
@@ -118,31 +124,69 @@ def _worker_main(
         if msg is None:
             break
         chunk_id, items = msg
-        status[CHUNK] = chunk_id
-        t0 = clock()
-        n = 0
-        for pos in range(0, len(items), step):
-            if stop.value or terminated[0]:
-                break
-            status[POS] = pos
-            status[START] = clock()
-            if batched:
-                for i, failure in task.process_batch(items[pos : pos + step]):
-                    outbox.send(("fail", chunk_id, pos + i, *failure))
-            else:
-                try:
-                    process(**items[pos])
-                except (Exception, SystemExit) as exc:
-                    outbox.send(("fail", chunk_id, pos, *_failure(exc)))
-            n = min(pos + step, len(items))
-        status[START] = 0.0
-        outbox.send(("done", chunk_id, n, clock() - t0))
+        marks[CHUNK] = chunk_id
+        marks[POS] = 0
+        marks[START] = time.monotonic() if timed else 1.0  # busy; item start times when timed
+        t0 = time.monotonic()
+        n = run(task, items, chunk_id, marks, halt, terminated, timed, outbox, batch_size)
+        marks[START] = 0.0
+        outbox.send(("done", chunk_id, n, time.monotonic() - t0))
         if terminated[0]:
             break
     try:
         task.teardown_worker()
     except Exception:  # noqa: BLE001
         log.exception("teardown_worker failed in worker %d", slot)
+
+
+def _run_items(
+    task: Task,
+    items: list,
+    chunk_id: int,
+    marks: Any,
+    halt: Any,
+    terminated: list,
+    timed: bool,
+    outbox: Any,
+    batch_size: int,
+) -> int:
+    """The hot loop: one ``process(**item)`` per item; returns how many were attempted."""
+    process = task.process
+    clock = time.monotonic
+    for pos, item in enumerate(items):
+        if halt[0] or terminated[0]:
+            return pos
+        marks[POS] = pos
+        if timed:
+            marks[START] = clock()
+        try:
+            process(**item)
+        except (Exception, SystemExit) as exc:
+            outbox.send(("fail", chunk_id, pos, *_failure(exc)))
+    return len(items)
+
+
+def _run_batches(
+    task: Task,
+    items: list,
+    chunk_id: int,
+    marks: Any,
+    halt: Any,
+    terminated: list,
+    timed: bool,
+    outbox: Any,
+    batch_size: int,
+) -> int:
+    """A TorchTask's items, ``batch_size`` at a time through ``process_batch``."""
+    for pos in range(0, len(items), batch_size):
+        if halt[0] or terminated[0]:
+            return pos
+        marks[POS] = pos
+        if timed:
+            marks[START] = time.monotonic()
+        for i, failure in task.process_batch(items[pos : pos + batch_size]):
+            outbox.send(("fail", chunk_id, pos + i, *failure))
+    return len(items)
 
 
 # -- parent side --------------------------------------------------------------------------------
@@ -216,7 +260,7 @@ class _Run:
         self.plan = plan
         self.job = job
         self.ctx = backbone.ctx
-        self.stop = self.ctx.RawValue("b", 0)
+        self.stop = self.ctx.RawArray("b", 1)  # set: workers stop between items
         self.workers: list[_Worker] = []
         self.requeued: deque[Item] = deque()  # unstarted items salvaged from lost workers
         self.solo: deque[Item] = deque()  # items that killed a worker once: run alone
@@ -227,6 +271,7 @@ class _Run:
         self.per_item_s: float | None = None
         self.startup_deaths = 0
         self.plan_done = False
+        self.timed = bool(job.item_timeout_s)
 
     # -- workers ---------------------------------------------------------------------------------
 
@@ -237,7 +282,7 @@ class _Run:
         status = ctx.RawArray("d", 3)
         proc = ctx.Process(
             target=_worker_main,
-            args=(slot, self.task, in_r, out_w, status, self.stop, self.bb.batch_size),
+            args=(slot, self.task, in_r, out_w, status, self.stop, self.bb.batch_size, self.timed),
             name=f"launcher-worker-{slot}",
             daemon=True,
         )
@@ -428,8 +473,13 @@ class _Run:
         if not self.plan.has_pending():
             return  # everything is done already: start no worker
         self.task.prepare_workers(self.bb.num_workers, self.bb.batch_size)
-        if self.bb.start_method == "forkserver":
-            preload = ["launcher.backbones.forkserver_preload", *self.task.forkserver_preload]
+        if self.bb.start_method == "forkserver":  # workers fork with these already imported
+            preload = [
+                "launcher.backbones.forkserver_preload",
+                __name__,
+                *self.task.forkserver_preload,
+                *([type(self.task).__module__] if type(self.task).__module__ != "__main__" else []),
+            ]
             self.ctx.set_forkserver_preload(preload)
         self.workers = [self.spawn(slot) for slot in range(self.bb.num_workers)]
         try:
@@ -447,7 +497,7 @@ class _Run:
         grace_deadline: float | None = None
         while True:
             if job.stopping:
-                self.stop.value = 1
+                self.stop[0] = 1
                 if grace_deadline is None:
                     grace_deadline = time.monotonic() + job.grace_s
                 if not self.busy():
