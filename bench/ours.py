@@ -1,0 +1,75 @@
+"""Our contender: one real job through the launcher, in this process, the way ``app.run`` builds it.
+
+Task + Shard + Stats + Plan + Records + Progress("off") + Job + MpBackbone, so
+planning, dispatch and the records are all counted, and Python's and Hydra's
+startup are not (S1 measures those with real ``launch.py`` processes).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+
+from launcher.backbones.mp import MpBackbone, MpConfig, StartMethod
+from launcher.job import Job
+from launcher.plan import Plan
+from launcher.progress import Progress
+from launcher.records import Records
+from launcher.shard import Shard, Strategy
+from launcher.stats import Stats
+from launcher.task import Task
+
+WHOLE = Shard(num=1, idx=frozenset({0}), strategy=Strategy.modulo)
+
+
+def warm_forkserver() -> None:
+    """Start multiprocessing's fork server now, untimed: a real job starts it once per job
+    (S1-job counts that); here one server serves every repetition, and the first
+    repetition alone would otherwise pay for it."""
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+
+
+@dataclass
+class JobResult:
+    seconds: float
+    stats: Stats
+
+
+def run_job(
+    task: Task,
+    workers: int = 2,
+    start_method: str = "forkserver",
+    chunksize: int | None = None,
+) -> JobResult:
+    """Plan and execute ``task`` over ``workers`` processes; the clock covers all of it."""
+    with tempfile.TemporaryDirectory(prefix="bench-job-") as job_dir:
+        t0 = time.perf_counter()
+        stats = Stats()
+        plan = Plan(task, WHOLE, stats)
+        records = Records(job_dir, None, WHOLE.tag())
+        progress = Progress(stats, "off", 30.0, WHOLE.tag())
+        job = Job(stats, records, progress)
+        backbone = MpBackbone(
+            MpConfig(
+                num_workers=workers,
+                start_method=StartMethod[start_method],
+                chunksize=chunksize,
+            )
+        )
+        task.setup()
+        try:
+            with job:
+                job.tick(force=True)
+                backbone.run(task, plan, job)
+        finally:
+            task.teardown()
+            progress.close()
+            records.close()
+            records.report({**stats.as_dict(), "backbone": backbone.describe()})
+        seconds = time.perf_counter() - t0
+    if job.abort_reason or stats.failed:
+        raise RuntimeError(f"our job did not complete: {job.abort_reason or stats.as_dict()}")
+    return JobResult(seconds, stats)

@@ -1,0 +1,212 @@
+"""The workloads of issue 5 and, for each, its contenders and sizes (quick or full).
+
+A :class:`Workload` builds its contenders for a mode; building is also where
+the peers' chunk sizes are tuned, before any measured repetition. T1 (torch
+backbone vs a hand-written DataLoader loop) and L1 (SLURM submission) are the
+next entries of :data:`WORKLOADS`, with their targets in ``targets.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench import fixtures, peers, planning, startup, throughput
+from bench.harness import Contender, Sample
+from bench.memory import MIB, peak_rss
+from bench.throughput import WORKERS, Throughput, available, contenders, info
+from bench.workloads import (
+    DONE_EVERY,
+    ONE,
+    Naps,
+    ResumeInMemory,
+    ResumeOnDisk,
+    Spins,
+    Squares,
+    done_set,
+    file_items,
+    numbers,
+)
+
+
+@dataclass
+class Mode:
+    quick: bool
+    reps: int | None = None  # None: the workload's default for the mode
+
+    def pick(self, quick: Any, full: Any) -> Any:
+        return quick if self.quick else full
+
+
+@dataclass
+class Built:
+    contenders: list[Contender]
+    info: dict[str, Any] = field(default_factory=dict)
+    reps: int | None = None  # a workload-specific repetition count (S1: 10)
+
+
+@dataclass
+class Workload:
+    name: str
+    title: str
+    unit: str
+    higher_is_better: bool
+    build: Callable[[Mode], Built]
+
+
+# -- W1-W4: throughput ---------------------------------------------------------------------------
+
+
+def w1(mode: Mode) -> Built:
+    n = mode.pick(20_000, 200_000)
+    t = Throughput(
+        n, "square", lambda: Squares(n), ["--workload", "square", "--items", str(n)],
+        lambda: numbers(n), slow_cap=mode.pick(None, 20_000),
+    )  # fmt: skip
+    return Built(contenders(t, tune=not mode.quick), info(t))
+
+
+def w2(mode: Mode) -> Built:
+    n = mode.pick(2_000, 20_000)
+    t = Throughput(
+        n, "spin", lambda: Spins(n), ["--workload", "spin", "--items", str(n)], lambda: numbers(n)
+    )
+    return Built(contenders(t, tune=not mode.quick), info(t))
+
+
+def w3(mode: Mode) -> Built:
+    n = mode.pick(300, 2_000)
+    t = Throughput(
+        n, "nap", lambda: Naps(n), ["--workload", "nap", "--items", str(n)], lambda: numbers(n)
+    )
+    return Built(contenders(t, tune=not mode.quick), info(t))
+
+
+def w4a(mode: Mode) -> Built:
+    n = mode.pick(20_000, 100_000)
+    done = done_set(n)
+    args = ["--workload", "resume-set", "--items", str(n)]
+    t = Throughput(
+        n, "square", lambda: ResumeInMemory(n, done), args,
+        lambda: numbers(n), pending=lambda it: it["x"] not in done,
+    )  # fmt: skip
+    return Built(contenders(t, tune=not mode.quick), info(t))
+
+
+def w4b(mode: Mode) -> Built:
+    n = mode.pick(20_000, 100_000)
+    root = fixtures.resume_outputs(n)
+    exists = os.path.exists
+    args = ["--workload", "resume-files", "--items", str(n), "--out-root", root]
+    t = Throughput(
+        n, "square_file", lambda: ResumeOnDisk(root, n), args,
+        lambda: file_items(root, n), pending=lambda it: not exists(it["output"]),
+    )  # fmt: skip
+    in_worker = Throughput(n, "square_unless_exists", t.task, args, t.items)
+    extra = throughput.stdlib(
+        in_worker, "pool/in-worker", ONE["square_unless_exists"], peers.pool_imap, not mode.quick,
+        "Pool.imap_unordered, os.path.exists in the workers",
+    )  # fmt: skip
+    return Built(contenders(t, not mode.quick, [extra]), {**info(t), "outputs": root})
+
+
+# -- M1: memory -----------------------------------------------------------------------------------
+
+
+def m1(mode: Mode) -> Built:
+    n = mode.pick(100_000, 2_000_000)
+    caps = {  # the slow peers on fewer items: less memory for them, never more
+        "kagurazaka": mode.pick(100_000, 500_000),
+        "pqdm": mode.pick(10_000, 500_000),
+        "mtasklite": mode.pick(10_000, 200_000),
+    }
+    chunk = peers.chunk_heuristic(mode.pick(20_000, 200_000), WORKERS)  # W1's heuristic, not n's
+
+    def contender(name: str) -> Contender:
+        count = min(n, caps.get(name, n))
+
+        def prepare() -> Callable[[], Sample]:
+            argv = [sys.executable, "-m", "bench.memchild", name, str(count), str(chunk)]
+
+            def sample() -> Sample:
+                peak, seconds = peak_rss(argv)
+                return Sample(round(peak / MIB, 1), {"items": count, "seconds": round(seconds, 3)})
+
+            return sample
+
+        note = f"{count} items" + (f", chunksize {chunk}" if name in ("pool", "ppe") else "")
+        return Contender(name, prepare, note)
+
+    names = ["ours", "pool", "ppe", "kagurazaka", "pqdm", "mtasklite", "serial"]
+    names = [x for x in names if available(x)]
+    info = {"items": n, "caps": caps}
+    return Built([contender(x) for x in names], info, reps=mode.reps or mode.pick(1, 2))
+
+
+# -- S1: startup ----------------------------------------------------------------------------------
+
+
+def s1_help(mode: Mode) -> Built:
+    cs = [
+        Contender("ours", startup.command(startup.ours_help), "python launch.py --help"),
+        Contender(
+            "hydra-minimal", startup.command(startup.hydra_help), "smallest @hydra.main, --help"
+        ),
+        Contender("python", startup.command(startup.python_pass), "python -c pass"),
+    ]
+    return Built(cs, {}, reps=mode.reps or mode.pick(3, 10))
+
+
+def s1_job(mode: Mode) -> Built:
+    cs = [
+        Contender("ours", startup.command(startup.ours_job), "launch.py task=bench_one, 2 workers"),
+        Contender(
+            "hydra-minimal", startup.command(startup.hydra_job), "smallest @hydra.main, 1 item"
+        ),
+    ]
+    if available("kagurazaka"):
+        cs.append(
+            Contender("kagurazaka", startup.command(startup.kagurazaka_job), "its CLI, 1 item")
+        )
+    cs.append(Contender("python", startup.command(startup.python_pass), "python -c pass"))
+    return Built(cs, {}, reps=mode.reps or mode.pick(3, 10))
+
+
+# -- P1: planning ---------------------------------------------------------------------------------
+
+
+def p1(mode: Mode) -> Built:
+    n = mode.pick(20_000, 1_000_000)
+    in_root, out_root = fixtures.planning_tree(n)
+    pending = n - int(n * 0.9)
+    cs = [
+        Contender("ours", lambda: planning.ours(in_root, out_root, pending), "Plan + output mode"),
+        Contender(
+            "exists-scan",
+            lambda: planning.scan(in_root, out_root, pending),
+            "walk + os.path.exists",
+        ),
+    ]
+    return Built(
+        cs, {"files": n, "pending": pending, "tree": in_root}, reps=mode.reps or mode.pick(3, 5)
+    )
+
+
+WORKLOADS = [
+    Workload("W1", "tiny items: x*x", "items/s", True, w1),
+    Workload("W2", "CPU: ~0.2 ms of pure Python per item", "items/s", True, w2),
+    Workload("W3", "I/O-ish: a 2 ms sleep per item", "items/s", True, w3),
+    Workload(
+        "W4a", f"resume, done-set in memory ({100 - 100 // DONE_EVERY}% done)", "items/s", True, w4a
+    ),
+    Workload("W4b", "resume, output files on disk (90% done)", "items/s", True, w4b),
+    Workload("M1", "memory: a generator of items, peak RSS of the process tree", "MiB", False, m1),
+    Workload("S1-help", "startup: --help, cold process", "s", False, s1_help),
+    Workload("S1-job", "startup: a one-item job, cold process", "s", False, s1_job),
+    Workload(
+        "P1", "planning: time to the first pending item, 90% of outputs present", "s", False, p1
+    ),
+]

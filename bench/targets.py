@@ -1,0 +1,57 @@
+"""Issue 5's targets, checked against a run's summaries: one source for the table and the README."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.harness import Summary
+
+
+@dataclass(frozen=True)
+class Target:
+    workload: str
+    text: str
+    peer: str | None  # compare the ratio ours/peer; None: compare our own value
+    op: Callable[[float, float], bool]
+    bound: float
+
+    def check(self, summaries: list[Summary]) -> dict[str, Any] | None:
+        by_name = {s.contender: s for s in summaries}
+        if "ours" not in by_name or (self.peer and self.peer not in by_name):
+            return None
+        measured = by_name[self.peer].ratio if self.peer else by_name["ours"].median
+        if measured is None:
+            return None
+        met = self.op(measured, self.bound)
+        shortfall = None
+        if not met and self.peer:
+            shortfall = f"{abs(1 - measured / self.bound) * 100:.0f}% short"
+        elif not met:
+            shortfall = f"{abs(measured - self.bound):.3g} over"
+        return {"target": self.text, "measured": measured, "met": met, "shortfall": shortfall}
+
+
+TARGETS = [
+    Target("W1", "W1 >= 1.0x tuned Pool", "pool", operator.ge, 1.0),
+    Target("W2", "W2 >= 0.95x tuned Pool", "pool", operator.ge, 0.95),
+    Target("W4a", "W4a >= 1.0x tuned Pool, parent-filtered", "pool", operator.ge, 1.0),
+    Target("W4b", "W4b >= 1.0x tuned Pool, parent-filtered", "pool", operator.ge, 1.0),
+    Target("M1", "M1 <= 150 MiB", None, operator.le, 150.0),
+    Target("S1-help", "S1 --help <= 0.5 s", None, operator.le, 0.5),
+    Target(
+        "P1", "P1 faster than the per-item scan (time ratio < 1)", "exists-scan", operator.lt, 1.0
+    ),
+]
+
+
+def check(workload: str, summaries: list[Summary]) -> list[dict[str, Any]]:
+    out = []
+    for t in TARGETS:
+        if t.workload == workload:
+            result = t.check(summaries)
+            if result is not None:
+                out.append(result)
+    return out
