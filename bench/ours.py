@@ -11,6 +11,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from launcher.backbones import Backbone
 from launcher.backbones.mp import MpBackbone, MpConfig, StartMethod
 from launcher.job import Job
 from launcher.plan import Plan
@@ -27,8 +28,13 @@ def warm_forkserver() -> None:
     """Start multiprocessing's fork server now, untimed: a real job starts it once per job
     (S1-job counts that); here one server serves every repetition, and the first
     repetition alone would otherwise pay for it."""
+    import multiprocessing
     from multiprocessing import forkserver
 
+    # the modules a real job's fork server preloads (MpBackbone sets the same list)
+    multiprocessing.set_forkserver_preload(
+        ["launcher.backbones.forkserver_preload", "launcher.backbones.mp", "bench.workloads"]
+    )
     forkserver.ensure_running()
 
 
@@ -43,8 +49,10 @@ def run_job(
     workers: int = 2,
     start_method: str = "forkserver",
     chunksize: int | None = None,
+    backbone: Backbone | None = None,
 ) -> JobResult:
-    """Plan and execute ``task`` over ``workers`` processes; the clock covers all of it."""
+    """Plan and execute ``task`` (on the mp backbone unless another is given); the clock
+    covers all of it."""
     with tempfile.TemporaryDirectory(prefix="bench-job-") as job_dir:
         t0 = time.perf_counter()
         stats = Stats()
@@ -52,7 +60,7 @@ def run_job(
         records = Records(job_dir, None, WHOLE.tag())
         progress = Progress(stats, "off", 30.0, WHOLE.tag())
         job = Job(stats, records, progress)
-        backbone = MpBackbone(
+        backbone = backbone or MpBackbone(
             MpConfig(
                 num_workers=workers,
                 start_method=StartMethod[start_method],

@@ -195,6 +195,26 @@ def p1(mode: Mode) -> Built:
     )
 
 
+# -- T1: the torch backbone ----------------------------------------------------------------------
+
+
+def _t1(step_s: float, note: str) -> Callable[[Mode], Built]:
+    def build(mode: Mode) -> Built:
+        from bench import torch_loop
+
+        n = mode.pick(2_048, 20_480)
+        workers = 1
+        cs = [
+            Contender(
+                "ours", lambda: lambda: torch_loop.ours(n, step_s, workers), "torch backbone"
+            ),
+            Contender("hand-loop", lambda: lambda: torch_loop.hand_loop(n, step_s, workers), note),
+        ]
+        return Built(cs, {"items": n, "batch_size": torch_loop.BATCH, "step_s": step_s})
+
+    return build
+
+
 WORKLOADS = [
     Workload("W1", "tiny items: x*x", "items/s", True, w1),
     Workload("W2", "CPU: ~0.2 ms of pure Python per item", "items/s", True, w2),
@@ -208,5 +228,19 @@ WORKLOADS = [
     Workload("S1-job", "startup: a one-item job, cold process", "s", False, s1_job),
     Workload(
         "P1", "planning: time to the first pending item, 90% of outputs present", "s", False, p1
+    ),
+    Workload(
+        "T1a",
+        "torch: a small CPU model, no postprocess cost",
+        "items/s",
+        True,
+        _t1(0.0, "for batch in DataLoader: model(batch)"),
+    ),
+    Workload(
+        "T1b",
+        "torch: postprocess as slow as inference (5 ms each per batch)",
+        "items/s",
+        True,
+        _t1(0.005, "sequential: infer, then postprocess"),
     ),
 ]

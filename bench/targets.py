@@ -40,6 +40,8 @@ TARGETS = [
     Target("W4a", "W4a >= 1.0x tuned Pool, parent-filtered", "pool", operator.ge, 1.0),
     Target("W4b", "W4b >= 1.0x tuned Pool, parent-filtered", "pool", operator.ge, 1.0),
     Target("M1", "M1 <= 150 MiB", None, operator.le, 150.0),
+    Target("T1a", "T1 >= 0.97x hand-written DataLoader loop", "hand-loop", operator.ge, 0.97),
+    Target("T1b", "T1 slow postprocess >= 1.6x sequential loop", "hand-loop", operator.ge, 1.6),
     Target("S1-help", "S1 --help <= 0.5 s", None, operator.le, 0.5),
     Target(
         "P1", "P1 faster than the per-item scan (time ratio < 1)", "exists-scan", operator.lt, 1.0
