@@ -16,9 +16,10 @@ log = logging.getLogger(__name__)
 BAR_REFRESH_S = 0.2
 
 
-def _eta(seconds: float | None) -> str:
+def format_duration(seconds: float | None, unknown: str = "?") -> str:
+    """``1h05m`` or ``4m07s``: how long, at a glance."""
     if seconds is None:
-        return "?"
+        return unknown
     m, s = divmod(int(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
@@ -63,7 +64,7 @@ class Progress:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = (s.processed + s.failed) / elapsed
         of = f"/{s.total - s.skipped}" if s.planned else ""
-        eta = _eta(s.pending / rate) if s.planned and rate > 0 else "?"
+        eta = format_duration(s.pending / rate if s.planned and rate > 0 else None)
         return (
             f"processed {s.processed}{of} (skipped {s.skipped}, failed {s.failed}), "
             f"{rate:.1f} items/s, ETA {eta}"

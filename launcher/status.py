@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from launcher.io import write_json_atomic
+from launcher.progress import format_duration
 from launcher.records import FAILURES, PROGRESS, REPORT, marker_path, now_iso
 
 SWEEP_RECORD = os.path.join(".launcher", "sweep.json")
@@ -369,11 +370,7 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _dur(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+    return format_duration(seconds, "-")
 
 
 def _rate(value: float | None) -> str:

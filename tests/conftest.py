@@ -70,3 +70,14 @@ def files(root: Path) -> dict[str, bytes]:
         if p.is_file() and not any(part.startswith(".") for part in rel.parts):
             out[str(rel)] = p.read_bytes()
     return out
+
+
+def status(directory: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m launcher status DIR ...``, as a user types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "launcher", "status", str(directory), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -11,13 +11,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, files, report
+from tests.conftest import files, report, status
 from tests.sample_tasks import Squares
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(240)]
@@ -74,16 +73,6 @@ def slurm(launch, *args: str, wait: bool = True, timeout: float = 150):
         "backbone.start_method=fork",
         multirun=True,
         timeout=timeout,
-    )
-
-
-def status(sweep: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "launcher", "status", str(sweep), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
 
 

@@ -14,21 +14,11 @@ import pytest
 
 from launcher.launchers import local
 from launcher.status import shard_row
-from tests.conftest import REPO, files, report
+from tests.conftest import REPO, files, report, status
 
 
 def squares(out: Path, *extra: str) -> list[str]:
     return ["task=squares", f"task.output_dir={out}", "backbone.num_workers=1", *extra]
-
-
-def status(directory: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "launcher", "status", str(directory), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def summary(directory: Path) -> dict:
