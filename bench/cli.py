@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -116,23 +117,36 @@ def main(argv: list[str] | None = None) -> int:
         "options": {"reps": opts.reps, "retries": opts.retries, "wait_quiet_s": opts.wait_quiet_s},
         "workloads": {},
     }
+    failed = []
     for w in chosen:
-        results["workloads"][w.name] = run_workload(w, mode, opts)
-    results["ended_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    _save(results, args.out, args.quick)
-    return 0
+        stamp = {
+            "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "git": results["machine"]["git"],
+        }
+        try:
+            entry = run_workload(w, mode, opts)
+        except Exception:  # noqa: BLE001 - one broken workload must not lose the others
+            failed.append(w.name)
+            print(f"{w.name} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+            continue
+        results["workloads"][w.name] = {**stamp, **entry}
+        results["ended_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        _save(results, args.out, args.quick)  # after each workload: a crash loses only one
+    if failed:
+        print(f"bench: {', '.join(failed)} failed (see above)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _save(results: dict[str, Any], out_dir: Path, quick: bool) -> None:
-    """Merge into today's file for this host and mode: re-run workloads replace their old entry."""
+    """Merge into today's file for this host and mode: re-run workloads replace their old entry
+    (each workload carries its own ``measured_at`` and ``git``)."""
     path = report.result_path(out_dir, quick)
+    merged = dict(results)
     if path.exists():
         try:
             old = json.loads(path.read_text())
         except (OSError, ValueError):
             old = {}
         if old.get("mode") == results["mode"]:
-            merged = {**old.get("workloads", {}), **results["workloads"]}
-            results["workloads"] = merged
-            results["started_at"] = old.get("started_at", results["started_at"])
-    report.write(results, path)
+            merged["workloads"] = {**old.get("workloads", {}), **results["workloads"]}
+    report.write(merged, path)

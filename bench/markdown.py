@@ -48,6 +48,13 @@ def figures(results: dict[str, Any]) -> str:
         clean = "yes" if w["clean"] else "**no**"
         row = [name, unit, *cells, ideal, other, clean]
         lines.append("| " + " | ".join(row) + " |")
+    commits = {(w.get("git") or {}).get("commit", "")[:8] for w in results["workloads"].values()}
+    if len(commits) > 1:  # workloads re-run later, on newer code
+        when = ", ".join(
+            f"{name} `{(w.get('git') or {}).get('commit', '?')[:8]}`"
+            for name, w in results["workloads"].items()
+        )
+        lines += ["", f"Commits per workload: {when}."]
     lines += ["", "| target | measured | status |", "|---|---|---|"]
     for w in results["workloads"].values():
         for t in w["targets"]:
