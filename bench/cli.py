@@ -66,9 +66,14 @@ def run_workload(w: Workload, mode: Mode, opts: Options) -> dict[str, Any]:
     print(f"{w.name}: {w.title}", file=sys.stderr, flush=True)
     t0 = time.monotonic()
     built = w.build(mode)
-    reps = Options(built.reps or opts.reps, opts.retries, opts.wait_quiet_s)
+    reps = Options(
+        built.reps or opts.reps,
+        opts.retries if built.cpu_bound else 0,
+        opts.wait_quiet_s if built.cpu_bound else 0.0,
+    )
     runs = repeat(w.name, built.contenders, reps)
     summaries, clean = summarize(runs)
+    clean = clean or not built.cpu_bound  # busy CPUs do not move a memory peak
     checked = targets.check(w.name, summaries)
     notes = {c.name: c.note for c in built.contenders}
     print(

@@ -46,6 +46,7 @@ class Built:
     contenders: list[Contender]
     info: dict[str, Any] = field(default_factory=dict)
     reps: int | None = None  # a workload-specific repetition count (S1: 10)
+    cpu_bound: bool = True  # False: other processes do not move the figure (M1), never retry
 
 
 @dataclass
@@ -143,7 +144,8 @@ def m1(mode: Mode) -> Built:
     names = ["ours", "pool", "ppe", "kagurazaka", "pqdm", "mtasklite", "serial"]
     names = [x for x in names if available(x)]
     info = {"items": n, "caps": caps}
-    return Built([contender(x) for x in names], info, reps=mode.reps or mode.pick(1, 2))
+    reps = mode.reps or mode.pick(1, 2)
+    return Built([contender(x) for x in names], info, reps=reps, cpu_bound=False)
 
 
 # -- S1: startup ----------------------------------------------------------------------------------
