@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,13 +24,13 @@ BENCH_CONF = REPO / "bench" / "conf"
 
 
 def _run(argv: list[str]) -> Sample:
+    """Time ``argv`` inside ``bench.reaper``, which also reaps what it leaves behind."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    t0 = time.perf_counter()
-    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    seconds = time.perf_counter() - t0
+    wrapped = [sys.executable, "-m", "bench.reaper", *argv]
+    proc = subprocess.run(wrapped, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     if proc.returncode:
         raise RuntimeError(f"{argv} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
-    return Sample(seconds)
+    return Sample(float(proc.stdout.strip().splitlines()[-1]))
 
 
 def command(argv_of: Callable[[str], list[str]]) -> Callable[[], Callable[[], Sample]]:
