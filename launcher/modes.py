@@ -17,6 +17,14 @@ from collections.abc import Iterator, Sequence
 from launcher.errors import InputError
 
 
+def join(root: str, rel: str) -> str:
+    """``os.path.join(root, rel)``, several times faster for the case planning meets per item:
+    a relative path under a non-empty root."""
+    if not root or rel.startswith("/"):
+        return os.path.join(root, rel)
+    return root + rel if root.endswith("/") else f"{root}/{rel}"
+
+
 def walk_sorted(root: str, rel: str = "") -> Iterator[str]:
     """Yield file paths relative to ``root`` in name order at every level (``find | sort``-like)."""
     with os.scandir(os.path.join(root, rel) if rel else root) as it:
@@ -65,8 +73,8 @@ class ByExtensions(InputMode):
     def entries(self, root: str) -> Iterator[tuple[str, str]]:
         exts = self.extensions
         for rel in walk_sorted(root):
-            if rel.lower().endswith(exts) and not os.path.basename(rel).startswith("."):
-                yield rel, os.path.join(root, rel)
+            if rel.lower().endswith(exts) and rel[rel.rfind("/") + 1] != ".":
+                yield rel, join(root, rel)
 
     def describe(self) -> str:
         return f"files with extensions {list(self.extensions)}"
@@ -83,7 +91,7 @@ class ByGlob(InputMode):
 
         for rel in walk_sorted(root):
             if fnmatchcase(rel, self.pattern):
-                yield rel, os.path.join(root, rel)
+                yield rel, join(root, rel)
 
     def describe(self) -> str:
         return f"files matching {self.pattern!r}"
@@ -109,7 +117,7 @@ class BySubdir(InputMode):
                     yield from dirs(path, depth + 1)
 
         for rel in dirs("", 1):
-            yield rel, os.path.join(root, rel)
+            yield rel, join(root, rel)
 
     def describe(self) -> str:
         return f"directories at level {self.level}"
@@ -178,8 +186,8 @@ class DirListings:
         return names
 
     def exists(self, path: str) -> bool:
-        directory, name = os.path.split(path)
-        return name in self.names(directory)
+        directory, sep, name = path.rpartition("/")  # os.path.split's answer, without its checks
+        return name in self.names(directory or sep)
 
 
 class OutputMode:
@@ -202,7 +210,7 @@ class AppendExtension(OutputMode):
     def path(self, root: str, key: str) -> str:
         if self.replace_suffix:
             key = os.path.splitext(key)[0]
-        return os.path.join(root, key + self.extension)
+        return join(root, key + self.extension)
 
 
 class PerInputFolder(OutputMode):

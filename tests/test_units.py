@@ -19,10 +19,14 @@ from launcher.modes import (
     DirListings,
     FromJsonl,
     PerInputFolder,
+    join,
     walk_sorted,
 )
+from launcher.plan import Plan
 from launcher.resolvers import config_hash, register_resolvers
 from launcher.shard import Shard, Strategy, stable_hash
+from launcher.stats import Stats
+from launcher.task import Task
 
 
 def shard(num=1, idx=0, strategy="modulo", sub_num=1, sub_idx=0) -> Shard:
@@ -158,6 +162,73 @@ def test_output_modes_and_bulk_existence(tmp_path):
     assert not folder.is_done(folder.path(out, "s1"), DirListings())
     open(f"{out}/s1/boxes.json", "w").close()
     assert folder.is_done(folder.path(out, "s1"), DirListings())
+
+
+@pytest.mark.parametrize(
+    "root,rel", [("/o", "a/b"), ("/o/", "a"), ("o", "a"), ("", "a/b"), ("/o", "/abs/x"), ("/", "a")]
+)
+def test_join_is_os_path_join(root, rel):
+    assert join(root, rel) == os.path.join(root, rel)
+
+
+def test_listing_check_splits_paths_like_os_path(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").touch()
+    listings = DirListings()
+    assert listings.exists(f"{tmp_path}/d/f") and listings.exists(f"{tmp_path}//d/f")
+    assert not listings.exists(f"{tmp_path}/d/g") and not listings.exists("f")
+    assert listings.exists(str(tmp_path)) == os.path.exists(str(tmp_path))
+
+
+class Numbers(Task):
+    """``{"x": i}`` for i < n, done when ``i % 3 == 0``; listing or checking may fail at one."""
+
+    def __init__(self, n: int, list_fails_at: int = -1, check_fails_at: int = -1) -> None:
+        super().__init__()
+        self.n, self.list_fails_at, self.check_fails_at = n, list_fails_at, check_fails_at
+
+    def generate_tasks(self):
+        for i in range(self.n):
+            if i == self.list_fails_at:
+                raise OSError(f"listing broke at {i}")
+            yield {"x": i}
+
+    def is_executed(self, x: int) -> bool:
+        if x == self.check_fails_at:
+            raise OSError(f"check broke at {x}")
+        return x % 3 == 0
+
+
+def drain(plan: Plan, sizes: list[int]) -> list[int]:
+    out: list[int] = []
+    plan.has_pending()
+    while batch := plan.take(sizes[len(out) % len(sizes)]):
+        out += [it["x"] for it in batch]
+    return out
+
+
+@pytest.mark.parametrize("sizes", [[1], [7, 1, 4096], [5000]])
+def test_plan_yields_each_pending_item_once_in_order(sizes):
+    stats = Stats()
+    plan = Plan(Numbers(5000), shard(), stats)
+    assert drain(plan, sizes) == [x for x in range(5000) if x % 3]
+    assert (stats.total, stats.skipped, stats.planned, plan.generated) == (5000, 1667, True, 5000)
+
+
+def test_plan_with_a_shard_and_a_limit_counts_only_what_it_planned():
+    stats = Stats()
+    plan = Plan(Numbers(5000), shard(num=2, idx=1), stats, limit=10)
+    assert drain(plan, [4]) == [1, 5, 7, 11, 13, 17, 19, 23, 25, 29]
+    assert (stats.total, stats.skipped) == (15, 5)  # owned items up to 29: 1, 3, 5, ..., 29
+
+
+@pytest.mark.parametrize("where", ["list_fails_at", "check_fails_at"])
+def test_plan_keeps_the_items_before_a_listing_or_check_error(where):
+    stats = Stats()
+    plan = Plan(Numbers(5000, **{where: 100}), shard(), stats)
+    assert drain(plan, [64]) == [x for x in range(100) if x % 3]
+    assert isinstance(plan.error, OSError) and "broke at 100" in str(plan.error)
+    assert (stats.total, stats.skipped) == (100, 34)
 
 
 def test_atomic_write_leaves_nothing_on_error(tmp_path):
