@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 from launcher import AppendExtension, Task, atomic_write
@@ -13,7 +14,8 @@ class Squares(Task):
     """Item ``i`` writes ``i*i`` to ``<output_dir>/<key>.txt`` (and logs its key to a ledger).
 
     Faults: ``fail_mod`` makes every item with ``i % fail_mod == 0`` raise while
-    ``fault_file`` exists; ``kill_key`` SIGKILLs its own worker; ``hang_key`` sleeps forever.
+    ``fault_file`` exists; ``kill_key`` SIGKILLs its own worker; ``hang_key`` sleeps forever;
+    ``unpicklable`` holds a lock, which no spawn or fork-server worker can receive.
     """
 
     def __init__(
@@ -26,6 +28,7 @@ class Squares(Task):
         hang_key: str | None = None,
         slow_s: float = 0.0,
         ledger: str | None = None,
+        unpicklable: bool = False,
     ) -> None:
         super().__init__(output_dir=output_dir, output=AppendExtension(".txt"))
         self.n = n
@@ -35,6 +38,7 @@ class Squares(Task):
         self.hang_key = hang_key
         self.slow_s = slow_s
         self.ledger = ledger
+        self.lock = threading.Lock() if unpicklable else None
 
     def generate_tasks(self):
         for i in range(self.n):

@@ -58,3 +58,15 @@ def test_a_task_whose_listing_breaks_mid_run_keeps_the_work_done(launch, tmp_pat
     assert f"{lst}:31: not valid JSON" in out
     rep = report(launch.job_dir)
     assert rep["failed"] == 30  # the listed images do not exist: each failed alone
+
+
+def test_a_task_that_cannot_be_pickled_for_its_workers_is_named(launch, tmp_path):
+    args = ["task=squares", f"task.output_dir={tmp_path / 'out'}", "task.unpicklable=true"]
+    r = launch(*args)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "the task Squares cannot be pickled for backbone.start_method=forkserver" in out
+    assert "setup_worker()" in out and "Traceback" not in out
+    r = launch(*args, "backbone.start_method=fork")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert report(launch.job_dir)["processed"] == 100

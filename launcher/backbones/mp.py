@@ -18,10 +18,13 @@ from blocking the parent's loop on a full pipe.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
+import pickle
 import queue
+import select
 import signal
 import threading
 import time
@@ -29,9 +32,9 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing import connection
 from typing import Any
 
+from launcher.errors import ConfigError
 from launcher.job import Job
 from launcher.plan import Plan
 from launcher.task import Item, Task
@@ -42,6 +45,8 @@ TARGET_CHUNK_S = 0.05
 MAX_CHUNK = 4096
 FIRST_CHUNK = 8
 PREFETCH = 2
+READ_AHEAD = 16384  # pending items planned ahead of the workers' demand, at most
+READ_AHEAD_BLOCK = 1024
 TICK_S = 0.25
 MAX_STARTUP_DEATHS = 3
 
@@ -90,7 +95,7 @@ def _failure(exc: BaseException) -> tuple[str, str, str]:
 
 def _worker_main(
     slot: int,
-    task: Task,
+    task: Task | bytes,
     inbox: Any,
     outbox: Any,
     status: Any,
@@ -99,22 +104,25 @@ def _worker_main(
     timed: bool,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates Ctrl-C
+    # memoryviews: a store is a few tens of ns, a ctypes attribute several times that
+    marks = memoryview(status).cast("B").cast("d")
+    halt = memoryview(stop).cast("B")  # this worker's own flag: one check per item
     terminated = [False]
 
     def on_term(signum: int, frame: Any) -> None:
-        terminated[0] = True  # finish the current item, report, then exit
+        halt[0] = 1  # finish the current item, report, then exit
+        terminated[0] = True
 
     signal.signal(signal.SIGTERM, on_term)
     _die_with_parent()
     try:
+        if isinstance(task, bytes):
+            task = pickle.loads(task)
         task.setup_worker(slot)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent verbatim
         outbox.send(("setup_error", *_failure(exc)))
         return
     outbox.send(("ready",))
-    # memoryviews: a store is a few tens of ns, a ctypes attribute several times that
-    marks = memoryview(status).cast("B").cast("d")
-    halt = memoryview(stop).cast("B")
     run = _run_batches if task.batched else _run_items
     while True:
         try:
@@ -128,7 +136,7 @@ def _worker_main(
         marks[POS] = 0
         marks[START] = time.monotonic() if timed else 1.0  # busy; item start times when timed
         t0 = time.monotonic()
-        n = run(task, items, chunk_id, marks, halt, terminated, timed, outbox, batch_size)
+        n = run(task, items, chunk_id, marks, halt, timed, outbox, batch_size)
         marks[START] = 0.0
         outbox.send(("done", chunk_id, n, time.monotonic() - t0))
         if terminated[0]:
@@ -145,7 +153,6 @@ def _run_items(
     chunk_id: int,
     marks: Any,
     halt: Any,
-    terminated: list,
     timed: bool,
     outbox: Any,
     batch_size: int,
@@ -154,7 +161,7 @@ def _run_items(
     process = task.process
     clock = time.monotonic
     for pos, item in enumerate(items):
-        if halt[0] or terminated[0]:
+        if halt[0]:
             return pos
         marks[POS] = pos
         if timed:
@@ -172,14 +179,13 @@ def _run_batches(
     chunk_id: int,
     marks: Any,
     halt: Any,
-    terminated: list,
     timed: bool,
     outbox: Any,
     batch_size: int,
 ) -> int:
     """A TorchTask's items, ``batch_size`` at a time through ``process_batch``."""
     for pos in range(0, len(items), batch_size):
-        if halt[0] or terminated[0]:
+        if halt[0]:
             return pos
         marks[POS] = pos
         if timed:
@@ -206,6 +212,7 @@ class _Worker:
     inbox: Any  # parent -> worker
     outbox: Any  # worker -> parent
     status: Any
+    stop: Any
     sendq: queue.SimpleQueue
     sender: threading.Thread
     inflight: deque[_Chunk] = field(default_factory=deque)
@@ -260,9 +267,9 @@ class _Run:
         self.plan = plan
         self.job = job
         self.ctx = backbone.ctx
-        self.stop = self.ctx.RawArray("b", 1)  # set: workers stop between items
         self.workers: list[_Worker] = []
         self.requeued: deque[Item] = deque()  # unstarted items salvaged from lost workers
+        self.ahead: list[Item] = []  # planned while the workers were busy or starting
         self.solo: deque[Item] = deque()  # items that killed a worker once: run alone
         self.suspects: set[str] = set()
         self.next_id = 0
@@ -272,6 +279,12 @@ class _Run:
         self.startup_deaths = 0
         self.plan_done = False
         self.timed = bool(job.item_timeout_s)
+        self.shipped: Task | bytes = task
+        # one poll set for the loop, kept as workers come and go (connection.wait builds one
+        # per call): fd -> (worker, is its death sentinel)
+        self.poller = select.poll()
+        self.watched: dict[int, tuple[_Worker, bool]] = {}
+        self.unpicklable: Exception | None = None
 
     # -- workers ---------------------------------------------------------------------------------
 
@@ -280,22 +293,90 @@ class _Run:
         in_r, in_w = ctx.Pipe(duplex=False)
         out_r, out_w = ctx.Pipe(duplex=False)
         status = ctx.RawArray("d", 3)
+        stop = ctx.RawArray("b", 1)  # set: the worker stops between items
         proc = ctx.Process(
             target=_worker_main,
-            args=(slot, self.task, in_r, out_w, status, self.stop, self.bb.batch_size, self.timed),
+            args=(slot, self.shipped, in_r, out_w, status, stop, self.bb.batch_size, self.timed),
             name=f"launcher-worker-{slot}",
             daemon=True,
         )
         proc.start()
-        self.bb.workers_started += 1
         in_r.close()
         out_w.close()
         sendq: queue.SimpleQueue = queue.SimpleQueue()
         sender = threading.Thread(target=_send_loop, args=(sendq, in_w), daemon=True)
         sender.start()
-        return _Worker(slot, proc, in_w, out_r, status, sendq, sender)
+        return _Worker(slot, proc, in_w, out_r, status, stop, sendq, sender)
+
+    def ship(self) -> Task | bytes:
+        """The task as workers receive it: pickled once here, for every worker.
+
+        A fork-server or spawn start blocks until the child has read its
+        arguments; bytes are read at once, and each child unpickles the task
+        on its own time instead of holding up the next start. Fork children
+        inherit the object itself.
+        """
+        if self.bb.start_method == "fork":
+            return self.task
+        try:
+            return pickle.dumps(self.task, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - multiprocessing's pickler may still manage
+            self.unpicklable = exc  # (it knows its own locks and queues): let it try
+            return self.task
+
+    def spawn_all(self) -> list[_Worker]:
+        """Start every worker.
+
+        A fork-server or spawn start blocks until the child has read its pickled
+        task, so those start side by side from threads (a forked child copies
+        this process's locks: fork starts stay on this thread, one by one).
+        """
+        slots = range(self.bb.num_workers)
+        if self.bb.start_method == "fork":
+            self.bb.workers_started += len(slots)
+            return [self.spawn(slot) for slot in slots]
+        started: dict[int, _Worker | BaseException] = {}
+
+        def start(slot: int) -> None:
+            try:
+                started[slot] = self.spawn(slot)
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+                started[slot] = exc
+
+        threads = [threading.Thread(target=start, args=(slot,), daemon=True) for slot in slots]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        workers = [started[slot] for slot in slots]
+        errors = [w for w in workers if isinstance(w, BaseException)]
+        if errors:
+            for w in workers:
+                if isinstance(w, _Worker):
+                    self.retire(w, kill=True)
+            if self.unpicklable is not None:
+                raise ConfigError(
+                    f"the task {type(self.task).__name__} cannot be pickled for "
+                    f"backbone.start_method={self.bb.start_method} workers "
+                    f"({self.unpicklable}): create unpicklable resources (models, clients, "
+                    "open files) in setup_worker(), or use backbone.start_method=fork"
+                ) from errors[0]
+            raise errors[0]
+        self.bb.workers_started += len(workers)
+        return workers  # type: ignore[return-value]
+
+    def watch(self, w: _Worker) -> None:
+        for fd, dies in ((w.outbox.fileno(), False), (w.proc.sentinel, True)):
+            self.poller.register(fd, select.POLLIN)
+            self.watched[fd] = (w, dies)
+
+    def unwatch(self, w: _Worker) -> None:
+        for fd in (w.outbox.fileno(), w.proc.sentinel):
+            if self.watched.pop(fd, None) is not None:
+                self.poller.unregister(fd)
 
     def retire(self, w: _Worker, kill: bool = False) -> None:
+        self.unwatch(w)
         if kill and w.proc.is_alive():
             w.proc.kill()
         w.sendq.put(None)
@@ -315,12 +396,23 @@ class _Run:
         n = self.chunksize
         if self.requeued:
             return [self.requeued.popleft() for _ in range(min(n, len(self.requeued)))]
-        if self.plan_done:
-            return []
-        items = self.plan.take(n)
-        if not items:
-            self.plan_done = True
+        items = self.ahead[:n]
+        del self.ahead[:n]
+        if len(items) < n and not self.plan_done:
+            more = self.plan.take(n - len(items))
+            self.plan_done = not more
+            items += more
         return items
+
+    def read_ahead(self) -> bool:
+        """Plan a block while no worker needs items (workers starting, or all busy);
+        False when the read-ahead is full or the plan is done."""
+        if self.plan_done or len(self.ahead) >= READ_AHEAD:
+            return False
+        block = self.plan.take(READ_AHEAD_BLOCK)
+        self.plan_done = not block
+        self.ahead += block
+        return bool(block)
 
     def feed(self) -> None:
         for w in self.workers:
@@ -462,11 +554,22 @@ class _Run:
             self.workers.pop(i)
         else:
             self.workers[i] = self.spawn(w.slot)
+            self.watch(self.workers[i])
+            self.bb.workers_started += 1
 
     # -- the loop --------------------------------------------------------------------------------
 
     def busy(self) -> bool:
         return any(w.inflight for w in self.workers)
+
+    def finished(self) -> bool:
+        return (
+            self.plan_done
+            and not self.ahead
+            and not self.busy()
+            and not self.requeued
+            and not self.solo
+        )
 
     def run(self) -> None:
         job = self.job
@@ -481,7 +584,10 @@ class _Run:
                 *([type(self.task).__module__] if type(self.task).__module__ != "__main__" else []),
             ]
             self.ctx.set_forkserver_preload(preload)
-        self.workers = [self.spawn(slot) for slot in range(self.bb.num_workers)]
+        self.shipped = self.ship()
+        self.workers = self.spawn_all()
+        for w in self.workers:
+            self.watch(w)
         try:
             self.loop()
         except KeyboardInterrupt:
@@ -497,7 +603,8 @@ class _Run:
         grace_deadline: float | None = None
         while True:
             if job.stopping:
-                self.stop[0] = 1
+                for w in self.workers:
+                    w.stop[0] = 1
                 if grace_deadline is None:
                     grace_deadline = time.monotonic() + job.grace_s
                 if not self.busy():
@@ -507,16 +614,22 @@ class _Run:
                     return
             else:
                 self.feed()
-                if self.plan_done and not self.busy() and not self.requeued and not self.solo:
+                if self.finished():
                     return
-            by_conn = {w.outbox: w for w in self.workers}
-            by_sentinel = {w.proc.sentinel: w for w in self.workers}
+            idle = not job.stopping and len(self.ahead) < READ_AHEAD and not self.plan_done
+            events = self.poller.poll(0 if idle else TICK_S * 1000)
+            if not events and idle:
+                self.read_ahead()
             dead = []
-            for obj in connection.wait([*by_conn, *by_sentinel], timeout=TICK_S):
-                if obj in by_conn:
-                    self.drain(by_conn[obj])
-                else:
-                    dead.append(by_sentinel[obj])
+            for fd, _ in events:
+                w, dies = self.watched[fd]
+                if dies:
+                    dead.append(w)
+                    continue
+                # one message per wake-up: the next poll returns at once if more wait;
+                # EOF means it died, and its sentinel says so
+                with contextlib.suppress(EOFError, OSError):
+                    self.handle(w, w.outbox.recv())
             for w in dead:
                 self.on_death(w)
             self.check_timeouts()
