@@ -62,10 +62,14 @@ def select(only: str) -> list[Workload]:
     return chosen
 
 
-def run_workload(w: Workload, mode: Mode, opts: Options) -> dict[str, Any]:
+def run_workload(w: Workload, mode: Mode, opts: Options) -> dict[str, Any] | None:
+    """Run one workload and print its table; None when it cannot run here (it says why)."""
     print(f"{w.name}: {w.title}", file=sys.stderr, flush=True)
     t0 = time.monotonic()
     built = w.build(mode)
+    if built.skip:
+        print(f"\n{w.name}: {w.title}\n  skipped: {built.skip}", flush=True)
+        return None
     reps = Options(
         built.reps or opts.reps,
         opts.retries if built.cpu_bound else 0,
@@ -133,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:  # noqa: BLE001 - one broken workload must not lose the others
             failed.append(w.name)
             print(f"{w.name} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+            continue
+        if entry is None:  # not run: an earlier result in today's file stays
             continue
         results["workloads"][w.name] = {**stamp, **entry}
         results["ended_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -20,7 +20,12 @@ from typing import Any
 from bench.workloads import Item
 
 # peer -> the modules it needs (``import kagurazaka`` imports torch, undeclared)
-PYPI_PEERS = {"kagurazaka": ("kagurazaka", "torch"), "pqdm": ("pqdm",), "mtasklite": ("mtasklite",)}
+PYPI_PEERS = {
+    "kagurazaka": ("kagurazaka", "torch"),
+    "pqdm": ("pqdm",),
+    "mtasklite": ("mtasklite",),
+    "hydra-submitit-launcher": ("hydra_plugins.hydra_submitit_launcher",),  # L1, a Hydra plugin
+}
 
 
 def missing(peer: str) -> bool:

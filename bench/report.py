@@ -17,7 +17,17 @@ from bench.harness import Summary
 from bench.load import QUIET_CPUS, cpu_count
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DISTS = ("shard-launcher", "hydra-core", "omegaconf", "psutil", "kagurazaka", "pqdm", "mtasklite")
+DISTS = (
+    "shard-launcher",
+    "hydra-core",
+    "omegaconf",
+    "psutil",
+    "submitit",
+    "kagurazaka",
+    "pqdm",
+    "mtasklite",
+    "hydra-submitit-launcher",
+)
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -42,19 +52,20 @@ def table(
     lines = [f"\n{name}: {title}  [{unit}, {better} is better; ratio = ours/contender]"]
     if not clean:
         lines.append("  !! every repetition was disturbed by other processes: figures are noisy")
+    w = max([15, *(len(s.contender) + 2 for s in summaries)])
     lines.append(
-        f"  {'contender':<15}{'median':>10}{'min-max':>22}{'ratio':>8}{'reps':>6}{'busy':>6}  note"
+        f"  {'contender':<{w}}{'median':>10}{'min-max':>22}{'ratio':>8}{'reps':>6}{'busy':>6}  note"
     )
     for s in summaries:
         ratio = "" if s.ratio is None or s.contender == "ours" else f"{s.ratio:.2f}x"
         span = f"{_fmt(s.low, unit)}-{_fmt(s.high, unit)}"
         lines.append(
-            f"  {s.contender:<15}{_fmt(s.median, unit):>10}{span:>22}{ratio:>8}{s.reps:>6}"
+            f"  {s.contender:<{w}}{_fmt(s.median, unit):>10}{span:>22}{ratio:>8}{s.reps:>6}"
             f"{s.flagged:>6}  {notes.get(s.contender, '')}"
         )
         if s.contender == "serial" and unit == "items/s":
             lines.append(
-                f"  {'ideal':<15}{_fmt(s.median * 2, unit):>10}{'':>42}  serial x 2 workers"
+                f"  {'ideal':<{w}}{_fmt(s.median * 2, unit):>10}{'':>42}  serial x 2 workers"
             )
     for t in targets:
         status = "met" if t["met"] else f"MISSED ({t['shortfall']})"

@@ -1,9 +1,8 @@
 """The workloads of issue 5 and, for each, its contenders and sizes (quick or full).
 
 A :class:`Workload` builds its contenders for a mode; building is also where
-the peers' chunk sizes are tuned, before any measured repetition. T1 (torch
-backbone vs a hand-written DataLoader loop) and L1 (SLURM submission) are the
-next entries of :data:`WORKLOADS`, with their targets in ``targets.py``.
+the peers' chunk sizes are tuned, before any measured repetition. A workload
+that cannot run here (L1 without a SLURM cluster) says why in ``Built.skip``.
 """
 
 from __future__ import annotations
@@ -47,6 +46,7 @@ class Built:
     info: dict[str, Any] = field(default_factory=dict)
     reps: int | None = None  # a workload-specific repetition count (S1: 10)
     cpu_bound: bool = True  # False: other processes do not move the figure (M1), never retry
+    skip: str | None = None  # why this workload cannot run here: it is reported, not run
 
 
 @dataclass
@@ -217,6 +217,23 @@ def _t1(step_s: float, note: str) -> Callable[[Mode], Built]:
     return build
 
 
+# -- L1: SLURM submission -------------------------------------------------------------------------
+
+
+def l1(mode: Mode) -> Built:
+    from bench import submit
+
+    reason = submit.no_cluster()
+    if reason:
+        return Built([], skip=f"no SLURM cluster ({reason}); start one: `{submit.START_CLUSTER}`")
+    n = mode.pick(20, 1_000)
+    cs = [Contender("ours", submit.contender(submit.ours, n), "hydra/launcher=slurm, one sbatch")]
+    if available(submit.PEER):
+        note = "hydra/sweeper=basic shard.idx=range(0,N) hydra/launcher=submitit_slurm"
+        cs.append(Contender(submit.PEER, submit.contender(submit.peer, n), note))
+    return Built(cs, {"shards": n}, reps=mode.reps or mode.pick(2, 3))
+
+
 WORKLOADS = [
     Workload("W1", "tiny items: x*x", "items/s", True, w1),
     Workload("W2", "CPU: ~0.2 ms of pure Python per item", "items/s", True, w2),
@@ -245,4 +262,5 @@ WORKLOADS = [
         True,
         _t1(0.005, "sequential: infer, then postprocess"),
     ),
+    Workload("L1", "SLURM submission: N shards from a cold launch.py -m", "s", False, l1),
 ]

@@ -6,8 +6,11 @@ Speed itself is never asserted here; the figures live in bench/results/.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import REPO
 
@@ -26,3 +29,41 @@ def test_quick_bench_runs_and_prints_ratios(tmp_path):
     (result,) = tmp_path.glob("*.json")
     data = json.loads(result.read_text())
     assert "W1" in json.dumps(data)
+
+
+def test_l1_without_a_slurm_cluster_is_skipped_with_the_reason(tmp_path):
+    (tmp_path / "slurm.conf").touch()  # scontrol refuses an empty config at once
+    r = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "L1", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SLURM_CONF": str(tmp_path / "slurm.conf")},
+    )
+    assert r.returncode == 0, r.stderr
+    assert "skipped: no SLURM cluster (scontrol ping exited 1" in r.stdout
+    assert "scripts/slurm/cluster.sh start" in r.stdout
+    assert not list(tmp_path.glob("*.json"))  # nothing measured, nothing written
+
+
+@pytest.mark.slurm
+def test_l1_submits_to_slurm_and_leaves_none_of_its_jobs_queued(tmp_path):
+    from bench.submit import no_cluster
+
+    reason = no_cluster()
+    if reason and os.environ.get("REQUIRE_SLURM") == "1":  # CI, as in test_slurm.py
+        pytest.fail(f"no SLURM cluster ({reason})")
+    if reason:
+        pytest.skip(f"no SLURM cluster ({reason})")
+    argv = [sys.executable, "-m", "bench", "--quick", "--only", "L1", "--reps", "1"]
+    r = subprocess.run(
+        [*argv, "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=240
+    )
+    assert r.returncode == 0, r.stderr
+    assert "target L1 <= 5 s" in r.stdout
+    (result,) = tmp_path.glob("*.json")
+    runs = json.loads(result.read_text())["workloads"]["L1"]["runs"]
+    assert runs and all(run["shards"] == 20 for run in runs)
+    queue = subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True).stdout
+    assert "bench-l1-" not in queue
