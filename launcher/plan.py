@@ -9,13 +9,13 @@ once per block): per item, planning costs little more than generating the item.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from itertools import islice
 
 from launcher.errors import InputError
 from launcher.shard import Shard
 from launcher.stats import Stats
-from launcher.task import Item, Task
+from launcher.task import Item, Task, Unfinished
 
 FIRST_BLOCK = 16  # small first blocks: the first pending item reaches a worker early
 MAX_BLOCK = 1024
@@ -80,19 +80,16 @@ class Plan:
                 yield pending
         stats.planned = True
 
-    def _unfinished(
-        self, block: list[Item], done: Callable[[Item], bool]
-    ) -> tuple[list[Item], int]:
+    def _unfinished(self, block: list[Item], unfinished: Unfinished) -> tuple[list[Item], int]:
         """The block's items that are not done, and how many were checked (all of them,
         unless the finish check raised: then those before the item it raised on)."""
         try:
-            return [it for it in block if not done(it)], len(block)
+            return unfinished(block), len(block)
         except Exception:  # noqa: BLE001 - find the item, keep what precedes it
             pending = []
             for i, it in enumerate(block):
                 try:
-                    if not done(it):
-                        pending.append(it)
+                    pending += unfinished([it])
                 except Exception as exc:  # noqa: BLE001 - re-raised by the app after the run
                     self.error = exc
                     return pending, i

@@ -17,6 +17,13 @@ from launcher.errors import ConfigError
 from launcher.modes import DirListings, InputMode, OutputMode
 
 Item = dict[str, Any]
+Unfinished = Callable[[list[Item]], list[Item]]  # a block of items -> those not done yet
+
+
+def unfinished_by(is_executed: Callable[..., bool]) -> Unfinished:
+    """The planner's block filter from an ``is_executed(**item)``: the method is called
+    straight from the comprehension, with no wrapper call per item."""
+    return lambda block: [it for it in block if not is_executed(**it)]
 
 
 class Task:
@@ -99,22 +106,23 @@ class Task:
     batched = False  # True: workers hand items to process_batch() in groups
     forkserver_preload: tuple[str, ...] = ()  # modules a forkserver imports once for all workers
 
-    def finish_check(self) -> Callable[[Item], bool] | None:
-        """The planner's per-item done test, or None when nothing can be done already.
+    def finish_check(self) -> Unfinished | None:
+        """The planner's done filter (a block of items -> those not done), or None when
+        nothing can be done already.
 
         An overridden :meth:`is_executed` is called per item; otherwise the
         output mode answers from cached directory listings (one per directory).
         """
         if type(self).is_executed is not Task.is_executed:
-            return lambda item: self.is_executed(**item)
+            return unfinished_by(self.is_executed)
         return self._output_check()
 
-    def _output_check(self) -> Callable[[Item], bool] | None:
+    def _output_check(self) -> Unfinished | None:
         if self.output is None:
             return None
         listings = DirListings()
         is_done = self.output.is_done
-        return lambda item: is_done(item["output"], listings)
+        return lambda block: [it for it in block if not is_done(it["output"], listings)]
 
     def check_inputs(self) -> None:
         """Fail early, naming the key, when the input mode's source is missing."""
@@ -194,12 +202,12 @@ class TorchTask(Task):
     def is_executed(self, **item: Any) -> bool:
         return self.is_each_executed(**item)
 
-    def finish_check(self) -> Callable[[Item], bool] | None:
+    def finish_check(self) -> Unfinished | None:
         cls = type(self)
         if cls.is_each_executed is not TorchTask.is_each_executed:
-            return lambda item: self.is_each_executed(**item)
+            return unfinished_by(self.is_each_executed)
         if cls.is_executed is not TorchTask.is_executed:
-            return lambda item: self.is_executed(**item)
+            return unfinished_by(self.is_executed)
         return self._output_check()
 
     # -- processing -------------------------------------------------------------------------

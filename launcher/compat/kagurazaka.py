@@ -24,7 +24,7 @@ from typing import Any
 
 from launcher.compat import _kagurazaka_template as template
 from launcher.errors import ConfigError, InputError
-from launcher.task import Item, Task, TorchTask
+from launcher.task import Item, Task, TorchTask, Unfinished, unfinished_by
 
 log = logging.getLogger(__name__)
 
@@ -305,12 +305,11 @@ class KagurazakaTaskAdapter(_Adapter, Task):
     def generate_tasks(self) -> Iterable[Item]:
         return self._kg.generate_tasks()
 
-    def finish_check(self) -> Callable[[Item], bool] | None:
+    def finish_check(self) -> Unfinished | None:
         if not self._has_check:
             log.warning("%s defines no is_executed: every item runs every time", self._recipe.label)
             return None
-        is_executed = self._kg.is_executed
-        return lambda item: is_executed(**item)
+        return unfinished_by(self._kg.is_executed)
 
     def process(self, **item: Any) -> None:
         self._kg(**item)
@@ -400,7 +399,7 @@ class KagurazakaTorchAdapter(_Adapter, TorchTask):
         hard = self._modes["hard_shard_mode"]
         return self._modes["input_mode"].generate_tasks(hard.get_shard_input())
 
-    def finish_check(self) -> Callable[[Item], bool] | None:
+    def finish_check(self) -> Unfinished | None:
         if self._check is None:
             log.warning(
                 "%s defines no is_each_executed/is_executed: every item runs every time",
@@ -414,7 +413,8 @@ class KagurazakaTorchAdapter(_Adapter, TorchTask):
                 self._recipe.label,
             )
             return None
-        return self._check
+        check = self._check
+        return lambda block: [it for it in block if not check(it)]
 
     def load_data(self, **item: Any) -> dict[str, Any]:
         if self._dataset is None:
