@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -13,16 +14,29 @@ from launcher import TorchTask, atomic_write
 class SumModel(TorchTask):
     """Each ``.txt`` input holds 4 numbers; the model (a fixed Linear layer) sums them.
 
-    ``mode`` picks the process option: ``each`` (inference + postprocess_each),
-    ``batch`` (inference + postprocess) or ``process`` (the whole step).
-    A file that is not 4 numbers fails to load; a row holding 13 makes
-    inference raise; a row summing to 99 makes postprocess raise.
+    This class is the ``each`` process option (inference + postprocess_each);
+    :class:`SumModelBatch` (inference + postprocess) and :class:`SumModelProcess`
+    (the whole step) are the other two, and :func:`sum_model` picks one by
+    ``mode``. A file that is not 4 numbers fails to load; a row holding 13
+    makes inference raise; a row summing to 99 makes postprocess raise.
+    ``thread_log`` gets the name of the thread that wrote each output, kept in
+    memory until teardown (``write_outputs=false``: a postprocess that only
+    notes that name, i.e. costs next to nothing).
     """
 
-    def __init__(self, *args: Any, mode: str = "each", slow_s: float = 0.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        slow_s: float = 0.0,
+        thread_log: str | None = None,
+        write_outputs: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.mode = mode
         self.slow_s = slow_s
+        self.thread_log = thread_log
+        self.write_outputs = write_outputs
+        self.threads: list[str] = []
 
     def load_model(self, device: torch.device) -> None:
         self.model = torch.nn.Linear(4, 1, bias=False).to(device)
@@ -46,20 +60,35 @@ class SumModel(TorchTask):
         if float(value) == 99:
             raise OSError("disk refused 99")
         time.sleep(self.slow_s / 4)
-        with atomic_write(output, "w") as f:
-            f.write(f"{float(value):g}\n")
+        if self.write_outputs:
+            with atomic_write(output, "w") as f:
+                f.write(f"{float(value):g}\n")
+        self.threads.append(threading.current_thread().name)
+
+    def teardown(self) -> None:
+        if self.thread_log:
+            with open(self.thread_log, "w", encoding="utf-8") as f:
+                f.write("".join(f"{name}\n" for name in self.threads))
 
     def postprocess_each(self, batch_idx: int, batch_size: int, output: str, result, **_: Any):
         self.write(output, result)
 
+
+class SumModelBatch(SumModel):
     def postprocess(self, batch_size: int, results, **batch: Any) -> None:
-        if self.mode != "batch":
-            return super().postprocess(batch_size, results, **batch)
         for output, value in zip(batch["output"], results, strict=True):
             self.write(output, value)
 
+
+class SumModelProcess(SumModel):
     def process(self, device: torch.device, batch: dict[str, Any]) -> None:
-        if self.mode != "process":
-            return super().process(device, batch)
         for output, value in zip(batch["output"], self.inference(device, 0, **batch), strict=True):
             self.write(output, value)
+
+
+MODES = {"each": SumModel, "batch": SumModelBatch, "process": SumModelProcess}
+
+
+def sum_model(mode: str = "each", **kwargs: Any) -> SumModel:
+    """``task=sum_model``: ``task.mode`` picks the process option, which is the class."""
+    return MODES[mode](**kwargs)

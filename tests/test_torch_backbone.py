@@ -91,6 +91,26 @@ def test_slow_postprocess_under_the_thread_pool_loses_nothing(launch, tmp_path):
     assert {k: v.decode() for k, v in files(tmp_path / "out").items()} == expected
 
 
+@pytest.mark.parametrize("cheap", [True, False])
+def test_postprocessing_goes_to_the_pool_only_when_it_costs_more_than_a_handoff(
+    launch, tmp_path, cheap
+):
+    make_inputs(tmp_path / "in", 64)
+    log = tmp_path / "threads"
+    work = ["task.write_outputs=false"] if cheap else ["task.slow_s=0.02"]
+    extra = [*work, f"task.thread_log={log}", "backbone=torch", "backbone.batch_size=4"]
+    r = launch(*args(tmp_path, *extra, "backbone.num_workers=0"))
+    assert r.returncode == 0, r.stderr
+    assert report(launch.job_dir)["processed"] == 64
+    threads = log.read_text().split()
+    assert len(threads) == 64
+    if cheap:  # the first three batches are timed in the model's thread, and it stays there
+        assert threads[:12] == ["MainThread"] * 12 and threads.count("MainThread") >= 56
+    else:  # the first three batches are timed there too, then the pool takes over
+        assert threads[:12] == ["MainThread"] * 12
+        assert all(name.startswith("postprocess") for name in threads[12:])
+
+
 def test_the_same_torch_task_on_the_mp_backbone_gives_the_same_outputs(launch, tmp_path):
     expected = make_inputs(tmp_path / "in", 50, bad={7: "corrupt"})
     r = launch(*args(tmp_path, "backbone=mp", "backbone.num_workers=2", "backbone.batch_size=4"))

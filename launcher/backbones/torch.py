@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import logging
 import signal
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
@@ -38,6 +39,9 @@ from launcher.task import Item, Task, TorchTask
 log = logging.getLogger(__name__)
 
 Amp = enum.Enum("Amp", ["off", "bf16", "fp16"])
+INLINE_S = 0.0005  # postprocessing quicker than this per call is not worth a thread handoff
+PROBES = 3
+REPROBE_EVERY = 256
 AMP_DTYPES = {"bf16": lambda torch: torch.bfloat16, "fp16": lambda torch: torch.float16}
 
 
@@ -171,7 +175,13 @@ class TorchBackbone:
 
 
 class _Pipeline:
-    """Model steps in this thread; postprocessing in a bounded pool; records in this thread."""
+    """Model steps in this thread; postprocessing in a bounded pool; records in this thread.
+
+    The first postprocess calls (and one in ``REPROBE_EVERY``) run in this
+    thread, timed: while the last few of those take under ``INLINE_S`` (lower
+    median: one slow call is not a trend), postprocessing stays here, because
+    handing it to a pool thread would cost more than it saves.
+    """
 
     def __init__(self, task: TorchTask, device: Any, job: Job, threads: int) -> None:
         self.task = task
@@ -181,6 +191,20 @@ class _Pipeline:
         self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="postprocess")
         self.max_pending = max(1, threads) * 2
         self.pending: deque[tuple[Future, list[Item], int]] = deque()
+        self.calls = 0
+        self.inline = False
+        self.timings: deque[float] = deque(maxlen=3)  # of the calls run in this thread
+
+    def submit(self, *args: Any) -> Future:
+        self.calls += 1
+        if not (self.inline or self.calls <= PROBES or self.calls % REPROBE_EVERY == 0):
+            return self.pool.submit(postprocess, self.task, *args)
+        t0 = time.perf_counter()
+        done: Future = Future()
+        done.set_result(postprocess(self.task, *args))
+        self.timings.append(time.perf_counter() - t0)
+        self.inline = sorted(self.timings)[(len(self.timings) - 1) // 2] < INLINE_S
+        return done
 
     def run(self, batches: Any, non_blocking: bool) -> None:
         try:
@@ -211,7 +235,7 @@ class _Pipeline:
         for start, results in groups:
             n = batch_size_of(batch) if whole else 1
             items = loaded.items[start : start + n]
-            future = self.pool.submit(postprocess, self.task, batch, start, results, self.kind, n)
+            future = self.submit(batch, start, results, self.kind, n)
             self.pending.append((future, items, start))
 
     def collect(self, block: bool) -> None:
