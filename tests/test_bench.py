@@ -9,20 +9,27 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
 
 
-def test_quick_bench_runs_and_prints_ratios(tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "W1", "--out", str(tmp_path)],
+def bench(out: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """``python -m bench --quick ARGS``, results under ``out``."""
+    return subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", *args, "--out", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=240,
+        env={**os.environ, **env},
     )
+
+
+def test_quick_bench_runs_and_prints_ratios(tmp_path):
+    r = bench(tmp_path, "--only", "W1")
     assert r.returncode == 0, r.stderr
     assert "target W1 >= 1.0x tuned Pool" in r.stdout
     assert "ours" in r.stdout and "pool" in r.stdout
@@ -33,14 +40,7 @@ def test_quick_bench_runs_and_prints_ratios(tmp_path):
 
 def test_l1_without_a_slurm_cluster_is_skipped_with_the_reason(tmp_path):
     (tmp_path / "slurm.conf").touch()  # scontrol refuses an empty config at once
-    r = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "L1", "--out", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "SLURM_CONF": str(tmp_path / "slurm.conf")},
-    )
+    r = bench(tmp_path, "--only", "L1", SLURM_CONF=str(tmp_path / "slurm.conf"))
     assert r.returncode == 0, r.stderr
     assert "skipped: no SLURM cluster (scontrol ping exited 1" in r.stdout
     assert "scripts/slurm/cluster.sh start" in r.stdout
@@ -56,10 +56,7 @@ def test_l1_submits_to_slurm_and_leaves_none_of_its_jobs_queued(tmp_path):
         pytest.fail(f"no SLURM cluster ({reason})")
     if reason:
         pytest.skip(f"no SLURM cluster ({reason})")
-    argv = [sys.executable, "-m", "bench", "--quick", "--only", "L1", "--reps", "1"]
-    r = subprocess.run(
-        [*argv, "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=240
-    )
+    r = bench(tmp_path, "--only", "L1", "--reps", "1")
     assert r.returncode == 0, r.stderr
     assert "target L1 <= 5 s" in r.stdout
     (result,) = tmp_path.glob("*.json")
