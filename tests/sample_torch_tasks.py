@@ -19,9 +19,10 @@ class SumModel(TorchTask):
     (the whole step) are the other two, and :func:`sum_model` picks one by
     ``mode``. A file that is not 4 numbers fails to load; a row holding 13
     makes inference raise; a row summing to 99 makes postprocess raise.
-    ``thread_log`` gets the name of the thread that wrote each output, kept in
-    memory until teardown (``write_outputs=false``: a postprocess that only
-    notes that name, i.e. costs next to nothing).
+    ``thread_log`` gets ``load:THREAD`` and ``write:THREAD`` lines, the threads
+    that loaded and wrote each item, kept in memory until teardown
+    (``write_outputs=false``: a postprocess that only notes its thread, i.e.
+    costs next to nothing).
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class SumModel(TorchTask):
         self.device_seen = str(device)
 
     def load_data(self, key: str, input: str, output: str) -> dict[str, Any]:
+        self.threads.append(f"load:{threading.current_thread().name}")
         with open(input, encoding="utf-8") as f:
             values = [float(v) for v in f.read().split()]
         if len(values) != 4:
@@ -63,7 +65,7 @@ class SumModel(TorchTask):
         if self.write_outputs:
             with atomic_write(output, "w") as f:
                 f.write(f"{float(value):g}\n")
-        self.threads.append(threading.current_thread().name)
+        self.threads.append(f"write:{threading.current_thread().name}")
 
     def teardown(self) -> None:
         if self.thread_log:

@@ -102,13 +102,27 @@ def test_postprocessing_goes_to_the_pool_only_when_it_costs_more_than_a_handoff(
     r = launch(*args(tmp_path, *extra, "backbone.num_workers=0"))
     assert r.returncode == 0, r.stderr
     assert report(launch.job_dir)["processed"] == 64
-    threads = log.read_text().split()
+    threads = [line[6:] for line in log.read_text().split() if line.startswith("write:")]
     assert len(threads) == 64
     if cheap:  # the first three batches are timed in the model's thread, and it stays there
         assert threads[:12] == ["MainThread"] * 12 and threads.count("MainThread") >= 56
     else:  # the first three batches are timed there too, then the pool takes over
         assert threads[:12] == ["MainThread"] * 12
         assert all(name.startswith("postprocess") for name in threads[12:])
+
+
+@pytest.mark.parametrize("waits", [False, True])
+def test_batches_are_pulled_by_a_thread_only_when_the_model_step_waits(launch, tmp_path, waits):
+    make_inputs(tmp_path / "in", 64)
+    log = tmp_path / "threads"
+    work = ["task.slow_s=0.02"] if waits else ["task.write_outputs=false"]
+    extra = [*work, f"task.thread_log={log}", "backbone=torch", "backbone.batch_size=4"]
+    r = launch(*args(tmp_path, *extra, "backbone.num_workers=0"))  # loads on the puller
+    assert r.returncode == 0, r.stderr
+    loads = [line[5:] for line in log.read_text().split() if line.startswith("load:")]
+    assert len(loads) == 64
+    assert loads[:20] == ["MainThread"] * 20  # the first five steps are timed first
+    assert set(loads[-32:]) == ({"loader"} if waits else {"MainThread"})
 
 
 def test_the_same_torch_task_on_the_mp_backbone_gives_the_same_outputs(launch, tmp_path):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from launcher.backbones.mp import available_cpus
+from launcher.backbones.prefetch import Prefetch
 from launcher.batching import (
     ItemDataset,
     Loaded,
@@ -140,18 +141,23 @@ class TorchBackbone:
         import torch
 
         loader = self._loader(task, plan, job)
-        batches = iter(loader)  # workers start loading while the model loads
-        task.load_model(self.device)
-        amp = self.cfg.amp.name if isinstance(self.cfg.amp, enum.Enum) else self.cfg.amp
-        autocast = (
-            torch.autocast(self.device.type, dtype=AMP_DTYPES[amp](torch))
-            if amp != "off"
-            else nullcontext()
-        )
-        with torch.inference_mode(), autocast:
-            _Pipeline(task, self.device, job, self.cfg.postprocess_workers).run(
-                batches, non_blocking=self.device.type == "cuda"
+        # workers fork here, on this thread (a fork from a thread can inherit a held lock),
+        # and start loading while the model loads
+        batches = Prefetch(iter(loader))
+        try:
+            task.load_model(self.device)
+            amp = self.cfg.amp.name if isinstance(self.cfg.amp, enum.Enum) else self.cfg.amp
+            autocast = (
+                torch.autocast(self.device.type, dtype=AMP_DTYPES[amp](torch))
+                if amp != "off"
+                else nullcontext()
             )
+            with torch.inference_mode(), autocast:
+                _Pipeline(task, self.device, job, self.cfg.postprocess_workers).run(
+                    batches, non_blocking=self.device.type == "cuda"
+                )
+        finally:
+            batches.close()
 
     def _loader(self, task: TorchTask, plan: Plan, job: Job) -> Any:
         from torch.utils.data import DataLoader
@@ -206,10 +212,12 @@ class _Pipeline:
         self.inline = sorted(self.timings)[(len(self.timings) - 1) // 2] < INLINE_S
         return done
 
-    def run(self, batches: Any, non_blocking: bool) -> None:
+    def run(self, batches: Prefetch, non_blocking: bool) -> None:
         try:
             for loaded in batches:
+                wall, cpu = time.perf_counter(), time.thread_time()
                 self.step(loaded, non_blocking)
+                batches.observe(time.perf_counter() - wall, time.thread_time() - cpu)
                 self.collect(block=len(self.pending) >= self.max_pending)
                 self.job.tick()
                 if self.job.stopping:
