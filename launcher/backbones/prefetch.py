@@ -6,7 +6,9 @@ between two steps. When a step mostly waits (on a device, a remote model, a
 sleep) with the GIL released, a thread pulling the next batch meanwhile takes
 that off the critical path; when a step keeps the CPUs busy, such a thread
 only competes with it. So the first steps are timed, and the thread starts
-only if their CPU time on this thread is under half their wall time.
+only if they wait (wall time minus this thread's CPU time) more than half of
+the time, and at least ``MIN_WAIT_S`` a step: a step that waits less than
+that has too little to overlap, and is timed too coarsely to tell.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 PROBE_STEPS = 4  # steps timed before deciding (the first one, a warm-up, is not counted)
 DEPTH = 2  # batches pulled ahead
+MIN_WAIT_S = 0.001
 
 _END = object()
 
@@ -38,6 +41,11 @@ class Prefetch:
         self._thread: threading.Thread | None = None
         self._timed: list[tuple[float, float]] = []  # (wall, this thread's CPU) per step
 
+    @property
+    def threaded(self) -> bool:
+        """Whether batches now come from the pulling thread."""
+        return self._thread is not None
+
     def observe(self, wall: float, cpu: float) -> None:
         """One model step's wall time and this thread's CPU time in it; decides once
         enough steps are timed."""
@@ -46,7 +54,9 @@ class Prefetch:
         self._timed.append((wall, cpu))
         if len(self._timed) > PROBE_STEPS:
             steps = self._timed[1:]
-            if sum(c for _, c in steps) < 0.5 * sum(w for w, _ in steps):
+            wall = sum(w for w, _ in steps)
+            waited = wall - sum(c for _, c in steps)
+            if waited > 0.5 * wall and waited >= MIN_WAIT_S * len(steps):
                 self._thread = threading.Thread(target=self._pull, name="loader", daemon=True)
                 self._thread.start()
 

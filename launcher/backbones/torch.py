@@ -180,14 +180,30 @@ class TorchBackbone:
         return task.get_dataloader(dataset, **kwargs) or DataLoader(dataset, **kwargs)
 
 
-class _Pipeline:
-    """Model steps in this thread; postprocessing in a bounded pool; records in this thread.
+class Placement:
+    """Where postprocessing runs: in the model's thread (timed) for the first calls and
+    every ``REPROBE_EVERY``-th, and while the lower median of the last three timed calls
+    is under ``INLINE_S`` (one slow call is not a trend); in the pool otherwise, since a
+    handoff to a pool thread costs more than a call that cheap."""
 
-    The first postprocess calls (and one in ``REPROBE_EVERY``) run in this
-    thread, timed: while the last few of those take under ``INLINE_S`` (lower
-    median: one slow call is not a trend), postprocessing stays here, because
-    handing it to a pool thread would cost more than it saves.
-    """
+    def __init__(self) -> None:
+        self.calls = 0
+        self.inline = False
+        self.timings: deque[float] = deque(maxlen=3)
+
+    def here(self) -> bool:
+        """Whether the next call runs in this thread (then report its time to :meth:`took`)."""
+        self.calls += 1
+        return self.inline or self.calls <= PROBES or self.calls % REPROBE_EVERY == 0
+
+    def took(self, seconds: float) -> None:
+        self.timings.append(seconds)
+        self.inline = sorted(self.timings)[(len(self.timings) - 1) // 2] < INLINE_S
+
+
+class _Pipeline:
+    """Model steps in this thread; postprocessing in a bounded pool, or here while it is
+    cheap (:class:`Placement`); records in this thread."""
 
     def __init__(self, task: TorchTask, device: Any, job: Job, threads: int) -> None:
         self.task = task
@@ -197,19 +213,15 @@ class _Pipeline:
         self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="postprocess")
         self.max_pending = max(1, threads) * 2
         self.pending: deque[tuple[Future, list[Item], int]] = deque()
-        self.calls = 0
-        self.inline = False
-        self.timings: deque[float] = deque(maxlen=3)  # of the calls run in this thread
+        self.placement = Placement()
 
     def submit(self, *args: Any) -> Future:
-        self.calls += 1
-        if not (self.inline or self.calls <= PROBES or self.calls % REPROBE_EVERY == 0):
+        if not self.placement.here():
             return self.pool.submit(postprocess, self.task, *args)
         t0 = time.perf_counter()
         done: Future = Future()
         done.set_result(postprocess(self.task, *args))
-        self.timings.append(time.perf_counter() - t0)
-        self.inline = sorted(self.timings)[(len(self.timings) - 1) // 2] < INLINE_S
+        self.placement.took(time.perf_counter() - t0)
         return done
 
     def run(self, batches: Prefetch, non_blocking: bool) -> None:
