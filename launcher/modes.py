@@ -13,6 +13,7 @@ import json
 import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from launcher.errors import InputError
 
@@ -47,6 +48,18 @@ def _check_dir(root: str | None, key: str) -> str:
     if not os.access(root, os.R_OK | os.X_OK):
         raise InputError(f"{key}={root!r} is not readable by this user.")
     return root
+
+
+def jsonl_values(path: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed value)`` for each non-blank line; a bad line names itself."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}:{lineno}: not valid JSON ({e.msg}).") from None
 
 
 class InputMode:
@@ -143,24 +156,17 @@ class FromJsonl(InputMode):
 
     def entries(self, root: str) -> Iterator[tuple[str, str]]:
         base = os.path.dirname(os.path.abspath(root))
-        with open(root, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    value = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InputError(f"{root}:{lineno}: not valid JSON ({e.msg}).") from None
-                if isinstance(value, str):
-                    value = {self.path_field: value}
-                path = value.get(self.path_field)
-                key = value.get(self.key_field, path)
-                if key is None:
-                    raise InputError(
-                        f"{root}:{lineno}: the line has neither {self.key_field!r} "
-                        f"nor {self.path_field!r}."
-                    )
-                yield str(key), os.path.join(base, path) if path else ""
+        for lineno, value in jsonl_values(root):
+            if isinstance(value, str):
+                value = {self.path_field: value}
+            path = value.get(self.path_field)
+            key = value.get(self.key_field, path)
+            if key is None:
+                raise InputError(
+                    f"{root}:{lineno}: the line has neither {self.key_field!r} "
+                    f"nor {self.path_field!r}."
+                )
+            yield str(key), os.path.join(base, path) if path else ""
 
     def describe(self) -> str:
         return "lines of a JSONL list"

@@ -20,13 +20,13 @@ result is mean pooling + L2 normalization exactly as
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from importlib.util import find_spec
 from typing import Any
 
 from launcher import ConfigError, InputError, InputMode, OutputMode, TorchTask, atomic_write
+from launcher.modes import jsonl_values
 from launcher.task import Item
 
 # Never reach for the hub: set before transformers / huggingface_hub read them at import.
@@ -83,32 +83,25 @@ class EmbedTask(TorchTask):
     def _jsonl_items(self) -> Iterator[Item]:
         """One item per line of ``task.jsonl``, keyed by ``id_field`` (else the line number)."""
         seen: set[str] = set()
-        with open(self.jsonl, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    doc = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InputError(f"{self.jsonl}:{lineno}: not valid JSON ({e.msg}).") from None
-                if not isinstance(doc, dict):
-                    raise InputError(f"{self.jsonl}:{lineno}: expected a JSON object per line.")
-                key = str(doc.get(self.id_field, lineno))
-                if os.path.isabs(key) or ".." in key.split("/"):
-                    raise InputError(
-                        f"{self.jsonl}:{lineno}: {self.id_field}={key!r} would write outside "
-                        "task.output_dir; ids must be relative names."
-                    )
-                if key in seen:
-                    raise InputError(
-                        f"{self.jsonl}:{lineno}: {self.id_field}={key!r} appears twice; "
-                        "ids name the output files, so they must be unique."
-                    )
-                seen.add(key)
-                item = {"key": key, "text": doc.get(self.text_field), "line": lineno}
-                if self.output is not None:
-                    item["output"] = self.output.path(self.output_dir, key)
-                yield item
+        for lineno, doc in jsonl_values(self.jsonl):
+            if not isinstance(doc, dict):
+                raise InputError(f"{self.jsonl}:{lineno}: expected a JSON object per line.")
+            key = str(doc.get(self.id_field, lineno))
+            if os.path.isabs(key) or ".." in key.split("/"):
+                raise InputError(
+                    f"{self.jsonl}:{lineno}: {self.id_field}={key!r} would write outside "
+                    "task.output_dir; ids must be relative names."
+                )
+            if key in seen:
+                raise InputError(
+                    f"{self.jsonl}:{lineno}: {self.id_field}={key!r} appears twice; "
+                    "ids name the output files, so they must be unique."
+                )
+            seen.add(key)
+            item = {"key": key, "text": doc.get(self.text_field), "line": lineno}
+            if self.output is not None:
+                item["output"] = self.output.path(self.output_dir, key)
+            yield item
 
     def check_inputs(self) -> None:
         """Refuse, before any work, a missing extra, model folder or input."""

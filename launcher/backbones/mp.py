@@ -404,15 +404,11 @@ class _Run:
             items += more
         return items
 
-    def read_ahead(self) -> bool:
-        """Plan a block while no worker needs items (workers starting, or all busy);
-        False when the read-ahead is full or the plan is done."""
-        if self.plan_done or len(self.ahead) >= READ_AHEAD:
-            return False
+    def read_ahead(self) -> None:
+        """Plan a block while no worker needs items (workers starting, or all busy)."""
         block = self.plan.take(READ_AHEAD_BLOCK)
         self.plan_done = not block
         self.ahead += block
-        return bool(block)
 
     def feed(self) -> None:
         for w in self.workers:
