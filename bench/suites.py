@@ -217,6 +217,24 @@ def _t1(step_s: float, note: str) -> Callable[[Mode], Built]:
     return build
 
 
+# -- ST1: reading a big sweep's status -----------------------------------------------------------
+
+
+def st1(mode: Mode) -> Built:
+    from bench import status_read
+
+    n = 1_000  # the target's size, quick or not: the whole point of the row
+    sweep = status_read.fresh_sweep(n)
+    cs = [
+        Contender("ours", status_read.command(status_read.status_argv(sweep)), "grid"),
+        Contender(
+            "ours[json]", status_read.command(status_read.status_argv(sweep, "--json")), "--json"
+        ),
+        Contender("python", status_read.command([sys.executable, "-c", "pass"]), "python -c pass"),
+    ]
+    return Built(cs, {"shards": n, "sweep": sweep}, reps=mode.reps or mode.pick(3, 10))
+
+
 # -- L1: SLURM submission -------------------------------------------------------------------------
 
 
@@ -263,4 +281,5 @@ WORKLOADS = [
         _t1(0.005, "sequential: infer, then postprocess"),
     ),
     Workload("L1", "SLURM submission: N shards from a cold launch.py -m", "s", False, l1),
+    Workload("ST1", "status: reading a 1000-shard sweep, cold process", "s", False, st1),
 ]

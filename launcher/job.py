@@ -77,7 +77,8 @@ class Job:
         now = time.monotonic()
         if force or now >= self._next_beat:
             self._next_beat = now + self.heartbeat_s
-            self.records.heartbeat(progress_record(self.stats, self.state, self.started))
+            beat = progress_record(self.stats, self.state, self.started, self.heartbeat_s)
+            self.records.heartbeat(beat)
 
     # -- state -----------------------------------------------------------------------------------
 

@@ -25,6 +25,11 @@ def format_duration(seconds: float | None, unknown: str = "?") -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
+def eta_s(remaining: float | None, rate: float) -> float | None:
+    """Seconds left for ``remaining`` items at ``rate`` items/s; None when either is unknown."""
+    return remaining / rate if remaining is not None and rate > 0 else None
+
+
 class Progress:
     """Shows the job's counters; mode auto (a bar on a terminal), bar, log or off."""
 
@@ -64,7 +69,7 @@ class Progress:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = (s.processed + s.failed) / elapsed
         of = f"/{s.total - s.skipped}" if s.planned else ""
-        eta = format_duration(s.pending / rate if s.planned and rate > 0 else None)
+        eta = format_duration(eta_s(s.pending if s.planned else None, rate))
         return (
             f"processed {s.processed}{of} (skipped {s.skipped}, failed {s.failed}), "
             f"{rate:.1f} items/s, ETA {eta}"

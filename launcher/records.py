@@ -27,12 +27,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 from launcher.io import write_json_atomic
+from launcher.progress import eta_s
 from launcher.stats import Stats
 
 FAILURES = "failures.jsonl"
 PROGRESS = "progress.json"
 REPORT = "report.json"
 DONE_DIR = "done"
+SWEEP_STATE = ".launcher"  # in a sweep dir: the sweep record, array configs, scripts
+SWEEP_RECORD = "sweep.json"  # in SWEEP_STATE: the arrays, their shards and ids
+LOCAL_EXITS = "exits.jsonl"  # in SWEEP_STATE: one line per local element that ended
+SUMMARY = "summary.json"  # in a sweep dir: the merged view ``status`` last showed
 
 SLURM_VARS = {
     "job_id": "SLURM_JOB_ID",
@@ -98,6 +103,28 @@ class Records:
         os.replace(tmp, target)
 
 
+def read_failures(path: str) -> tuple[list[dict[str, Any]], list[int]]:
+    """The failure records of one ``failures.jsonl``, and the numbers of its damaged lines.
+
+    A job killed mid-write leaves a torn last line; one bad line never hides the others.
+    Raises OSError when the file cannot be read.
+    """
+    records, damaged = [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                damaged.append(number)
+    return records, damaged
+
+
 def failed_keys(state_dir: str) -> frozenset[str]:
     """The items that failed in the latest run of every shard of this output."""
     keys: set[str] = set()
@@ -111,18 +138,21 @@ def job_identity() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid(), "slurm": slurm_ids()}
 
 
-def progress_record(stats: Stats, state: str, started: float) -> dict[str, Any]:
-    """The heartbeat's content: counters, rate and ETA, readable by ``status``."""
+def progress_record(
+    stats: Stats, state: str, started: float, heartbeat_s: float | None = None
+) -> dict[str, Any]:
+    """The heartbeat's content: counters, rate and ETA, and how often it is rewritten
+    (``status`` calls a heartbeat stale after a few of these intervals)."""
     elapsed = max(time.monotonic() - started, 1e-9)
-    done = stats.processed + stats.failed
-    rate = done / elapsed
-    eta = stats.pending / rate if stats.planned and rate > 0 else None
+    rate = (stats.processed + stats.failed) / elapsed
+    eta = eta_s(stats.pending if stats.planned else None, rate)
     return {
         "state": state,
         **stats.as_dict(),
         "elapsed_s": round(elapsed, 3),
         "items_per_s": round(rate, 3),
         "eta_s": None if eta is None else round(eta, 1),
+        "heartbeat_s": heartbeat_s,
         "updated_at": now_iso(),
         "updated_unix": time.time(),
         **job_identity(),

@@ -131,7 +131,7 @@ class ShardLauncher(Launcher):
         from launcher.status import collect, render
 
         summary = collect(directory)
-        print(render(summary, failed=bool(summary["totals"]["shards"].get("failed"))), flush=True)
+        print(render(summary, failed=summary.totals.shards["failed"] > 0), flush=True)
         worst = max(codes.values(), default=0)
         app.state.exit_code = max(app.state.exit_code, 1 if worst else 0)
         returns = []

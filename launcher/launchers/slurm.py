@@ -379,11 +379,11 @@ class SlurmLauncher(ShardLauncher):
 
         while True:
             summary = collect(directory, write=False)
-            if all(row["final"] for row in summary["shards"] if row["launched"]):
+            if all(row.final for row in summary.shards if row.launched):
                 break
             time.sleep(POLL_S)
         return {
-            (row["array"], row["shard"]): 0 if row["state"] == "done" else 1
-            for row in summary["shards"]
-            if row["launched"]
+            (row.array, row.shard): 0 if row.state == "done" else 1
+            for row in summary.shards
+            if row.launched
         }
