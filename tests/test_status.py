@@ -637,3 +637,35 @@ def test_the_grid_is_coloured_on_a_terminal_unless_no_color(tmp_path):
     assert "\033[32m#\033[0m" in coloured and "\033[1;31mX\033[0m" in coloured
     plain = on_a_terminal(str(sweep), NO_COLOR="1")
     assert "\033[" not in plain and "legend: . pending 2" in plain
+
+
+# -- SLURM's view, on the real cluster -------------------------------------------------------------
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(180)
+def test_a_held_slurm_element_is_held_with_slurms_reason(launch, tmp_path):
+    from tests.test_slurm import _no_cluster
+
+    if reason := _no_cluster():
+        pytest.skip(f"no SLURM cluster ({reason})")
+    r = launch(
+        *squares(tmp_path / "out", "task.n=4", "shard.num=2"),
+        "hydra/launcher=slurm",
+        "hydra.launcher.wait=false",
+        "+hydra.launcher.additional_parameters.hold=true",
+        multirun=True,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    sweep = launch.job_dir
+    record = json.loads((sweep / ".launcher" / "sweep.json").read_text())
+    jobs = {e["slurm_id"].split("_")[0] for a in record["arrays"] for e in a["elements"]}
+    try:
+        shown = status(sweep)
+        assert shown.returncode == 3, shown.stdout + shown.stderr
+        rows = summary(sweep)["shards"]
+        assert [row["state"] for row in rows] == ["held", "held"]
+        assert all("held by SLURM: JobHeldUser" in row["note"] for row in rows)
+        assert "shards: 2 (2 held)" in shown.stdout
+    finally:
+        subprocess.run(["scancel", *jobs], check=False)

@@ -89,7 +89,8 @@ def job_facts(
     job_dir: str, heartbeat_s: float, now: float, **known: object
 ) -> tuple[Facts, JobFiles]:
     """The facts of one job directory, plus what launchers and SLURM know (``known``)."""
-    files = read_job(job_dir)
+    view = known.get("slurm")
+    files = read_job(job_dir, heartbeat_if_done=isinstance(view, slurm.SlurmView) and view.active)
     p = files.progress.record
     alive = None
     if p is not None and p.pid and p.host == HOST and not files.report.exists:

@@ -150,10 +150,13 @@ class JobFiles:
         return self.report.exists or self.progress.exists
 
 
-def read_job(job_dir: str) -> JobFiles:
-    return JobFiles(
-        read_record(os.path.join(job_dir, REPORT)), read_record(os.path.join(job_dir, PROGRESS))
-    )
+def read_job(job_dir: str, heartbeat_if_done: bool = True) -> JobFiles:
+    """Its report and heartbeat; the heartbeat of a job whose report says done only if asked
+    (half the files of a big finished sweep)."""
+    report = read_record(os.path.join(job_dir, REPORT))
+    if not heartbeat_if_done and report.record is not None and report.record.ok:
+        return JobFiles(report, Read())
+    return JobFiles(report, read_record(os.path.join(job_dir, PROGRESS)))
 
 
 def is_job_dir(directory: str) -> bool:
