@@ -111,6 +111,16 @@ def job_facts(
     return facts, files
 
 
+def _counts(rec: JobRecord) -> dict[str, int | None]:
+    return {
+        "total": rec.total,
+        "done": rec.done,
+        "processed": rec.processed,
+        "skipped": rec.skipped,
+        "failed_items": rec.failed,
+    }
+
+
 def shard_row(facts: Facts, verdict: Verdict, job_dir: str | None) -> ShardRow:
     """A row of numbers from the record the verdict trusts: the heartbeat while it runs."""
     live = facts.progress if verdict.live and facts.progress is not None else None
@@ -120,11 +130,7 @@ def shard_row(facts: Facts, verdict: Verdict, job_dir: str | None) -> ShardRow:
         job_dir=job_dir,
         note=verdict.note,
         heartbeat_age_s=None if facts.heartbeat_age_s is None else round(facts.heartbeat_age_s, 1),
-        total=rec.total,
-        done=rec.done,
-        processed=rec.processed,
-        skipped=rec.skipped,
-        failed_items=rec.failed,
+        **_counts(rec),
         planned=rec.planned,
         items_per_s=rec.items_per_s,
         eta_s=rec.eta_s if verdict.state in ("running", "stale") and live else None,
@@ -219,11 +225,7 @@ def _earlier(e: ElementRecord, a: ArrayRecord, markers: _Markers) -> ShardRow:
     rec = marker or JobRecord()
     row = ShardRow(
         job_dir=rec.job_dir,
-        total=rec.total,
-        done=rec.done,
-        processed=rec.processed,
-        skipped=rec.skipped,
-        failed_items=rec.failed,
+        **_counts(rec),
         exit_code=0,
         final=True,
         state="done",
