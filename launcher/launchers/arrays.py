@@ -270,8 +270,8 @@ def plan(
         cfg = compose(hydra_context, master, spec)
         shards: list[int | None] = list(spec.shards) if spec.shards is not None else [None]
         job_cfg = without_hydra(_as_element(cfg, shards[0], spec.job_nums[0]))
-        shard, task = build_task(job_cfg)
         _resolve(job_cfg)
+        shard, task = build_task(job_cfg)
         for i in shards:
             if i is not None and not 0 <= i < shard.num:
                 raise ConfigError(
