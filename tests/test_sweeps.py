@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from launcher import AppendExtension, ByExtensions, Task, atomic_write
-from launcher.launchers.arrays import _by_owner
+from launcher.launchers.markers import owner_tags
 from launcher.resolvers import config_hash
 from launcher.shard import Shard, Strategy
-from tests.conftest import REPO, report
+from tests.conftest import REPO, TEST_CONF, report
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -115,13 +115,40 @@ def test_a_completed_sweep_sees_inputs_added_later_and_outputs_deleted(launch, t
     assert len(totals) == 1 and totals[0] in range(1, 12)
 
 
+def test_hard_shards_see_inputs_added_to_their_own_folder(launch, tmp_path):
+    ledger = tmp_path / "ledger"
+    for part in (0, 1):
+        write_inputs(tmp_path / f"in_{part}", range(part * 10, part * 10 + 3))
+    args = [  # hard shards: each its own input and output folder
+        "task=squares",
+        "task._target_=tests.test_sweeps.Copies",
+        f"+task.input_dir='{tmp_path}/in_{{shard_idx}}'",
+        f"task.output_dir='{tmp_path}/out_{{shard_idx}}'",
+        f"task.ledger={ledger}",
+        "shard=hard",
+        "shard.num=2",
+        "backbone.num_workers=1",
+    ]
+    r = launch(*args, multirun=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(keys(ledger)) == 6
+    r = launch(*args, multirun=True)
+    assert launched(r.stdout).startswith("Nothing to launch"), r.stdout
+    write_inputs(tmp_path / "in_1", range(13, 14))
+    r = launch(*args, multirun=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 shard(s) in 1 array(s)" in launched(r.stdout)
+    assert keys(ledger)[6:] == ["013.txt"]
+
+
 @pytest.mark.parametrize("strategy", list(Strategy))
 @pytest.mark.parametrize("sub", [(1, 0), (2, 1)])
-def test_the_planners_owner_of_each_item_is_the_shard_that_selects_it(strategy, sub):
+@pytest.mark.parametrize("num", [1, 4])
+def test_the_planners_owner_of_each_item_is_the_shard_that_selects_it(strategy, sub, num):
     items = [{"key": f"k{i}"} for i in range(23)]
-    num = 1 if strategy is Strategy.hard else 4
+    num = 1 if strategy is Strategy.hard else num  # hard: one shard per input folder
     tags = {i: f"s{i}" for i in range(num)}
-    which = _by_owner(Shard(num, frozenset({0}), strategy, *sub_shard(sub)), _key, 23, tags)
+    which = owner_tags(Shard(num, frozenset({0}), strategy, *sub_shard(sub)), _key, 23, tags)
     ours = [which(pos, it) for pos, it in enumerate(items)]
     for i in range(num):
         select = Shard(num, frozenset({i}), strategy, *sub_shard(sub)).selector(_key, 23)
@@ -178,6 +205,37 @@ def test_a_second_launch_into_a_sweep_dir_with_running_shards_is_refused(launch,
     assert r.returncode == 0, r.stdout + r.stderr
     assert (submission / "array-0.pkl").read_bytes() == spec
     assert len([p for p in state.iterdir() if p.is_dir()]) == 2
+
+
+def test_the_same_launch_twice_at_once_into_one_sweep_dir_runs_once(tmp_path):
+    inputs, out, ledger, gate = (
+        tmp_path / "in",
+        tmp_path / "out",
+        tmp_path / "ledger",
+        tmp_path / "g",
+    )
+    write_inputs(inputs, range(6))
+    gate.touch()  # the first launch's shards stay alive while the second one checks
+    argv = [
+        sys.executable,
+        str(REPO / "launch.py"),
+        f"hydra.searchpath=[file://{TEST_CONF}]",
+        *copies(inputs, out, ledger, "+task.gate_key=000.txt", f"+task.gate_file={gate}"),
+        "hydra/launcher=local",
+        "hydra.launcher.wait=false",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "-m",
+    ]
+    procs = [subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert sorted(p.returncode for p in procs) == [0, 2], outs
+    assert "hydra.sweep.dir=" in outs[[p.returncode for p in procs].index(2)]
+    gate.unlink()
+    deadline = time.monotonic() + 120
+    while len(keys(ledger)) < 6 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)
+    assert sorted(keys(ledger)) == [f"{i:03d}.txt" for i in range(6)]  # each item once
 
 
 def test_a_relative_interpolation_typed_on_the_command_line_works_as_in_yaml(launch, tmp_path):

@@ -15,7 +15,6 @@ reads, and the sweep record ``<sweep_dir>/.launcher/sweep.json``.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import copy
 import fcntl
@@ -28,16 +27,15 @@ import secrets
 import socket
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from launcher.errors import ConfigError
 from launcher.io import atomic_write
-from launcher.records import config_key, done_shards, marker_path, now_iso
-from launcher.shard import Shard, Strategy, stable_hash
+from launcher.launchers import markers
+from launcher.records import config_key, done_shards, now_iso
+from launcher.shard import Shard, Strategy
 
 if TYPE_CHECKING:
     from hydra.types import HydraContext
@@ -115,11 +113,8 @@ class Array:
 
     @property
     def spec_path(self) -> str:
-        return os.path.join(submission_dir(sweep_dir(self.config), self.submission), self.name)
-
-    @property
-    def name(self) -> str:
-        return f"array-{self.index}.pkl"
+        directory = submission_dir(sweep_dir(self.config), self.submission)
+        return os.path.join(directory, f"array-{self.index}.pkl")
 
     def record(self) -> dict[str, Any]:
         return {
@@ -293,7 +288,8 @@ def plan(
             tag = shard.tag() if i is None else _tag(shard, i)
             launched = tag not in done.get(state_dir, ())
             elements.append(Element(i, num, tag, job_dir, state_dir, launched))
-        _recheck_markers(task, shard, key, [e for e in elements if not e.launched])
+        for e in markers.stale(task, shard, key, [e for e in elements if not e.launched]):
+            e.launched = True
         arrays.append(Array(index, spec, cfg, key, shard.num, elements, submission=submission))
     return arrays
 
@@ -323,116 +319,6 @@ def _resolve(job_cfg: DictConfig) -> None:
 
 def _tag(shard: Shard, idx: int) -> str:
     return Shard(shard.num, frozenset({idx}), shard.strategy, shard.sub_num, shard.sub_idx).tag()
-
-
-# -- completion markers against the items as they are now ------------------------------------
-
-RECHECK_BLOCK = 4096
-
-
-def _recheck_markers(task: Any, shard: Shard, key: str, marked: list[Element]) -> None:
-    """Launch again the marked shards whose items changed since their marker.
-
-    A marker says a shard completed with the items it had then; inputs keep
-    arriving (and get deleted). Before trusting markers the planner lists the
-    items once, as the elements would, and launches a marked shard again when
-    it owns a pending item (a new input, a deleted output) or a different
-    number of items than its marker counted.
-    """
-    if not marked:
-        return
-    try:
-        if shard.strategy is Strategy.hard:
-            found = {}
-            for e in marked:
-                bound = copy.copy(task)
-                bound.bind_hard_shard(e.shard if e.shard is not None else min(shard.idx), shard.num)
-                counts, pending = _owned(bound, _single(shard, e.shard), [e])
-                found[e.tag] = (counts[e.tag], e.tag in pending)
-        else:
-            counts, pending = _owned(task, shard, marked)
-            found = {e.tag: (counts[e.tag], e.tag in pending) for e in marked}
-    except Exception as exc:  # noqa: BLE001 - the elements meet the same error and report it
-        log.warning("could not re-check completed shards (%s): launching them again", exc)
-        found = {e.tag: (-1, True) for e in marked}
-    again = []
-    for e in marked:
-        count, has_pending = found[e.tag]
-        if has_pending or count != _marker_total(e.state_dir, key, e.tag):
-            e.launched = True
-            again.append(e.tag)
-    if again:
-        log.info(
-            "%d of %d completed shard(s) have new, deleted or unfinished items since their "
-            "marker: launching them again (%s)",
-            len(again),
-            len(marked),
-            ", ".join(again[:5]) + (", ..." if len(again) > 5 else ""),
-        )
-
-
-def _marker_total(state_dir: str | None, key: str, tag: str) -> int | None:
-    try:
-        with open(marker_path(state_dir or "", key, tag), encoding="utf-8") as f:
-            return int(json.load(f)["total"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _single(shard: Shard, idx: int | None) -> Shard:
-    if idx is None:
-        return shard
-    return Shard(shard.num, frozenset({idx}), shard.strategy, shard.sub_num, shard.sub_idx)
-
-
-def _owned(task: Any, shard: Shard, marked: list[Element]) -> tuple[Counter, set[str]]:
-    """One pass over the task's items: how many each marked shard owns, which have pending ones."""
-    key_of = task.item_key
-    count = sum(1 for _ in task.generate_tasks()) if shard.needs_count else None
-    if marked[0].shard is None or shard.strategy is Strategy.hard:  # one element, own selection
-        select = shard.selector(key_of, count)
-        tag = marked[0].tag
-        which = lambda pos, item: tag if select is None or select(pos, item) else None  # noqa: E731
-    else:
-        which = _by_owner(shard, key_of, count, {e.shard: e.tag for e in marked})
-    unfinished = task.finish_check()
-    counts: Counter = Counter()
-    pending: set[str] = set()
-    items = enumerate(task.generate_tasks())
-    while block := list(islice(items, RECHECK_BLOCK)):
-        mine = [(t, item) for pos, item in block if (t := which(pos, item)) is not None]
-        counts.update(t for t, _ in mine)
-        if unfinished is not None and mine:
-            left = {id(it) for it in unfinished([it for _, it in mine])}
-            pending.update(t for t, it in mine if id(it) in left)
-    return counts, pending
-
-
-def _by_owner(shard: Shard, key_of: Any, count: int | None, tags: dict[Any, str]) -> Any:
-    """``(position, item) -> tag`` of the shard in ``tags`` that owns it, else None:
-    :meth:`Shard.selector` for every shard at once."""
-    num, sub_num, sub_idx = shard.num, shard.sub_num, shard.sub_idx
-    if shard.strategy is Strategy.modulo:
-        top = lambda pos, item: pos % num  # noqa: E731
-    elif shard.strategy is Strategy.hash:
-        top = lambda pos, item: stable_hash(key_of(item)) % num  # noqa: E731
-    else:
-        assert count is not None, "contiguous sharding needs the item count"
-        starts = [i * count // num for i in range(num)]
-        top = lambda pos, item: bisect.bisect_right(starts, pos) - 1  # noqa: E731
-    if num == 1:
-        top = lambda pos, item: 0  # noqa: E731
-    seen: Counter = Counter()  # items per shard so far, for sub-shards
-
-    def which(pos: int, item: dict) -> str | None:
-        i = top(pos, item)
-        if sub_num > 1:
-            seen[i] += 1
-            if (seen[i] - 1) % sub_num not in sub_idx:
-                return None
-        return tags.get(i)
-
-    return which
 
 
 # -- what elements and status read ---------------------------------------------------------------
