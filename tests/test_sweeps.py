@@ -164,16 +164,30 @@ def _key(item: dict) -> str:
     return item["key"]
 
 
-def test_a_second_launch_into_a_sweep_dir_with_running_shards_is_refused(launch, tmp_path):
-    inputs, out, ledger, gate = (
-        tmp_path / "in",
-        tmp_path / "out",
-        tmp_path / "ledger",
-        tmp_path / "g",
-    )
-    write_inputs(inputs, range(6))
+def gated(tmp_path: Path) -> tuple[Path, Path, Path, list[str]]:
+    """Six inputs; item ``000.txt`` waits while the returned gate file exists."""
+    out, ledger, gate = tmp_path / "out", tmp_path / "ledger", tmp_path / "gate"
+    write_inputs(tmp_path / "in", range(6))
     gate.touch()
-    args = copies(inputs, out, ledger, "+task.gate_key=000.txt", f"+task.gate_file={gate}")
+    extra = ["+task.gate_key=000.txt", f"+task.gate_file={gate}"]
+    return out, ledger, gate, copies(tmp_path / "in", out, ledger, *extra)
+
+
+def ended(ledger: Path, sweep: Path, timeout: float = 120) -> list[str]:
+    """The ledger once it lists the six items and ``status`` says the sweep is done."""
+    deadline = time.monotonic() + timeout
+    argv = [sys.executable, "-m", "launcher", "status", str(sweep)]
+    while (
+        len(keys(ledger)) < 6
+        or subprocess.run(argv, cwd=REPO, capture_output=True, timeout=60).returncode
+    ):
+        assert time.monotonic() < deadline, f"{sweep} not done after {timeout}s"
+        time.sleep(0.2)
+    return keys(ledger)
+
+
+def test_a_second_launch_into_a_sweep_dir_with_running_shards_is_refused(launch, tmp_path):
+    out, ledger, gate, args = gated(tmp_path)
     first = launch(*args, "hydra.launcher.wait=false", multirun=True)
     assert first.returncode == 0, first.stdout + first.stderr
     sweep = launch.job_dir
@@ -181,7 +195,7 @@ def test_a_second_launch_into_a_sweep_dir_with_running_shards_is_refused(launch,
     (submission,) = [p for p in state.iterdir() if p.is_dir()]
     spec = (submission / "array-0.pkl").read_bytes()
     record = (state / "sweep.json").read_bytes()
-    other = copies(inputs, tmp_path / "other", ledger)
+    other = copies(tmp_path / "in", tmp_path / "other", ledger)
     launch.n -= 1  # the same sweep dir again
     r = launch(*other, multirun=True)
     assert r.returncode == 2, r.stdout + r.stderr
@@ -191,15 +205,9 @@ def test_a_second_launch_into_a_sweep_dir_with_running_shards_is_refused(launch,
     assert (state / "sweep.json").read_bytes() == record
     assert (submission / "array-0.pkl").read_bytes() == spec
     gate.unlink()
-    deadline = time.monotonic() + 120
-    while len(keys(ledger)) < 6 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert sorted(keys(ledger)) == [f"{i:03d}.txt" for i in range(6)]
+    assert sorted(ended(ledger, sweep)) == [f"{i:03d}.txt" for i in range(6)]
     assert not (tmp_path / "other").exists()
     # once the first launch has ended, the same dir takes a launch: its own config files
-    while subprocess.run([sys.executable, "-m", "launcher", "status", str(sweep)]).returncode:
-        time.sleep(0.2)
-    time.sleep(1)
     launch.n -= 1
     r = launch(*other, multirun=True)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -208,19 +216,12 @@ def test_a_second_launch_into_a_sweep_dir_with_running_shards_is_refused(launch,
 
 
 def test_the_same_launch_twice_at_once_into_one_sweep_dir_runs_once(tmp_path):
-    inputs, out, ledger, gate = (
-        tmp_path / "in",
-        tmp_path / "out",
-        tmp_path / "ledger",
-        tmp_path / "g",
-    )
-    write_inputs(inputs, range(6))
-    gate.touch()  # the first launch's shards stay alive while the second one checks
+    out, ledger, gate, args = gated(tmp_path)
     argv = [
         sys.executable,
         str(REPO / "launch.py"),
         f"hydra.searchpath=[file://{TEST_CONF}]",
-        *copies(inputs, out, ledger, "+task.gate_key=000.txt", f"+task.gate_file={gate}"),
+        *args,
         "hydra/launcher=local",
         "hydra.launcher.wait=false",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
@@ -231,11 +232,7 @@ def test_the_same_launch_twice_at_once_into_one_sweep_dir_runs_once(tmp_path):
     assert sorted(p.returncode for p in procs) == [0, 2], outs
     assert "hydra.sweep.dir=" in outs[[p.returncode for p in procs].index(2)]
     gate.unlink()
-    deadline = time.monotonic() + 120
-    while len(keys(ledger)) < 6 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1)
-    assert sorted(keys(ledger)) == [f"{i:03d}.txt" for i in range(6)]  # each item once
+    assert sorted(ended(ledger, tmp_path / "sweep")) == [f"{i:03d}.txt" for i in range(6)]
 
 
 def test_a_relative_interpolation_typed_on_the_command_line_works_as_in_yaml(launch, tmp_path):
