@@ -189,6 +189,8 @@ def _run(cfg: DictConfig) -> int:
                 backbone.run(task, plan, job)
             if plan.error is not None:
                 raise plan.error
+        if job.signal is not None and stats.planned and not stats.pending:
+            job.signal = None  # the stop came when nothing was left: the run completed
     except UserError:
         raise
     except Exception as e:

@@ -105,6 +105,15 @@ def slurm_id(sweep: Path, shard: int) -> str:
     return element["slurm_id"]
 
 
+def queued(job_name: str) -> str:
+    r = subprocess.run(["squeue", "-h", "-n", job_name], capture_output=True, text=True, check=True)
+    return r.stdout.strip()
+
+
+def submitit_folder(sweep: Path) -> str:
+    return str(sweep / ".launcher" / record(sweep)["submission"] / "submitit")
+
+
 def squares(out: Path, *extra: str) -> list[str]:
     return ["task=squares", f"task.output_dir={out}", *extra]
 
@@ -233,7 +242,7 @@ def test_a_requeued_shard_resumes_and_processes_every_item_once(launch, tmp_path
     if how == "submitit-interrupt":
         import submitit
 
-        submitit.SlurmJob(str(sweep / ".launcher" / "submitit"), job)._interrupt()
+        submitit.SlurmJob(submitit_folder(sweep), job)._interrupt()
     else:
         subprocess.run(["scontrol", "requeue", job], check=True)
     final = wait_for(
@@ -251,15 +260,19 @@ def test_a_requeued_shard_resumes_and_processes_every_item_once(launch, tmp_path
 
 
 def test_an_impossible_request_is_refused_before_anything_is_submitted(launch, tmp_path):
-    before = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
-    r = slurm(launch, *squares(tmp_path / "out", "shard.num=4"), "hydra.launcher.cpus_per_task=64")
+    name = f"refused-{os.getpid()}-{tmp_path.name}"  # other tests may share the cluster
+    r = slurm(
+        launch,
+        *squares(tmp_path / "out", "shard.num=4"),
+        "hydra.launcher.cpus_per_task=64",
+        f"hydra.launcher.job_name={name}",
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 2, out
     assert "hydra.launcher.cpus_per_task=64" in out and "pending forever" in out
     assert "Traceback" not in out
     assert not (launch.job_dir / ".launcher" / "sweep.json").exists()
-    after = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
-    assert after == before
+    assert not queued(name)
     r = slurm(launch, *squares(tmp_path / "out"), "hydra.launcher.partition=nope")
     assert r.returncode == 2 and "no such partition" in r.stdout + r.stderr
 
@@ -270,3 +283,117 @@ def test_dry_run_prints_the_sbatch_script_and_submits_nothing(launch, tmp_path):
     assert "launch 3 shard(s): 0-2" in r.stdout
     assert "#SBATCH --array=0-2%3" in r.stdout and "--cpus-per-task=1" in r.stdout
     assert not (launch.job_dir / ".launcher" / "sweep.json").exists()
+
+
+def test_a_shard_stopped_by_usr2_with_its_last_item_in_flight_ends_completed(launch, tmp_path):
+    """USR2 (time limit near) while the last item runs: nothing is left, so the element
+    completes: exit 0, COMPLETED, its marker written, not requeued."""
+    import submitit
+
+    out, ledger, gate = tmp_path / "out", tmp_path / "ledger", tmp_path / "gate"
+    gate.touch()
+    args = [
+        *squares(out, "task.n=4", f"task.ledger={ledger}", "shard.num=1"),
+        "task._target_=tests.test_slurm.Gated",
+        "+task.gate_key=000003",  # the last item
+        f"+task.gate_file={gate}",
+        "run.grace_s=60",
+    ]
+    r = slurm(launch, *args, wait=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    sweep = launch.job_dir
+    job = slurm_id(sweep, 0)
+    wait_for(lambda: ledger.exists() and len(ledger.read_text().split()) == 3, "3 of 4 items")
+    time.sleep(0.5)  # the last item is on the worker, held by the gate
+    submitit.SlurmJob(submitit_folder(sweep), job)._interrupt(timeout=True)  # USR2 alone
+    log = Path(summary(sweep)["shards"][0]["log"] + ".out")
+    wait_for(lambda: "received SIGUSR2" in log.read_text(), "the element to take the signal")
+    gate.unlink()
+    final = wait_for(
+        lambda: (s := summary(sweep))["shards"][0]["slurm_state"] == "COMPLETED" and s,
+        "sacct to report COMPLETED",
+    )
+    assert final["shards"][0]["state"] == "done", status(sweep).stdout
+    rep = report(sweep / "0")
+    assert (rep["state"], rep["exit_code"], rep["processed"]) == ("completed", 0, 4)
+    assert rep["slurm"].get("restart_count", "0") == "0"
+    assert list((out / ".launcher" / "done").glob("*/shard-0-of-1.json"))
+    assert "Requeued" not in log.read_text()
+
+
+def test_a_second_launch_while_the_first_ones_elements_wait_is_refused(launch, tmp_path):
+    """Elements of the first launch that have not started read its own config, whatever
+    is launched later; a launch into the same sweep dir meanwhile is refused."""
+    out, ledger, gate = tmp_path / "out", tmp_path / "ledger", tmp_path / "gate"
+    gate.touch()
+    args = [
+        *squares(out, "task.n=6", f"task.ledger={ledger}", "shard.num=3"),
+        "task._target_=tests.test_slurm.Gated",
+        "+task.gate_key=000000",  # shard 0 waits; with %1 shards 1 and 2 wait behind it
+        f"+task.gate_file={gate}",
+        "hydra.launcher.array_parallelism=1",
+    ]
+    r = slurm(launch, *args, wait=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    sweep = launch.job_dir
+    before = (sweep / ".launcher" / "sweep.json").read_bytes()
+    wait_for(lambda: states(sweep)[0] == "running", "shard 0 to run")
+    launch.n -= 1  # the same sweep dir, another output dir
+    r = slurm(launch, *squares(tmp_path / "other", "task.n=6", "shard.num=3"), wait=False)
+    said = r.stdout + r.stderr
+    assert r.returncode == 2, said
+    assert f"hydra.sweep.dir={sweep}" in said and "SLURM job(s)" in said and "Traceback" not in said
+    assert (sweep / ".launcher" / "sweep.json").read_bytes() == before
+    gate.unlink()
+    wait_for(lambda: (s := summary(sweep))["totals"]["finished"] and s, "the sweep to end")
+    assert sorted(ledger.read_text().split()) == [f"{i:06d}" for i in range(6)]
+    assert len(list(out.glob("*.txt"))) == 6 and not (tmp_path / "other").exists()
+
+
+def test_a_failing_setup_line_fails_the_element_naming_it(launch, tmp_path):
+    r = slurm(
+        launch, *squares(tmp_path / "out", "task.n=2"), """hydra.launcher.setup=["true","false"]"""
+    )
+    assert r.returncode == 1, r.stdout + r.stderr
+    sweep = launch.job_dir
+    assert not (sweep / "0" / "report.json").exists()  # the job never ran without its setup
+    err = Path(summary(sweep)["shards"][0]["log"] + ".err").read_text()
+    assert "shard-launcher: setup line 2 of 2 failed: false" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["timeout_min=0"], "hydra.launcher.timeout_min=0: must be an integer >= 1"),
+        (["timeout_min=-5"], "hydra.launcher.timeout_min=-5: must be an integer >= 1"),
+        (["array_parallelism=0"], "hydra.launcher.array_parallelism=0: must be an integer >= 1"),
+        (["array_parallelism=-1"], "hydra.launcher.array_parallelism=-1: must be an integer"),
+        (["nodes=0"], "hydra.launcher.nodes=0: must be an integer >= 1"),
+        (["cpus_per_task=0"], "hydra.launcher.cpus_per_task=0: must be an integer >= 1"),
+        (["max_num_timeout=-1"], "hydra.launcher.max_num_timeout=-1: must be an integer >= 0"),
+        (["timeout_min=1", "signal_delay_s=60"], "hydra.launcher.signal_delay_s=60: the USR2"),
+        (["setup=[false]"], "hydra.launcher.setup[0]='False' is not a shell line"),
+    ],
+)
+def test_launcher_options_that_can_never_work_are_refused_before_submitting(
+    launch, tmp_path, options, message
+):
+    name = f"refused-{os.getpid()}-{tmp_path.name}"  # other tests may share the cluster
+    over = [f"hydra.launcher.{o}" for o in options]
+    r = slurm(
+        launch, *squares(tmp_path / "out", "shard.num=2"), *over, f"hydra.launcher.job_name={name}"
+    )
+    said = r.stdout + r.stderr
+    assert r.returncode == 2 and message in said and "Traceback" not in said, said
+    assert not (launch.job_dir / ".launcher" / "sweep.json").exists()
+    assert not queued(name)
+
+
+def test_a_relative_interpolation_on_the_command_line_runs_on_every_element(launch, tmp_path):
+    from launcher.resolvers import config_hash
+
+    out = f"{tmp_path}/out-${{hash:${{.n}}}}"
+    r = slurm(launch, "task=squares", "task.n=6", f"task.output_dir='{out}'", "shard.num=3")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(list((tmp_path / f"out-{config_hash(6)}").glob("*.txt"))) == 6

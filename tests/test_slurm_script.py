@@ -45,9 +45,11 @@ GOLDEN = """\
 #SBATCH --comment='two words'
 #SBATCH --requeue
 
-# setup
-module load cuda
-source ~/venv/bin/activate
+# setup: a line that fails ends the element, saying which
+{ module load cuda
+} || { echo 'shard-launcher: setup line 1 of 2 failed: module load cuda' >&2; exit 1; }
+{ source ~/venv/bin/activate
+} || { echo 'shard-launcher: setup line 2 of 2 failed: source ~/venv/bin/activate' >&2; exit 1; }
 
 export SUBMITIT_EXECUTOR=slurm
 srun --unbuffered --open-mode=append --output=/sweep/logs/%A_%a.out \

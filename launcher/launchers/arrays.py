@@ -7,24 +7,33 @@ composition; each array element binds its own ``shard.idx`` (and job number)
 into a copy of that config when it starts (:func:`bind`).
 
 This module plans (compose, check, skip shards already completed) and writes
-what elements and ``status`` read: one pickled config per array and the
-sweep record ``<sweep_dir>/.launcher/sweep.json``.
+what elements and ``status`` read: one pickled config per array, under a
+directory of its own per submission (``.launcher/<submission>/``), so that
+a later submission never changes what a waiting element of an earlier one
+reads, and the sweep record ``<sweep_dir>/.launcher/sweep.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import json
 import logging
 import os
 import pickle
 import re
+import secrets
+import socket
 import sys
-from dataclasses import dataclass, field
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from launcher.errors import ConfigError
 from launcher.io import atomic_write
+from launcher.launchers import markers
 from launcher.records import config_key, done_shards, now_iso
 from launcher.shard import Shard, Strategy
 
@@ -37,6 +46,7 @@ log = logging.getLogger(__name__)
 SHARD_KEY = "shard.idx"
 STATE = ".launcher"  # in the sweep dir: sweep.json, array configs, scripts
 RECORD = "sweep.json"
+LOCK = "lock"  # held while one submission checks the sweep dir, writes and submits
 LOGS = "logs"
 
 
@@ -89,6 +99,7 @@ class Array:
     shard_num: int
     elements: list[Element]
     extra: dict[str, Any] = field(default_factory=dict)
+    submission: str = ""  # names this launch's files in .launcher/
 
     @property
     def todo(self) -> list[Element]:
@@ -102,7 +113,8 @@ class Array:
 
     @property
     def spec_path(self) -> str:
-        return os.path.join(sweep_dir(self.config), STATE, f"array-{self.index}.pkl")
+        directory = submission_dir(sweep_dir(self.config), self.submission)
+        return os.path.join(directory, f"array-{self.index}.pkl")
 
     def record(self) -> dict[str, Any]:
         return {
@@ -123,6 +135,15 @@ def shown(overrides: list[str]) -> list[str]:
 
 def sweep_dir(config: DictConfig) -> str:
     return os.path.abspath(str(config.hydra.sweep.dir))
+
+
+def new_submission() -> str:
+    """A name for one launch's files, unique even for launches in the same second."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def submission_dir(directory: str, submission: str) -> str:
+    return os.path.join(directory, STATE, submission)
 
 
 def ranges(values: list[int]) -> str:
@@ -154,7 +175,7 @@ def bind(cfg: DictConfig, shard: int | None, job_num: int, job_id: str) -> None:
     Also rewrites ``hydra.overrides.task`` and ``hydra.job.override_dirname``,
     which Hydra computed at composition time for the first shard.
     """
-    from omegaconf import open_dict, read_write
+    from omegaconf import OmegaConf, open_dict, read_write
 
     with read_write(cfg), read_write(cfg.hydra), open_dict(cfg.hydra):
         cfg.hydra.job.num = job_num
@@ -162,7 +183,8 @@ def bind(cfg: DictConfig, shard: int | None, job_num: int, job_id: str) -> None:
         if shard is None:
             return
         cfg.shard.idx = shard
-        lines = [str(x) for x in cfg.hydra.overrides.task]
+        # as typed, unresolved: "task.out='o-${hash:${.n}}'" is text here, not an interpolation
+        lines = [str(x) for x in OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)]
         line = f"{SHARD_KEY}={shard}"
         keys = [_override_key(x) for x in lines]
         if SHARD_KEY in keys:
@@ -237,12 +259,14 @@ def plan(
     """Compose each array once, refuse a bad config before anything runs, skip done shards."""
     from launcher.app import build_task
 
+    submission = new_submission()
     arrays = []
     for index, spec in enumerate(specs):
         cfg = compose(hydra_context, master, spec)
-        job_cfg = without_hydra(cfg)
-        shard, task = build_task(job_cfg)
         shards: list[int | None] = list(spec.shards) if spec.shards is not None else [None]
+        job_cfg = without_hydra(_as_element(cfg, shards[0], spec.job_nums[0]))
+        _resolve(job_cfg)
+        shard, task = build_task(job_cfg)
         for i in shards:
             if i is not None and not 0 <= i < shard.num:
                 raise ConfigError(
@@ -264,8 +288,33 @@ def plan(
             tag = shard.tag() if i is None else _tag(shard, i)
             launched = tag not in done.get(state_dir, ())
             elements.append(Element(i, num, tag, job_dir, state_dir, launched))
-        arrays.append(Array(index, spec, cfg, key, shard.num, elements))
+        for e in markers.stale(task, shard, key, [e for e in elements if not e.launched]):
+            e.launched = True
+        arrays.append(Array(index, spec, cfg, key, shard.num, elements, submission=submission))
     return arrays
+
+
+def _as_element(cfg: DictConfig, shard: int | None, job_num: int) -> DictConfig:
+    """A copy of the array's config bound to one element, as the element binds it."""
+    probe = copy.deepcopy(cfg)
+    bind(probe, shard, job_num, str(job_num))
+    return probe
+
+
+def _resolve(job_cfg: DictConfig) -> None:
+    """Resolve every value as the job will, so that a value no element can resolve is
+    refused here, naming its key, rather than failing every element after submission."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        OmegaConf.to_container(job_cfg, resolve=True, throw_on_missing=False)
+    except OmegaConfBaseException as e:
+        where = f"{e.full_key}: " if getattr(e, "full_key", None) else ""
+        msg = str(e).splitlines()[0]
+        raise ConfigError(
+            f"{where}the job config cannot be resolved as each job would: {msg}"
+        ) from None
 
 
 def _tag(shard: Shard, idx: int) -> str:
@@ -299,6 +348,8 @@ def write_record(directory: str, backend: str, arrays: list[Array], **extra: Any
         "format": 1,
         "backend": backend,
         "sweep_dir": directory,
+        "submission": arrays[0].submission if arrays else None,
+        "launched_by": {"host": socket.gethostname(), "pid": os.getpid()},
         "created_at": now_iso(),
         "argv": sys.argv,
         **extra,
@@ -312,3 +363,96 @@ def write_record(directory: str, backend: str, arrays: list[Array], **extra: Any
 def load_spec(path: str) -> dict[str, Any]:
     with open(path, "rb") as f:
         return pickle.load(f)
+
+
+# -- one submission at a time per sweep dir --------------------------------------------------
+
+
+@contextlib.contextmanager
+def claim(directory: str) -> Iterator[None]:
+    """Hold the sweep dir while this submission checks it, writes its files and submits.
+
+    Two launches into one sweep dir would share its job dirs: the second is
+    refused while elements of the first can still run (a relaunch after the
+    first ended is fine: only missing shards are launched).
+    """
+    path = os.path.join(directory, STATE, LOCK)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(_busy(directory, "another launch is submitting into it")) from None
+        live = live_elements(directory)
+        if live:
+            raise ConfigError(_busy(directory, f"{live} of an earlier launch can still run"))
+        yield
+
+
+def _busy(directory: str, why: str) -> str:
+    return (
+        f"hydra.sweep.dir={directory}: {why}, and would read or overwrite this launch's "
+        "job dirs. Wait until it has ended (`python -m launcher status DIR`), cancel it, or "
+        "launch into another hydra.sweep.dir (the default is a new one per launch)."
+    )
+
+
+def live_elements(directory: str) -> str | None:
+    """What of the sweep dir's last launch can still run, in words; None if nothing."""
+    try:
+        with open(os.path.join(directory, STATE, RECORD), encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    if record.get("backend") == "slurm":
+        from launcher.launchers.slurm import live_jobs
+
+        ids = [j for a in record.get("arrays", []) for j in a.get("slurm_jobs", [])]
+        live = live_jobs(ids)
+        return f"SLURM job(s) {', '.join(live)}" if live else None
+    for who in ("launched_by", "scheduler"):
+        proc = record.get(who)
+        if isinstance(proc, dict) and _alive(proc.get("host"), proc.get("pid")):
+            return f"local shards run by pid {proc['pid']}"
+    return None
+
+
+def _alive(host: Any, pid: Any) -> bool:
+    if host != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- launcher options ----------------------------------------------------------------------------
+
+MINIMUM = {
+    "array_parallelism": 1,
+    "timeout_min": 1,
+    "nodes": 1,
+    "cpus_per_task": 1,
+    "gpus_per_task": 1,
+    "signal_delay_s": 0,
+    "max_num_timeout": 0,
+}
+
+
+def check_options(opts: Any) -> None:
+    """Refuse a numeric ``hydra.launcher.*`` option out of range, naming it, before any launch."""
+    for f in fields(opts):
+        value = getattr(opts, f.name)
+        low = MINIMUM.get(f.name)
+        if low is None or value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            unset = " or leave it unset" if f.default is None else ""
+            raise ConfigError(
+                f"hydra.launcher.{f.name}={value!r}: must be an integer >= {low}{unset}."
+            )

@@ -96,6 +96,7 @@ class ShardLauncher(Launcher):
         from launcher import app
 
         assert self.config is not None and self.hydra_context is not None
+        arr.check_options(self.opts)
         hydra_cfg = HydraConfig.instance().cfg
         try:
             arrays = arr.plan(self.hydra_context, self.config, specs, self.opts.skip_done)
@@ -115,9 +116,10 @@ class ShardLauncher(Launcher):
             )
             return []
         os.makedirs(directory, exist_ok=True)
-        arr.write_specs(arrays)
-        extra = self.start(arrays, directory)
-        arr.write_record(directory, self.backend, arrays, **extra)
+        with arr.claim(directory):
+            arr.write_specs(arrays)
+            extra = self.start(arrays, directory)
+            arr.write_record(directory, self.backend, arrays, **extra)
         print(self.started_message(arrays, directory), flush=True)
         if not self.waits:
             return []

@@ -39,6 +39,9 @@ def run_element(spec_path: str, shard: int | None, job_id: str | None = None) ->
     from launcher.launchers.arrays import bind, load_spec
     from launcher.resolvers import register_resolvers
 
+    if not os.path.exists(spec_path):  # never recreate a moved sweep dir's old path
+        print(moved(spec_path), file=sys.stderr, flush=True)
+        return 2
     spec = load_spec(spec_path)
     for path in reversed(spec["sys_path"]):
         if path not in sys.path:
@@ -62,6 +65,17 @@ def run_element(spec_path: str, shard: int | None, job_id: str | None = None) ->
     if code:
         print(failure_summary(cfg.hydra.runtime.output_dir, code), file=sys.stderr, flush=True)
     return code
+
+
+def moved(spec_path: str) -> str:
+    sweep = os.path.dirname(os.path.dirname(os.path.dirname(spec_path)))
+    return (
+        f"{spec_path} is gone: the sweep dir {sweep} was moved or deleted after this element "
+        "was launched, and elements find their config, job dir and logs by absolute path. "
+        "Nothing was run. Move a sweep dir only once every element has ended; to go on, run the "
+        "same command again (with hydra.sweep.dir=NEW): only shards without a completion marker "
+        "are launched."
+    )
 
 
 def failure_summary(job_dir: str, code: int, examples: int = 3) -> str:

@@ -191,6 +191,39 @@ def check_request(opts: SlurmConfig, cpus: int | None, cluster: Cluster) -> None
         )
 
 
+def check_options(opts: SlurmConfig) -> None:
+    """Refuse SLURM options that can never work, naming the key (ranges: arrays.check_options)."""
+    if opts.signal_delay_s >= opts.timeout_min * 60:
+        raise ConfigError(
+            f"hydra.launcher.signal_delay_s={opts.signal_delay_s}: the USR2 that asks an element "
+            f"to stop and requeue would come at once (the time limit, "
+            f"hydra.launcher.timeout_min={opts.timeout_min}, is {opts.timeout_min * 60} s): "
+            "every element would be requeued until it fails. Use fewer seconds than the limit."
+        )
+    for i, line in enumerate(opts.setup):
+        if not isinstance(line, str) or line in ("True", "False", "None") or not line.strip():
+            raise ConfigError(
+                f"hydra.launcher.setup[{i}]={line!r} is not a shell line (YAML read an unquoted "
+                "true/false/null, or it is empty): quote each line, "
+                """e.g. 'hydra.launcher.setup=["module load cuda","false"]'."""
+            )
+
+
+def live_jobs(ids: list[str]) -> list[str]:
+    """The array jobs of ``ids`` that SLURM still has pending or running (``squeue``)."""
+    if not ids or shutil.which("squeue") is None:
+        return []
+    r = subprocess.run(
+        ["squeue", "-h", "-o", "%F", "-j", ",".join(ids)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if r.returncode and "Invalid job id" not in r.stderr:
+        raise SubmitError(f"`squeue -j {','.join(ids)}` failed: {r.stderr.strip()}")
+    return sorted(set(r.stdout.split()) & set(ids))
+
+
 # -- the sbatch script ---------------------------------------------------------------------------
 
 
@@ -227,7 +260,10 @@ def sbatch_script(params: dict[str, Any], setup: list[str], command: list[str], 
     for k, v in params.items():
         lines.append(f"#SBATCH --{k}" if v is True else f"#SBATCH --{k}={shlex.quote(str(v))}")
     if setup:
-        lines += ["", "# setup", *setup]
+        lines += ["", "# setup: a line that fails ends the element, saying which"]
+        for i, line in enumerate(setup, 1):
+            said = shlex.quote(f"shard-launcher: setup line {i} of {len(setup)} failed: {line}")
+            lines += [f"{{ {line}", f"}} || {{ echo {said} >&2; exit 1; }}"]
     srun = [
         "srun",
         "--unbuffered",
@@ -289,6 +325,7 @@ class SlurmLauncher(ShardLauncher):
     wait_default: ClassVar[bool] = False
 
     def _plan_chunks(self, arrays: list[arr.Array], cluster: Cluster) -> list[Chunk]:
+        check_options(self.opts)
         for a in arrays:
             check_request(self.opts, self._cpus(a), cluster)
         return [c for a in arrays for c in chunks(a, cluster.max_array_size)]
@@ -305,9 +342,8 @@ class SlurmLauncher(ShardLauncher):
         ids = chunk.task_ids
         array = f"{arr.ranges(ids)}%{min(p, len(ids))}"
         name = self.opts.job_name or str(a.config.hydra.runtime.choices.get("task") or "shard")
-        pickle_path = os.path.join(
-            directory, arr.STATE, SUBMITIT, f"array-{a.index}.{chunk.number}.pkl"
-        )
+        folder = os.path.join(arr.submission_dir(directory, a.submission), SUBMITIT)
+        pickle_path = os.path.join(folder, f"array-{a.index}.{chunk.number}.pkl")
         python = self.opts.python or shlex.quote(sys.executable)
         command = [python, "-u", "-m", "launcher.launchers.element", "--slurm"]
         command.append(shlex.quote(pickle_path))
@@ -323,7 +359,9 @@ class SlurmLauncher(ShardLauncher):
 
         cluster = Cluster.query()
         plan = self._plan_chunks(arrays, cluster)
-        os.makedirs(os.path.join(directory, arr.STATE, SUBMITIT), exist_ok=True)
+        for a in arrays:
+            folder = os.path.join(arr.submission_dir(directory, a.submission), SUBMITIT)
+            os.makedirs(folder, exist_ok=True)
         os.makedirs(os.path.join(directory, arr.LOGS), exist_ok=True)
         submitted: list[dict[str, Any]] = []
         for chunk in plan:
