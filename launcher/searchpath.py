@@ -1,0 +1,43 @@
+"""Where shard-launcher's configs are found: its own, then the user's ``./conf``.
+
+The package's ``launcher/conf`` is the primary config, so the bundled tasks
+work from any directory. The ``conf/`` folder of the directory the launcher
+is started from comes after it on Hydra's search path, so a project's own
+``conf/task/*.yaml`` (and other groups) need no ``hydra.searchpath``; more
+folders can still be added with ``hydra.searchpath=[...]``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hydra.core.config_search_path import ConfigSearchPath
+
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"
+PROVIDER = "shard-launcher: ./conf"
+
+
+def user_config_dir() -> Path | None:
+    """``./conf`` of the current directory, when there is one."""
+    path = Path(os.getcwd()) / "conf"
+    return path if path.is_dir() and path.resolve() != CONFIG_DIR else None
+
+
+def config_dirs() -> list[Path]:
+    """The folders our groups come from, in Hydra's search order."""
+    user = user_config_dir()
+    return [CONFIG_DIR] if user is None else [CONFIG_DIR, user]
+
+
+def add_user_config_dir(search_path: ConfigSearchPath) -> None:
+    """Put ``./conf`` right after our primary config; other apps' search paths stay as they are."""
+    main = [e for e in search_path.get_path() if e.provider == "main"]
+    user = user_config_dir()
+    if user is None or not main or main[0].path.removeprefix("file://") != str(CONFIG_DIR):
+        return
+    from hydra.core.config_search_path import SearchPathQuery
+
+    search_path.append(PROVIDER, f"file://{user}", anchor=SearchPathQuery(provider="main"))
