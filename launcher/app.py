@@ -91,6 +91,10 @@ def _instantiate_task(cfg: DictConfig) -> Any:
         task = instantiate(cfg, _convert_="all")
     except InstantiationException as e:
         cause = e.__cause__ or e
+        if isinstance(cause, ImportError):
+            from launcher.searchpath import import_failure
+
+            raise ConfigError(import_failure(str(cfg.get("_target_")), cause)) from None
         raise ConfigError(
             f"Could not build the task from `task` ({cfg.get('_target_')}): {cause}"
         ) from None

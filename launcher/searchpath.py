@@ -10,6 +10,7 @@ folders can still be added with ``hydra.searchpath=[...]``.
 from __future__ import annotations
 
 import os
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,3 +42,27 @@ def add_user_config_dir(search_path: ConfigSearchPath) -> None:
     from hydra.core.config_search_path import SearchPathQuery
 
     search_path.append(PROVIDER, f"file://{user}", anchor=SearchPathQuery(provider="main"))
+
+
+def import_failure(target: str, error: BaseException) -> str:
+    """One paragraph for a task whose module does not import: which file, where we looked."""
+    root = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    module = target.rpartition(".")[0]
+    if isinstance(root, ModuleNotFoundError) and f"{module}.".startswith(f"{root.name}."):
+        rel = root.name.replace(".", os.sep)
+        what = f"no file {rel}.py (or package {rel}{os.sep}) was found"
+    else:
+        frames = [
+            f for f in traceback.extract_tb(root.__traceback__) if "importlib" not in f.filename
+        ]
+        at = f" in {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        what = f"importing it raised {type(root).__name__}: {root}{at}"
+    dirs = ", ".join(str(d) for d in config_dirs())
+    return (
+        f"task._target_={target}: the module {module} does not import: {what}. Modules are "
+        f"looked up in the current directory {os.getcwd()}, then on sys.path; a project's "
+        f"task modules go beside its conf/ folder (e.g. tasks/NAME.py with "
+        f"conf/task/NAME.yaml). Configs are looked up in {dirs} and hydra.searchpath."
+    )
