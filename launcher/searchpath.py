@@ -51,8 +51,8 @@ def import_failure(target: str, error: BaseException) -> str:
         root = root.__cause__
     module = target.rpartition(".")[0]
     if isinstance(root, ModuleNotFoundError) and f"{module}.".startswith(f"{root.name}."):
-        rel = root.name.replace(".", os.sep)
-        what = f"no file {rel}.py (or package {rel}{os.sep}) was found"
+        rel = module.replace(".", os.sep)
+        what = f"{rel}.py was not found (no module named {root.name!r})"
     else:
         frames = [
             f for f in traceback.extract_tb(root.__traceback__) if "importlib" not in f.filename

@@ -1,3 +1,4 @@
+# tasks/wordcount.py
 from pathlib import Path
 
 from launcher import Task, atomic_write
