@@ -134,6 +134,15 @@ def test_bundled_thumbnail_task_writes_under_the_current_directory(venv: Venv, e
     assert report["task"] == "launcher.examples.thumbnail.ThumbnailTask"
 
 
+def test_bundled_ocr_samples_are_found_from_anywhere(venv: Venv, empty: Path) -> None:
+    pytest.importorskip("easyocr_en_models")  # the `ocr` extra
+    r = venv(empty, "python", "-m", "launcher", "task=ocr", "run.dry_run=true")
+    assert r.returncode == 0, r.stderr
+    (job,) = (empty / "outputs" / "runs").glob("*/*")
+    report = json.loads((job / "report.json").read_text())
+    assert (report["total"], report["pending"], report["state"]) == (20, 20, "dry_run")
+
+
 def readme_block(first_line: str) -> str:
     """The README code block that starts with ``first_line``."""
     readme = (REPO / "README.md").read_text()

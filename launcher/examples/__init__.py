@@ -1,1 +1,1 @@
-"""Example tasks, one module each, with their configs in conf/task/."""
+"""Example tasks, one module each; configs in launcher/conf/task/, inputs in samples/."""
