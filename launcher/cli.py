@@ -52,7 +52,7 @@ def main() -> None:
     if any(a in HELP for a in args) and any(a.startswith("task=") for a in args):
         from launcher.help import task_help
 
-        sys.exit(task_help([a for a in args if a not in HELP]))
+        sys.exit(task_help([a for a in args if a not in HELP + MULTIRUN]))
 
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # the user's own task modules; workers inherit it
