@@ -186,6 +186,42 @@ def test_the_readme_task_runs_in_a_users_own_project(venv: Venv, tmp_path: Path)
     assert len(list(out.glob("*.count"))) == 7
 
 
+@pytest.mark.slurm
+def test_a_users_project_sweeps_on_slurm(venv: Venv, tmp_path: Path) -> None:
+    from tests.test_slurm import _no_cluster
+
+    if reason := _no_cluster():
+        if os.environ.get("REQUIRE_SLURM") == "1":
+            pytest.fail(f"no SLURM cluster: {reason}")
+        pytest.skip(f"no SLURM cluster: {reason}")
+    project = tmp_path / "my_project"
+    for name in ("tasks/wordcount.py", "conf/task/wordcount.yaml"):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(readme_block(f"# {name}"))
+    (project / "books").mkdir()
+    for i in range(5):
+        (project / "books" / f"b{i}.txt").write_text("word " * i)
+    sweep = tmp_path / "sweep"
+    r = venv(
+        project,
+        "shard-launcher",
+        "task=wordcount",
+        "task.input_dir=books",
+        "shard.num=3",
+        "-m",
+        "hydra/launcher=slurm",
+        "hydra.launcher.wait=true",
+        f"hydra.launcher.job_name=install-{os.getpid()}",
+        f"hydra.sweep.dir={sweep}",
+        timeout=200,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    reports = [json.loads((sweep / str(i) / "report.json").read_text()) for i in range(3)]
+    assert sum(rep["processed"] for rep in reports) == 5
+    assert all(rep["slurm"]["array_job_id"] for rep in reports), reports
+    assert len(list((project / "outputs" / "wordcount").glob("*.count"))) == 5
+
+
 def test_a_task_module_that_does_not_import_names_it(venv: Venv, tmp_path: Path) -> None:
     project = tmp_path / "proj"
     (project / "conf" / "task").mkdir(parents=True)
