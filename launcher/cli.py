@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib.metadata import version
 
 MULTIRUN = ("-m", "--multirun")
 HELP = ("-h", "--help")
@@ -29,6 +28,8 @@ def multirun_last(args: list[str]) -> list[str]:
 
 
 def version_line() -> str:
+    from importlib.metadata import version
+
     from launcher import __version__
 
     return f"shard-launcher {__version__} (Hydra {version('hydra-core')})"
