@@ -96,3 +96,24 @@ def test_readme_command_runs_as_written(project: Path, command: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     r = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, f"{command}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_readme_python_api_example_runs(project: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    (block,) = re.findall(r"```python\n(import launcher\n.*?)```", readme, re.S)
+    body = block.replace("/data/", f"{project}/data/")
+    script = "def main():\n" + "".join(f"    {line}\n" for line in body.splitlines())
+    script += "    print(report['total'], report['failed'], report['exit_code'])\n"
+    script += "\n\nif __name__ == '__main__':\n    main()\n"
+    (project / "api_example.py").write_text(script)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "api_example.py"]
+    r = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split() == ["9", "0", "0"]  # shard 1 of 4 of the 36 bundled images
+    assert (project / "runs" / "try1" / "report.json").is_file()
+    assert sorted(p.name for p in (project / "counts").iterdir() if p.is_file()) == [
+        f"book{i}.txt.count" for i in range(3)
+    ]
