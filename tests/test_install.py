@@ -150,15 +150,20 @@ def readme_block(first_line: str) -> str:
     return block
 
 
-def test_the_readme_task_runs_in_a_users_own_project(venv: Venv, tmp_path: Path) -> None:
-    project = tmp_path / "my_project"
+def users_project(project: Path, books: int) -> Path:
+    """The README's wordcount task, verbatim, in a fresh project with ``books/*.txt``."""
     for name in ("tasks/wordcount.py", "conf/task/wordcount.yaml"):
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_text(readme_block(f"# {name}"))
-    books = tmp_path / "books"
-    books.mkdir()
-    for i in range(7):
-        (books / f"b{i}.txt").write_text("word " * i)
+    (project / "books").mkdir()
+    for i in range(books):
+        (project / "books" / f"b{i}.txt").write_text("word " * i)
+    return project
+
+
+def test_the_readme_task_runs_in_a_users_own_project(venv: Venv, tmp_path: Path) -> None:
+    project = users_project(tmp_path / "my_project", books=7)
+    books = project / "books"
 
     r = venv(project, "shard-launcher", "task=wordcount", f"task.input_dir={books}")
     assert r.returncode == 0, r.stderr
@@ -194,13 +199,7 @@ def test_a_users_project_sweeps_on_slurm(venv: Venv, tmp_path: Path) -> None:
         if os.environ.get("REQUIRE_SLURM") == "1":
             pytest.fail(f"no SLURM cluster: {reason}")
         pytest.skip(f"no SLURM cluster: {reason}")
-    project = tmp_path / "my_project"
-    for name in ("tasks/wordcount.py", "conf/task/wordcount.yaml"):
-        (project / name).parent.mkdir(parents=True, exist_ok=True)
-        (project / name).write_text(readme_block(f"# {name}"))
-    (project / "books").mkdir()
-    for i in range(5):
-        (project / "books" / f"b{i}.txt").write_text("word " * i)
+    project = users_project(tmp_path / "my_project", books=5)
     sweep = tmp_path / "sweep"
     r = venv(
         project,

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.test_install import readme_block
 
 SKIPPED = {  # a command containing one of these does not run here, for the reason given
     "pip install": "installs packages",
@@ -59,6 +60,8 @@ COMMANDS = [c for c in readme_commands() if runnable(c)]
 def test_the_readme_still_has_its_examples() -> None:
     assert len(COMMANDS) >= 12, COMMANDS
     assert any(" -m hydra.launcher.dry_run=true" in c for c in COMMANDS)  # -m mid-overrides
+    for name in ("tasks/wordcount.py", "conf/task/wordcount.yaml"):  # the checkout's example
+        assert (REPO / name).read_text() == readme_block(f"# {name}")
 
 
 @pytest.fixture(scope="module")
