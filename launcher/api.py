@@ -53,7 +53,7 @@ def run(
     task: str | Mapping[str, Any] | Task,
     *,
     shard: Mapping[str, Any] | None = None,
-    backbone: str | Mapping[str, Any] = "auto",
+    backbone: str | Mapping[str, Any] | None = None,
     run: Mapping[str, Any] | None = None,
     job_dir: str | os.PathLike[str] | None = None,
     overrides: Sequence[str] = (),
@@ -63,7 +63,7 @@ def run(
     ``task``: a task config's name (``"thumbnail"``, or one in ``./conf/task/``),
     a task config (a mapping with ``_target_``), or a :class:`launcher.Task`.
     ``shard``, ``run``: keys of those groups (``{"num": 4, "idx": 1}``).
-    ``backbone``: an option (``"mp"``, ``"torch"``) or keys of ``auto``.
+    ``backbone``: an option (``"mp"``, ``"torch"``) or keys of the default, ``auto``.
     ``job_dir``: default ``outputs/runs/<date>/<time>``, as on the command line.
     ``overrides``: any other command-line override (``"shard=hard"``).
     Bad config or input raises :class:`launcher.ConfigError` / ``InputError``

@@ -39,10 +39,13 @@ def test_a_named_task_gives_the_report_and_the_records_of_the_cli(tmp_path: Path
 
     cli = tmp_path / "cli"
     argv = [sys.executable, str(REPO / "launch.py"), *SEARCH, "task=squares", *common]
-    argv += ["task.n=40", "shard.num=2", "shard.idx=1", "run.progress=off"]
+    argv += ["task.n=40", "shard.num=2", "shard.idx=1", "backbone.num_workers=2"]
+    argv += ["run.progress=off"]
     subprocess.run([*argv, f"hydra.run.dir={cli}"], cwd=REPO, capture_output=True, timeout=120)
     assert visible(tmp_path / "api") == visible(cli)
     assert set(rep) == set(report(cli))
+    config = [(d / ".hydra" / "config.yaml").read_text() for d in (tmp_path / "api", cli)]
+    assert config[0] == config[1]  # the same job, composed the same way
 
 
 def test_a_task_config_or_a_task_object(tmp_path: Path) -> None:
