@@ -50,10 +50,13 @@ def main() -> None:
 
         print(help_text(config_dirs()), end="")
         sys.exit(0)
-    if any(a in HELP for a in args) and any(a.startswith("task=") for a in args):
+    overrides = [a for a in args if a not in HELP + MULTIRUN]
+    asks_help = any(a in HELP for a in args)
+    only_overrides = not any(a.startswith("-") for a in overrides)  # else Hydra's own page
+    if asks_help and only_overrides and any(a.startswith("task=") for a in overrides):
         from launcher.help import task_help
 
-        sys.exit(task_help([a for a in args if a not in HELP + MULTIRUN]))
+        sys.exit(task_help(overrides))
 
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # the user's own task modules; workers inherit it

@@ -92,3 +92,21 @@ def test_multirun_flag_anywhere_among_the_overrides(tmp_path):
         r = run_in(tmp_path, *args, "hydra.launcher.dry_run=true")
         assert r.returncode == 0, r.stderr
         assert "launch 3 shard(s): 0-2" in r.stdout + r.stderr
+
+
+def test_another_config_dir_with_config_dir_or_searchpath(tmp_path):
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "a.txt").write_text("three words here")
+    elsewhere = tmp_path / "elsewhere"  # no conf/ here: the checkout's is named explicitly
+    elsewhere.mkdir()
+    run = [f"task.input_dir={books}", "run.progress=off"]
+    for i, how in enumerate(
+        (["-cd", str(REPO / "conf")], [f"hydra.searchpath=[file://{REPO}/conf]"])
+    ):
+        out = tmp_path / f"out{i}"
+        r = run_in(elsewhere, *how, "task=wordcount", *run, f"task.output_dir={out}")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (out / "a.txt.count").read_text() == "3\n"
+    r = run_in(elsewhere, "--config-dir", str(REPO / "conf"), "--help")
+    assert re.search(r"^task: .*\bwordcount\b", r.stdout, re.M), r.stdout + r.stderr
