@@ -191,6 +191,23 @@ def test_the_readme_task_runs_in_a_users_own_project(venv: Venv, tmp_path: Path)
     assert len(list(out.glob("*.count"))) == 7
 
 
+def test_a_users_own_backbone_option_is_checked_like_ours(venv: Venv, tmp_path: Path) -> None:
+    project = users_project(tmp_path / "my_project", books=2)
+    (project / "conf" / "backbone").mkdir()
+    (project / "conf" / "backbone" / "big.yaml").write_text(
+        "defaults: [mp, _self_]\nnum_workers: 1\nstart_method: spawn\n"
+    )
+    (project / "conf" / "backbone" / "typo.yaml").write_text("defaults: [mp, _self_]\nworkers: 1\n")
+    common = ["task=wordcount", "task.input_dir=books", "run.dry_run=true"]
+    r = venv(project, "shard-launcher", *common, "backbone=big")
+    assert r.returncode == 0, r.stderr
+    (job,) = (project / "outputs" / "runs").glob("*/*")
+    backbone = json.loads((job / "report.json").read_text())["backbone"]
+    assert (backbone["num_workers"], backbone["start_method"]) == (1, "spawn")
+    r = venv(project, "shard-launcher", *common, "backbone=typo")
+    assert r.returncode == 2 and "backbone.workers" in r.stderr, r.stderr
+
+
 @pytest.mark.slurm
 def test_a_users_project_sweeps_on_slurm(venv: Venv, tmp_path: Path) -> None:
     from tests.test_slurm import _no_cluster
