@@ -24,8 +24,10 @@ def config_groups(conf_dirs: list[Path]) -> dict[str, list[str]]:
         if group is not None and not group.startswith("hydra/"):  # Hydra's own: --hydra-help
             groups[group].add(name)
     for conf_dir in conf_dirs:
-        for path in conf_dir.glob("*/*.yaml"):
-            groups[path.parent.name].add(path.stem)
+        for path in conf_dir.rglob("*.yaml"):
+            group = path.parent.relative_to(conf_dir).as_posix()  # nested: "task/sub"
+            if group != "." and group.split("/")[0] != "hydra":
+                groups[group].add(path.stem)
     return {g: sorted(groups[g]) for g in sorted(groups)}
 
 

@@ -52,12 +52,14 @@ def run_in(cwd, *args: str) -> subprocess.CompletedProcess:
 def test_a_projects_own_conf_is_listed_and_the_fast_page_stays_hydras(tmp_path):
     (tmp_path / "conf" / "task").mkdir(parents=True)
     (tmp_path / "conf" / "task" / "mine.yaml").write_text("_target_: tasks.mine.Mine\n")
-    (tmp_path / "conf" / "db").mkdir()
-    (tmp_path / "conf" / "db" / "pg.yaml").write_text("host: x\n")
+    for group in ("db", "task/nested", "hydra/job_logging"):  # Hydra lists the first two
+        (tmp_path / "conf" / group).mkdir(parents=True)
+        (tmp_path / "conf" / group / "pg.yaml").write_text("host: x\n")
     fast = run_in(tmp_path, "--help")
     assert fast.returncode == 0, fast.stderr
     assert re.search(r"^task: .*\bmine\b.*\bthumbnail\b", fast.stdout, re.M)
     assert re.search(r"^db: pg$", fast.stdout, re.M)
+    assert re.search(r"^task/nested: pg$", fast.stdout, re.M)
     assert fast.stdout == run_in(tmp_path, "--help", "hydra.job.name=job").stdout
 
 
