@@ -1,9 +1,10 @@
 """shard-launcher: dynamic, sharded, resumable data processing configured by Hydra.
 
 The public API. Importing it stays light (no Hydra, no torch) because every
-worker process imports it.
+worker process imports it; :func:`run` imports Hydra when called.
 """
 
+from launcher.api import run
 from launcher.errors import ConfigError, InputError, UserError
 from launcher.io import atomic_write, write_json_atomic
 from launcher.modes import (
@@ -36,5 +37,6 @@ __all__ = [
     "TorchTask",
     "UserError",
     "atomic_write",
+    "run",
     "write_json_atomic",
 ]

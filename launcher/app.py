@@ -91,6 +91,10 @@ def _instantiate_task(cfg: DictConfig) -> Any:
         task = instantiate(cfg, _convert_="all")
     except InstantiationException as e:
         cause = e.__cause__ or e
+        if isinstance(cause, ImportError):
+            from launcher.searchpath import import_failure
+
+            raise ConfigError(import_failure(str(cfg.get("_target_")), cause)) from None
         raise ConfigError(
             f"Could not build the task from `task` ({cfg.get('_target_')}): {cause}"
         ) from None
@@ -99,15 +103,16 @@ def _instantiate_task(cfg: DictConfig) -> Any:
     return task
 
 
-def build_task(cfg: DictConfig) -> tuple[Shard, Any]:
-    """Check the config and build the task, as a job does before any work.
+def build_task(cfg: DictConfig, task: Any = None) -> tuple[Shard, Any]:
+    """Check the config and build the task (unless ``launcher.run`` was given one),
+    as a job does before any work.
 
     Launchers call it once per sweep config too, to refuse a bad sweep before
     submitting a thousand jobs that would each fail the same way.
     """
     _check_missing(cfg)
     shard = Shard.from_config(cfg.shard)
-    return shard, _instantiate_task(cfg.task)
+    return shard, task if task is not None else _instantiate_task(cfg.task)
 
 
 def run(cfg: DictConfig) -> int:
@@ -122,7 +127,7 @@ def run(cfg: DictConfig) -> int:
     return code
 
 
-def _run(cfg: DictConfig) -> int:
+def _run(cfg: DictConfig, task: Any = None) -> int:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
@@ -131,7 +136,7 @@ def _run(cfg: DictConfig) -> int:
     from launcher.plan import Plan
     from launcher.progress import Progress
 
-    shard, task = build_task(cfg)
+    shard, task = build_task(cfg, task)
     opts: RunConfig = OmegaConf.to_object(cfg.run)
     if shard.strategy is Strategy.hard:
         task.bind_hard_shard(min(shard.idx), shard.num)

@@ -1,47 +1,79 @@
-"""Entry point shared by ``launch.py`` and ``python -m launcher``.
+"""Entry point shared by ``shard-launcher``, ``python -m launcher`` and ``launch.py``.
 
 Hydra exits with 1 on any error it catches; we map the errors it raises
 before our task function starts (unknown group option, unknown key, wrong
 type) to exit code 2, the code for "bad config", and exit with the job's own
 code otherwise (the highest over a sweep's jobs).
+
+Before Hydra parses the command line: ``-m``/``--multirun`` may stand anywhere
+among the overrides (argparse wants it after them), ``--version`` names our
+version and Hydra's, and the current directory goes on ``sys.path`` so that a
+project's own task modules import (its ``conf/`` is found by
+:mod:`launcher.searchpath`).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+MULTIRUN = ("-m", "--multirun")
+HELP = ("-h", "--help")
 
 
-def config_dir() -> str:
-    """The project's ``conf/`` (beside the package in a checkout), else ``./conf``."""
-    return str(CONFIG_DIR if CONFIG_DIR.is_dir() else Path(os.getcwd()) / "conf")
+def multirun_last(args: list[str]) -> list[str]:
+    """The same arguments with ``-m``/``--multirun`` moved after the overrides."""
+    rest = [a for a in args if a not in MULTIRUN]
+    return rest + ["--multirun"] if len(rest) < len(args) else rest
+
+
+def version_line() -> str:
+    from importlib.metadata import version
+
+    from launcher import __version__
+
+    return f"shard-launcher {__version__} (Hydra {version('hydra-core')})"
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["status"]:  # `python -m launcher status DIR`: no Hydra involved
+    args = sys.argv[1:]
+    if args[:1] == ["status"]:  # `python -m launcher status DIR`: no Hydra involved
         from launcher.status import main as status
 
-        sys.exit(status(sys.argv[2:]))
-    if sys.argv[1:] in (["--help"], ["-h"]):
-        from launcher.help import help_text
-
-        print(help_text(Path(config_dir())), end="")
+        sys.exit(status(args[1:]))
+    if "--version" in args:
+        print(version_line())
         sys.exit(0)
+    if args in (["--help"], ["-h"]):
+        from launcher.help import help_text
+        from launcher.searchpath import config_dirs
+
+        print(help_text(config_dirs()), end="")
+        sys.exit(0)
+    overrides = [a for a in args if a not in HELP + MULTIRUN]
+    asks_help = any(a in HELP for a in args)
+    only_overrides = not any(a.startswith("-") for a in overrides)  # else Hydra's own page
+    if asks_help and only_overrides and any(a.startswith("task=") for a in overrides):
+        from launcher.help import task_help
+
+        sys.exit(task_help(overrides))
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # the user's own task modules; workers inherit it
+    sys.argv[1:] = multirun_last(args)
 
     import hydra
 
     from launcher import app
     from launcher.config import register_configs
     from launcher.resolvers import register_resolvers
+    from launcher.searchpath import CONFIG_DIR
 
     register_resolvers()
     register_configs()
-    entry = hydra.main(version_base=None, config_path=config_dir(), config_name="config")(app.run)
+    entry = hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
     try:
-        entry()
+        entry(app.run)()
     except SystemExit as e:
         if e.code not in (0, None) and not app.state.started:
             sys.exit(2)

@@ -1,13 +1,17 @@
-"""OmegaConf resolvers: ``${hash:...}`` names an output by the parameters that made it.
+"""OmegaConf resolvers for our configs.
 
-gokart's idea: ``output_dir: outputs/thumbs-${hash:${.size},${.format}}`` writes to a
-new folder when a parameter changes, instead of skipping items as already done.
+``${hash:...}`` names an output by the parameters that made it (gokart's idea:
+``output_dir: outputs/thumbs-${hash:${.size},${.format}}`` writes to a new folder when
+a parameter changes, instead of skipping items as already done).
+``${launcher.samples:NAME}`` is the bundled sample data of an example task, wherever
+the package is installed, so ``task=thumbnail`` runs from any directory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -23,6 +27,13 @@ def config_hash(*values: Any) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
+def sample_dir(name: str) -> str:
+    """The folder of an example task's bundled inputs, inside the installed package."""
+    return str(Path(__file__).resolve().parent / "examples" / "samples" / name)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("hash"):
         OmegaConf.register_new_resolver("hash", config_hash)
+    if not OmegaConf.has_resolver("launcher.samples"):
+        OmegaConf.register_new_resolver("launcher.samples", sample_dir)

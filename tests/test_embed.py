@@ -66,7 +66,10 @@ def torch_run(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[L
 
 
 def test_importing_the_task_stays_light() -> None:
-    code = "import sys, tasks.embed; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    code = (
+        "import sys, launcher.examples.embed; "
+        "print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr + r.stdout
 

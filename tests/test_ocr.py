@@ -13,7 +13,7 @@ from tests.conftest import REPO, failures, report
 pytest.importorskip("torch")
 pytest.importorskip("easyocr_en_models")
 
-SAMPLES = REPO / "tasks" / "samples" / "ocr"
+SAMPLES = REPO / "launcher" / "examples" / "samples" / "ocr"
 TRUTH: dict[str, list[str]] = json.loads((SAMPLES / "truth.json").read_text())
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("easyocr_en_models")
 from PIL import Image  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # `tasks` is a plain folder of example tasks, not installed
+from launcher.examples import ocr_model  # noqa: E402
 
-from tasks import ocr_model  # noqa: E402
-
-SAMPLES = ROOT / "tasks" / "samples" / "ocr"
+SAMPLES = Path(ocr_model.__file__).parent / "samples" / "ocr"
 TRUTH: dict[str, list[str]] = json.loads((SAMPLES / "truth.json").read_text())
 
 

@@ -25,7 +25,7 @@ def test_bundled_samples_run_with_no_arguments(launch):
     assert r.returncode == 0, r.stderr
     rep = report(launch.job_dir)
     assert rep["total"] == 36 and rep["processed"] + rep["skipped"] == 36
-    assert rep["task"] == "tasks.thumbnail.ThumbnailTask"
+    assert rep["task"] == "launcher.examples.thumbnail.ThumbnailTask"
 
 
 @pytest.mark.slow

@@ -272,6 +272,7 @@ def test_public_api_is_pinned():
         "TorchTask",
         "UserError",
         "atomic_write",
+        "run",
         "write_json_atomic",
     ]
     assert all(hasattr(launcher, name) for name in launcher.__all__)

@@ -55,7 +55,7 @@ class Built:
 
 
 def config_node() -> Any:
-    """The node ``conf/task/kagurazaka.yaml`` extends: ``task.mixin`` open to new keys.
+    """The node ``launcher/conf/task/kagurazaka.yaml`` extends: ``task.mixin`` open to new keys.
 
     Hydra closes every dict once the config is composed (struct mode), so
     ``task.mixin.hard_shard_mode.input_path=...`` would need a ``+``; a node

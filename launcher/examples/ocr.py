@@ -29,14 +29,14 @@ class OcrTask(TorchTask):
         self.line_batch = line_batch
 
     def load_model(self, device: Any) -> None:
-        from tasks.ocr_model import load_recognizer
+        from launcher.examples.ocr_model import load_recognizer
 
         self.model = load_recognizer(device)
 
     def load_data(self, key: str, input: str, output: str) -> dict[str, Any]:
         from PIL import Image
 
-        from tasks.ocr_model import find_lines, line_tensors
+        from launcher.examples.ocr_model import find_lines, line_tensors
 
         with Image.open(input) as im:
             im.load()
@@ -44,7 +44,7 @@ class OcrTask(TorchTask):
             return {"lines": line_tensors(im, boxes), "boxes": boxes}
 
     def inference(self, device: Any, batch_size: int, lines: list, **_: Any) -> dict[str, list]:
-        from tasks.ocr_model import collate_lines, decode
+        from launcher.examples.ocr_model import collate_lines, decode
 
         flat = [t for page in lines for t in page]
         order = sorted(range(len(flat)), key=lambda i: flat[i].shape[-1])

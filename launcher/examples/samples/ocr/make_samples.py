@@ -1,11 +1,12 @@
 """Regenerate the OCR sample pages and ``truth.json`` (deterministic: same Pillow, same bytes).
 
-Run: ``python tasks/samples/ocr/make_samples.py``. Pages are black DejaVu Sans text on white,
-about 600 px wide, so the bundled English recognizer reads them exactly. The text avoids glyph
-pairs that no reader can tell apart in isolation (l/I/1, O/0, lone x/X) and the spots where
-EasyOCR's english_g2 model is measurably unstable on this font: a period or "!" right after a
-word (read as ":" / "l"), a colon between digits (read as "."), a comma ending a short line.
-Every line was checked to read exactly at font sizes 24, 26 and 28, as PNG and as JPEG.
+Run: ``python launcher/examples/samples/ocr/make_samples.py``. Pages are black DejaVu Sans text
+on white, about 600 px wide, so the bundled English recognizer reads them exactly. The text
+avoids glyph pairs that no reader can tell apart in isolation (l/I/1, O/0, lone x/X) and the
+spots where EasyOCR's english_g2 model is measurably unstable on this font: a period or "!"
+right after a word (read as ":" / "l"), a colon between digits (read as "."), a comma ending a
+short line. Every line was checked to read exactly at font sizes 24, 26 and 28, as PNG and as
+JPEG.
 """
 
 from __future__ import annotations

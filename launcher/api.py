@@ -1,0 +1,131 @@
+"""The Python API: run one job in this process, for notebooks and scripts.
+
+``launcher.run(task, shard=..., backbone=..., run=..., job_dir=...)`` composes
+the same config as the command line (schemas, defaults, ``./conf``), runs the
+job through Hydra's own job runner (so the job directory holds the same
+``report.json``, ``failures.jsonl``, ``progress.json``, ``job.log`` and
+``.hydra/``), and returns the report. Sweeps stay on the command line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from launcher.errors import ConfigError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from launcher.task import Task
+
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job.log format
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """Our config with command-line overrides applied, the ``hydra`` node included."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from launcher.config import register_configs
+    from launcher.resolvers import register_resolvers
+    from launcher.searchpath import CONFIG_DIR
+
+    register_resolvers()
+    register_configs()
+    outer = GlobalHydra.instance().hydra  # a Hydra app calling us keeps its own
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None, job_name="job"):
+            return hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(str(e)) from None
+    finally:
+        GlobalHydra.instance().hydra = outer
+
+
+def run(
+    task: str | Mapping[str, Any] | Task,
+    *,
+    shard: Mapping[str, Any] | None = None,
+    backbone: str | Mapping[str, Any] | None = None,
+    run: Mapping[str, Any] | None = None,
+    job_dir: str | os.PathLike[str] | None = None,
+    overrides: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Run one job in this process and return its report (what ``report.json`` holds).
+
+    ``task``: a task config's name (``"thumbnail"``, or one in ``./conf/task/``),
+    a task config (a mapping with ``_target_``), or a :class:`launcher.Task`.
+    ``shard``, ``run``: keys of those groups (``{"num": 4, "idx": 1}``).
+    ``backbone``: an option (``"mp"``, ``"torch"``) or keys of the default, ``auto``.
+    ``job_dir``: default ``outputs/runs/<date>/<time>``, as on the command line.
+    ``overrides``: any other command-line override (``"shard=hard"``).
+    Bad config or input raises :class:`launcher.ConfigError` / ``InputError``
+    before any work; failed items are in the report, not raised.
+    """
+    from omegaconf import OmegaConf, open_dict
+
+    from launcher.task import Task
+
+    choices = [f"task={task}"] if isinstance(task, str) else []
+    if isinstance(backbone, str):
+        choices.append(f"backbone={backbone}")
+    cfg = compose([*choices, *overrides])
+    given = task if isinstance(task, Task) else None
+    try:
+        with open_dict(cfg.hydra):
+            if job_dir is not None:
+                cfg.hydra.run.dir = str(job_dir)
+        if given is not None:
+            cfg.task = {"_target_": f"{type(given).__module__}.{type(given).__qualname__}"}
+        elif isinstance(task, Mapping):
+            cfg.task = OmegaConf.create(dict(task))
+        for group, keys in (("shard", shard), ("backbone", backbone), ("run", run)):
+            if isinstance(keys, Mapping):
+                cfg[group] = OmegaConf.merge(cfg[group], keys)
+    except Exception as e:  # omegaconf's errors name the key and the schema
+        raise ConfigError(f"launcher.run: {e}") from None
+    return _run_job(cfg, given)
+
+
+def _run_job(cfg: DictConfig, task: Task | None) -> dict[str, Any]:
+    import json
+
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.utils import JobStatus, run_job
+    from hydra.types import HydraContext
+
+    from launcher import app
+
+    job_dir = os.path.abspath(str(cfg.hydra.run.dir))
+    os.makedirs(job_dir, exist_ok=True)
+    log = logging.getLogger("launcher")
+    handler = logging.FileHandler(os.path.join(job_dir, f"{cfg.hydra.job.name}.log"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    level = log.level
+    log.addHandler(handler)
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        ret = run_job(
+            hydra_context=HydraContext(config_loader=None, callbacks=Callbacks(cfg)),
+            task_function=lambda c: app._run(c, task),
+            config=cfg,
+            job_dir_key="hydra.run.dir",
+            job_subdir_key=None,
+            configure_logging=False,  # the caller's logging stays as it is
+        )
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        handler.close()
+    if ret.status is JobStatus.FAILED:
+        raise ret._return_value
+    with open(os.path.join(job_dir, "report.json"), encoding="utf-8") as f:
+        return json.load(f)

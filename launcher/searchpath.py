@@ -1,0 +1,68 @@
+"""Where shard-launcher's configs are found: its own, then the user's ``./conf``.
+
+The package's ``launcher/conf`` is the primary config, so the bundled tasks
+work from any directory. The ``conf/`` folder of the directory the launcher
+is started from comes after it on Hydra's search path, so a project's own
+``conf/task/*.yaml`` (and other groups) need no ``hydra.searchpath``; more
+folders can still be added with ``hydra.searchpath=[...]``.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hydra.core.config_search_path import ConfigSearchPath
+
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"
+PROVIDER = "shard-launcher: ./conf"
+
+
+def user_config_dir() -> Path | None:
+    """``./conf`` of the current directory, when there is one."""
+    path = Path(os.getcwd()) / "conf"
+    return path if path.is_dir() and path.resolve() != CONFIG_DIR else None
+
+
+def config_dirs() -> list[Path]:
+    """The folders our groups come from, in Hydra's search order."""
+    user = user_config_dir()
+    return [CONFIG_DIR] if user is None else [CONFIG_DIR, user]
+
+
+def add_user_config_dir(search_path: ConfigSearchPath) -> None:
+    """Put ``./conf`` right after our primary config; other apps' search paths stay as they are."""
+    main = [e for e in search_path.get_path() if e.provider == "main"]
+    user = user_config_dir()
+    if user is None or not main or main[0].path.removeprefix("file://") != str(CONFIG_DIR):
+        return
+    from hydra.core.config_search_path import SearchPathQuery
+
+    search_path.append(PROVIDER, f"file://{user}", anchor=SearchPathQuery(provider="main"))
+
+
+def import_failure(target: str, error: BaseException) -> str:
+    """One paragraph for a task whose module does not import: which file, where we looked."""
+    root = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    module = target.rpartition(".")[0]
+    if isinstance(root, ModuleNotFoundError) and f"{module}.".startswith(f"{root.name}."):
+        rel = module.replace(".", os.sep)
+        what = f"{rel}.py was not found (no module named {root.name!r})"
+    else:
+        frames = [
+            f for f in traceback.extract_tb(root.__traceback__) if "importlib" not in f.filename
+        ]
+        at = f" in {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        what = f"importing it raised {type(root).__name__}: {root}{at}"
+    dirs = ", ".join(str(d) for d in config_dirs())
+    return (
+        f"task._target_={target}: the module {module} does not import: {what}. Modules are "
+        f"looked up in the current directory {os.getcwd()}, then on sys.path; a project's "
+        f"task modules go beside its conf/ folder (e.g. tasks/NAME.py with "
+        f"conf/task/NAME.yaml). Configs are looked up in {dirs} and hydra.searchpath."
+    )

@@ -1,1 +1,0 @@
-"""Example tasks, one module each, with their configs in conf/task/."""
