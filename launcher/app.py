@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from launcher.errors import ConfigError, InputError, UserError, check_bounds
+from launcher.io import sweep_stale
 from launcher.job import Job, StopPlanning
 from launcher.records import (
     MAX_RECORD_CHARS,
@@ -202,7 +203,7 @@ class _JobRun:
             log.error("%s", e)
             self.fail(e, e.exit_code)
         except StopPlanning:
-            pass  # a stop signal during the user's listing code: the job is interrupted
+            pass  # a stop signal during the user's setup or listing: the job is interrupted
         except KeyboardInterrupt as e:
             if self.job is None or self.job.signal is None:
                 self.fail(e, 128 + signal.SIGINT)
@@ -268,7 +269,8 @@ class _JobRun:
         with job:
             job.tick(force=True)
             self.set_up = True
-            task.setup()
+            with job.interruptible():
+                task.setup()
             if job.stopping:
                 return
             if opts.dry_run:
@@ -310,6 +312,10 @@ class _JobRun:
         self.records.state_dir = state_dir
         self.records.shard_tag = shard.tag()
         self.records.lock = self.lock
+        out = self.task.output_dir
+        if out and os.path.isdir(out):  # what killed writers left at the top level
+            with contextlib.suppress(OSError):
+                sweep_stale(out, os.listdir(out))
 
     # -- the end -------------------------------------------------------------------------------
 

@@ -33,5 +33,5 @@ def check_bounds(prefix: str, values: object, bounds: dict[str, str]) -> None:
         finite = not isinstance(value, float) or math.isfinite(value)
         if not (finite and ops[op](value, float(limit))):
             raise ConfigError(
-                f"{prefix}.{name}={value!r} is out of range: it must be a number {rule}."
+                f"{prefix}.{name}={value!r} is out of range: must be {rule}."
             )

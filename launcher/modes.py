@@ -86,8 +86,13 @@ def walk_dirs(
             if files:
                 yield path, False, len(stack)
             continue
-        real = _real_id(os.path.join(root, path))
-        if real is None or real in seen or real in skip:
+        try:
+            st = os.stat(os.path.join(root, path))
+        except OSError as exc:
+            report(path, exc)
+            continue
+        real = st.st_dev, st.st_ino
+        if real in seen or real in skip:
             continue
         seen.add(real)
         depth = len(stack)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from launcher.errors import ConfigError
-from launcher.modes import DirListings, InputMode, OutputMode
+from launcher.modes import DirListings, InputMode, OutputMode, join
 
 Item = dict[str, Any]
 Unfinished = Callable[[list[Item]], list[Item]]  # a block of items -> those not done yet
@@ -24,6 +24,10 @@ def unfinished_by(is_executed: Callable[..., bool]) -> Unfinished:
     """The planner's block filter from an ``is_executed(**item)``: the method is called
     straight from the comprehension, with no wrapper call per item."""
     return lambda block: [it for it in block if not is_executed(**it)]
+
+
+def _same_dir(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and os.path.realpath(a) == os.path.realpath(b)
 
 
 class Task:
@@ -69,12 +73,23 @@ class Task:
     def _mode_items(self) -> Iterator[Item]:
         root = self.input_dir
         out_root, output = self.output_dir, self.output
-        # outputs (and the launcher's state beside them) are never listed as inputs
+        # outputs (and the launcher's state beside them) are never listed as inputs: an
+        # output folder inside the input folder is left out; in the input folder itself,
+        # a listed file that an earlier item writes is skipped
         self.input.exclude = (out_root,) if out_root else ()
+        same = bool(out_root) and output is not None and _same_dir(root, out_root)
+        made: set[str] = set()  # outputs as paths relative to the (shared) folder
+        prefix = join(out_root, "") if same else ""
         for key, path in self.input.entries(root):
             item = {"key": key, "input": path}
             if output is not None:
-                item["output"] = output.path(out_root, key)
+                item["output"] = out = output.path(out_root, key)
+                if same:
+                    if key in made:
+                        continue
+                    if len(made) > 1 << 20:
+                        made.clear()
+                    made.add(out[len(prefix) :])
             yield item
 
     def is_executed(self, **item: Any) -> bool:
