@@ -50,6 +50,17 @@ def sweep_stale(directory: str, names: Iterable[str]) -> None:
                 os.unlink(path)
 
 
+def make_dirs(directory: str) -> None:
+    """``os.makedirs(directory, exist_ok=True)`` without recursion: any depth works."""
+    missing = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for d in reversed(missing):
+        with suppress(FileExistsError):
+            os.mkdir(d)
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", **open_kwargs: Any) -> Iterator[IO]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
@@ -60,7 +71,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", **open_kwargs: Any) 
     """
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    make_dirs(directory)
     prefix = f".{name}{TMP_MARK}{HOST_ID}-{os.getpid()}-"
     fd, tmp = tempfile.mkstemp(prefix=prefix, dir=directory)
     try:

@@ -355,7 +355,7 @@ def test_two_inputs_with_one_output_name_are_refused(launch, tmp_path):
     r = launch(
         f"task.input_dir={tmp_path / 'in'}",
         f"task.output_dir={tmp_path / 'out'}",
-        "task.output.replace_suffix=true",
+        "+task.output.replace_suffix=true",
     )
     assert r.returncode == 2 and "both map to the output" in r.stdout + r.stderr
     ended_badly(launch.job_dir, 2)
@@ -380,19 +380,38 @@ def test_symlink_loops_are_entered_once(launch, tmp_path):
     inputs = tmp_path / "in"
     images(inputs, ["a.png", "sub/b.png"])
     (inputs / "sub" / "loop").symlink_to(inputs)
-    (inputs / "again").symlink_to(inputs / "sub")
+    (inputs / "zz").symlink_to(inputs / "sub")  # sub itself is listed first
     (inputs / "link.png").symlink_to(inputs / "a.png")
     r = launch(f"task.input_dir={inputs}", f"task.output_dir={tmp_path / 'out'}")
     assert r.returncode == 0, r.stdout + r.stderr
     assert sorted(files(tmp_path / "out")) == ["a.png.jpeg", "link.png.jpeg", "sub/b.png.jpeg"]
 
 
+def _descend(root: Path, name: str, levels: int) -> str:
+    """Make ``levels`` nested folders ``name`` under ``root`` (by folder descriptor, so
+    neither a long path nor Python's recursion limit gets in the way); return the path."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        for _ in range(levels):
+            os.mkdir(name, dir_fd=fd)
+            nxt = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    finally:
+        os.close(fd)
+    return os.path.join(root, *([name] * levels))
+
+
 def test_a_very_deep_tree_is_listed(launch, tmp_path):
-    deep = Path(*(["d"] * 1200))
-    images(tmp_path / "in", [str(deep / "x.png")])
-    r = launch(f"task.input_dir={tmp_path / 'in'}", f"task.output_dir={tmp_path / 'out'}")
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert report(launch.job_dir)["processed"] == 1
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    try:
+        images(Path(_descend(inputs, "d", 1100)), ["x.png"])
+        r = launch(f"task.input_dir={inputs}", f"task.output_dir={tmp_path / 'out'}")
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        assert report(launch.job_dir)["processed"] == 1
+    finally:  # shutil.rmtree recurses per level
+        subprocess.run(["rm", "-rf", str(inputs), str(tmp_path / "out")], check=True)
 
 
 @pytest.mark.parametrize("strategy", ["hash", "modulo"])
@@ -422,15 +441,7 @@ def test_a_folder_that_cannot_be_listed_is_recorded_and_skipped(launch, tmp_path
     """A path past PATH_MAX cannot be listed even by root (chmod would not stop root)."""
     inputs = tmp_path / "in"
     images(inputs, ["a.png", "z/b.png"])
-    fd = os.open(inputs, os.O_RDONLY)
-    try:
-        for _ in range(18):  # 18 x 250 characters: past Linux's 4096
-            os.mkdir("m" * 250, dir_fd=fd)
-            nxt = os.open("m" * 250, os.O_RDONLY, dir_fd=fd)
-            os.close(fd)
-            fd = nxt
-    finally:
-        os.close(fd)
+    _descend(inputs, "m" * 250, 18)  # 18 x 250 characters: past Linux's 4096
     r = launch(f"task.input_dir={inputs}", f"task.output_dir={tmp_path / 'out'}")
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
     rep = report(launch.job_dir)
