@@ -28,8 +28,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 class StopPlanning(BaseException):
     """Raised into the main thread by a stop signal while it runs the user's setup or
-    listing code (:meth:`Job.interruptible`): setup or planning ends there. A BaseException, so the user's own
-    ``except Exception`` does not swallow it."""
+    listing code (:meth:`Job.interruptible`): setup or planning ends there. A
+    BaseException, so the user's own ``except Exception`` does not swallow it."""
 
 
 class Job:

@@ -55,6 +55,8 @@ class Hostile(Task):
                     item["output"] = os.path.join(self.output_dir, "..", "escaped.txt")
                 elif fault == "non_dict":
                     item = [key, x]
+                elif fault == "none_item":
+                    item = None
                 elif fault == "unpicklable_item":
                     item["fn"] = lambda: None
                 elif fault == "listing_raises":
@@ -79,6 +81,12 @@ class Hostile(Task):
             os._exit(0)
         if fault == "huge_message":
             raise ValueError("x" * 20_000_000)
+        if fault == "keyboard_interrupt":
+            raise KeyboardInterrupt
+        if fault == "sys_exit":
+            raise SystemExit(3)
+        if fault == "bad_str":
+            raise Unprintable()
         if fault == "fork_child":
             if os.fork() == 0:  # a long-lived child holding every fd its worker had
                 with open(self.pidfile, "a") as f:
@@ -98,6 +106,13 @@ class Hostile(Task):
                 os.write(fd, f"{key} {os.getpid()}\n".encode())
             finally:
                 os.close(fd)
+
+
+class Unprintable(Exception):
+    """An exception whose message cannot even be made."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
 
 
 class NoSuper(Task):

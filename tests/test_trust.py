@@ -550,3 +550,84 @@ def test_a_lock_left_by_a_dead_job_is_taken_over(launch, tmp_path):
     r = launch(*hostile(out))
     assert r.returncode == 0, r.stdout + r.stderr
     assert report(launch.job_dir)["processed"] == 8
+
+
+# -- our own hostile pass: cases of the same kinds that the issue did not list --------------------
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    "fault, error",
+    [("keyboard_interrupt", "WorkerDied"), ("sys_exit", "SystemExit"), ("bad_str", "Unprintable")],
+)
+def test_hostile_items_that_leave_oddly_cost_only_themselves(launch, tmp_path, fault, error):
+    r = launch(*hostile(tmp_path / "out", f"task.fault={fault}"), timeout=100)
+    assert r.returncode == 1, r.stdout + r.stderr
+    rep = report(launch.job_dir)
+    assert (rep["state"], rep["processed"], rep["failed"]) == ("completed", 7, 1)
+    (fail,) = failures(launch.job_dir)
+    assert (fail["item"], fail["error"]) == ("0003", error)
+
+
+def test_hostile_an_infinite_grace_period_is_refused(launch, tmp_path):
+    r = launch(*hostile(tmp_path / "out", "run.grace_s=inf"))
+    assert r.returncode == 2 and "run.grace_s=inf is out of range" in r.stdout + r.stderr
+
+
+def test_hostile_a_none_item_is_refused(launch, tmp_path):
+    r = launch(*hostile(tmp_path / "out", "task.fault=none_item"))
+    assert r.returncode == 2 and "gave a NoneType" in r.stdout + r.stderr
+    ended_badly(launch.job_dir, 2)
+
+
+def test_hostile_a_jsonl_key_that_climbs_out_is_refused(launch, tmp_path):
+    images(tmp_path / "in", ["a.png"])
+    lst = tmp_path / "list.jsonl"
+    lst.write_text(json.dumps({"input": "in/a.png", "key": "../../escaped"}) + "\n")
+    r = launch(
+        f"task.input_dir={lst}",
+        "task.input._target_=launcher.modes.FromJsonl",
+        "~task.input.extensions",
+        f"task.output_dir={tmp_path / 'out'}",
+    )
+    assert r.returncode == 2 and "is outside task.output_dir" in r.stdout + r.stderr
+    ended_badly(launch.job_dir, 2)
+    assert not list(tmp_path.parent.glob("escaped*"))
+
+
+def test_hostile_a_dangling_symlink_fails_alone(launch, tmp_path):
+    inputs = tmp_path / "in"
+    images(inputs, ["a.png", "c.png"])
+    (inputs / "b.png").symlink_to(tmp_path / "gone.png")
+    r = launch(f"task.input_dir={inputs}", f"task.output_dir={tmp_path / 'out'}")
+    assert r.returncode == 1, r.stdout + r.stderr
+    rep = report(launch.job_dir)
+    assert (rep["processed"], rep["failed"]) == (2, 1)
+    assert [f["item"] for f in failures(launch.job_dir)] == ["b.png"]
+
+
+def test_hostile_teardown_raising_after_failed_items_keeps_both(launch, tmp_path):
+    r = launch(*hostile(tmp_path / "out", "task.fault=teardown_raises", "run.limit=3"))
+    assert r.returncode == 1
+    rep = ended_badly(launch.job_dir, 1)
+    assert rep["processed"] == 3 and "teardown" in rep["error"]
+    assert not (tmp_path / "out" / ".launcher" / "done").exists()  # no completion marker
+
+
+@pytest.mark.parametrize("holder", ["live", "garbage"])
+def test_hostile_locks_held_by_a_live_job_or_torn_long_ago(launch, tmp_path, holder):
+    out = tmp_path / "out"
+    lock = out / ".launcher" / "locks" / "shard-0-of-1.lock"
+    lock.parent.mkdir(parents=True)
+    if holder == "live":  # this test process stands for a job running on this host
+        lock.write_text(json.dumps({"host": os.uname().nodename, "pid": os.getpid()}))
+    else:
+        lock.write_text('{"host": "n')
+        os.utime(lock, (time.time() - 60,) * 2)
+    r = launch(*hostile(out))
+    if holder == "live":
+        assert r.returncode == 2 and f"pid {os.getpid()}" in r.stdout + r.stderr
+        assert lock.exists() and not (out / "0000.txt").exists()
+    else:
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert not lock.exists()

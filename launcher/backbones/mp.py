@@ -106,7 +106,15 @@ def _die_with_parent() -> None:
 
 
 def _failure(exc: BaseException) -> tuple[str, str, str]:
-    return type(exc).__name__, str(exc), traceback.format_exc()
+    try:
+        message = str(exc)
+    except Exception as e:  # noqa: BLE001 - a broken __str__ must not kill the worker
+        message = f"<the exception's message could not be made: {type(e).__name__}: {e}>"
+    try:
+        tb = traceback.format_exc()
+    except Exception:  # noqa: BLE001
+        tb = ""
+    return type(exc).__name__, message, tb
 
 
 def _worker_main(
