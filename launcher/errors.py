@@ -32,6 +32,4 @@ def check_bounds(prefix: str, values: object, bounds: dict[str, str]) -> None:
         op, limit = rule.split()
         finite = not isinstance(value, float) or math.isfinite(value)
         if not (finite and ops[op](value, float(limit))):
-            raise ConfigError(
-                f"{prefix}.{name}={value!r} is out of range: must be {rule}."
-            )
+            raise ConfigError(f"{prefix}.{name}={value!r} is out of range: must be {rule}.")
