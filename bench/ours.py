@@ -57,7 +57,7 @@ def run_job(
         t0 = time.perf_counter()
         stats = Stats()
         plan = Plan(task, WHOLE, stats)
-        records = Records(job_dir, None, WHOLE.tag())
+        records = Records(job_dir)
         progress = Progress(stats, "off", 30.0, WHOLE.tag())
         job = Job(stats, records, progress)
         backbone = backbone or MpBackbone(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench import fixtures, peers, planning, startup, throughput
-from bench.harness import Contender, Sample
+from bench.harness import Contender, Sample, timed
 from bench.memory import MIB, peak_rss
 from bench.throughput import WORKERS, Throughput, available, contenders, info
 from bench.workloads import (
@@ -112,6 +112,37 @@ def w4b(mode: Mode) -> Built:
         "Pool.imap_unordered, os.path.exists in the workers",
     )  # fmt: skip
     return Built(contenders(t, not mode.quick, [extra]), {**info(t), "outputs": root})
+
+
+# -- W5: a few slow items on many workers ---------------------------------------------------------
+
+
+def w5(mode: Mode) -> Built:
+    """Every worker busy until the end: the ideal is one item's time (``n`` = ``workers``)."""
+    from bench.ours import run_job, warm_forkserver
+    from bench.workloads import Dozes, one_doze, slow_items
+
+    workers = n = 16
+    seconds = mode.pick(0.25, 2.0)
+
+    def wall(run: Callable[[], int]) -> Sample:
+        s = timed(n, run)
+        return Sample(s.extra["seconds"], {"items": n})
+
+    def ours() -> Callable[[], Sample]:
+        warm_forkserver()
+        task = Dozes(n, seconds)
+        return lambda: wall(lambda: run_job(task, workers=workers).stats.total)
+
+    def pool() -> Callable[[], Sample]:
+        return lambda: wall(lambda: peers.pool_imap(one_doze, slow_items(n, seconds), 1, workers))
+
+    cs = [
+        Contender("ours", ours, f"launcher mp backbone, {workers} workers, default config"),
+        Contender("pool", pool, f"Pool.imap_unordered, {workers} workers, chunksize 1"),
+    ]
+    info = {"items": n, "workers": workers, "item_s": seconds, "ideal_s": seconds}
+    return Built(cs, info, reps=mode.reps or mode.pick(2, 3), cpu_bound=False)
 
 
 # -- M1: memory -----------------------------------------------------------------------------------
@@ -260,6 +291,7 @@ WORKLOADS = [
         "W4a", f"resume, done-set in memory ({100 - 100 // DONE_EVERY}% done)", "items/s", True, w4a
     ),
     Workload("W4b", "resume, output files on disk (90% done)", "items/s", True, w4b),
+    Workload("W5", "slow items: 16 waits on 16 workers, wall time", "s", False, w5),
     Workload("M1", "memory: a generator of items, peak RSS of the process tree", "MiB", False, m1),
     Workload("S1-help", "startup: --help, cold process", "s", False, s1_help),
     Workload("S1-job", "startup: a one-item job, cold process", "s", False, s1_job),

@@ -39,6 +39,10 @@ def nap(x: int) -> None:
     time.sleep(SLEEP_S)
 
 
+def doze(x: int, seconds: float) -> None:
+    time.sleep(seconds)
+
+
 def square_file(key: str, x: int, output: str) -> None:
     x * x  # noqa: B018 - outputs are never written, so every repetition resumes the same state
 
@@ -74,6 +78,10 @@ def one_nap(item: Item) -> None:
     time.sleep(SLEEP_S)
 
 
+def one_doze(item: Item) -> None:
+    time.sleep(item["seconds"])
+
+
 def one_square_unless_exists(item: Item) -> None:
     if not os.path.exists(item["output"]):
         item["x"] * item["x"]  # noqa: B018
@@ -94,6 +102,11 @@ ONE = {
 def numbers(n: int) -> Iterator[Item]:
     """W1/W2/W3/W4a/M1 items: ``{"x": i}``."""
     return ({"x": i} for i in range(n))
+
+
+def slow_items(n: int, seconds: float) -> Iterator[Item]:
+    """W5 items: ``{"x": i, "seconds": s}``, each a ``seconds`` wait (a page, a model call)."""
+    return ({"x": i, "seconds": seconds} for i in range(n))
 
 
 def done_set(n: int) -> frozenset[int]:
@@ -137,6 +150,21 @@ class Naps(Squares):
 
     def process(self, x: int) -> None:
         time.sleep(SLEEP_S)
+
+
+class Dozes(Task):
+    """W5: a few slow items (each one ``seconds`` wait)."""
+
+    def __init__(self, n: int, seconds: float) -> None:
+        super().__init__()
+        self.n = n
+        self.seconds = seconds
+
+    def generate_tasks(self) -> Iterator[Item]:
+        return slow_items(self.n, self.seconds)
+
+    def process(self, x: int, seconds: float) -> None:
+        doze(x, seconds)
 
 
 class ResumeInMemory(Squares):

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from launcher.errors import ConfigError, UserError
+from launcher.errors import ConfigError, InputError, UserError, check_bounds
+from launcher.io import sweep_stale
+from launcher.job import Job, StopPlanning
 from launcher.records import (
+    MAX_RECORD_CHARS,
+    LockedError,
     Records,
+    ShardLock,
+    clip,
     config_key,
     failed_keys,
     job_identity,
@@ -42,10 +52,20 @@ class RunConfig:
     dry_run: bool = False  # plan and report, process nothing
     limit: int | None = None  # process at most this many pending items
     state_dir: str | None = None  # default: <task.output_dir>/.launcher
-    grace_s: float = 30.0  # on SIGTERM/SIGINT, wait this long for items in flight
+    grace_s: float = 30.0  # on SIGTERM/SIGINT/SIGHUP, the whole job ends within this long
     heartbeat_s: float = 5.0  # progress.json rewrite interval
     log_interval_s: float = 30.0  # progress log line interval when not on a terminal
     progress: ProgressMode = ProgressMode.auto
+
+
+RUN_BOUNDS = {
+    "max_failures": ">= 1",
+    "item_timeout_s": "> 0",
+    "limit": ">= 1",
+    "grace_s": ">= 0",
+    "heartbeat_s": "> 0",
+    "log_interval_s": "> 0",
+}
 
 
 @dataclass
@@ -104,144 +124,322 @@ def _instantiate_task(cfg: DictConfig) -> Any:
 
 
 def build_task(cfg: DictConfig, task: Any = None) -> tuple[Shard, Any]:
-    """Check the config and build the task (unless ``launcher.run`` was given one),
-    as a job does before any work.
+    """Check the config and build the task (unless ``launcher.run`` was given
+    one), as a job does before any work.
 
     Launchers call it once per sweep config too, to refuse a bad sweep before
-    submitting a thousand jobs that would each fail the same way.
+    submitting a thousand jobs that would each fail the same way: every
+    ``run.*``, ``shard.*`` and ``backbone.*`` number is checked here.
     """
+    from omegaconf import OmegaConf
+
+    from launcher.backbones import backbone_config
+
     _check_missing(cfg)
     shard = Shard.from_config(cfg.shard)
-    return shard, task if task is not None else _instantiate_task(cfg.task)
+    check_bounds("run", OmegaConf.to_object(cfg.run), RUN_BOUNDS)
+    if task is None:
+        task = _instantiate_task(cfg.task)
+    backbone_config(OmegaConf.to_object(cfg.backbone), task)
+    return shard, task
 
 
-def run(cfg: DictConfig) -> int:
-    """Run one job; return its exit code (0 ok, 1 items failed, 2 bad config or input)."""
+def run(cfg: DictConfig, task: Any = None) -> int:
+    """Run one job; return its exit code (0 ok, 1 items failed, 2 bad config or input).
+
+    Whatever happens once the job has started, its ``report.json`` is written
+    and says the state and exit code this function returns.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
     state.started = True
-    try:
-        code = _run(cfg)
-    except UserError as e:
-        log.error("%s", e)
-        code = e.exit_code
+    code = _JobRun(cfg, HydraConfig.get().runtime.output_dir, task).run()
     state.exit_code = max(state.exit_code, code)
     return code
 
 
-def _run(cfg: DictConfig, task: Any = None) -> int:
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
+def _warn_outputs_in_inputs(task: Any) -> None:
+    inputs, outputs = task.input_dir, task.output_dir
+    if task.input is None or not inputs or not outputs or not os.path.isdir(inputs):
+        return
+    inputs, outputs = os.path.realpath(inputs), os.path.realpath(outputs)
+    if outputs == inputs or outputs.startswith(inputs.rstrip("/") + "/"):
+        log.warning(
+            "task.output_dir=%s is inside task.input_dir=%s: the listing leaves the output "
+            "folder out%s, but keeping outputs apart from inputs is safer.",
+            task.output_dir,
+            task.input_dir,
+            "" if outputs != inputs else " only where it can (it is the input folder itself)",
+        )
 
-    from launcher.backbones import make_backbone
-    from launcher.job import Job
-    from launcher.plan import Plan
-    from launcher.progress import Progress
 
-    shard, task = build_task(cfg, task)
-    opts: RunConfig = OmegaConf.to_object(cfg.run)
-    if shard.strategy is Strategy.hard:
-        task.bind_hard_shard(min(shard.idx), shard.num)
-    backbone = make_backbone(OmegaConf.to_object(cfg.backbone), task)
-    task.check_inputs()
+class _JobRun:
+    """One job from config to report; every path out of :meth:`run` leaves the records."""
 
-    job_dir = HydraConfig.get().runtime.output_dir
-    state_dir = opts.state_dir or task.state_dir()
-    only_keys = None
-    if opts.retry_failed:
+    def __init__(self, cfg: DictConfig, job_dir: str, task: Any = None) -> None:
+        self.cfg = cfg
+        self.given_task = task  # launcher.run(task_object): built by the caller
+        self.job_dir = job_dir
+        self.t0 = time.monotonic()
+        self.stats = Stats()
+        self.records = Records(job_dir)
+        self.header: dict[str, Any] = {
+            "task": cfg.task.get("_target_") if cfg.get("task") else None,
+            "shard": None,
+            "backbone": None,
+            "job_dir": os.path.abspath(job_dir),
+            "state_dir": None,
+            "started_at": now_iso(),
+            **job_identity(),
+        }
+        self.shard: Shard | None = None
+        self.task: Any = None
+        self.opts: RunConfig | None = None
+        self.backbone: Any = None
+        self.job: Job | None = None
+        self.progress: Any = None
+        self.lock: ShardLock | None = None
+        self.set_up = False
+        self.error: str | None = None
+        self.error_code = 0
+
+    def run(self) -> int:
+        try:
+            self.body()
+        except UserError as e:
+            log.error("%s", e)
+            self.fail(e, e.exit_code)
+        except StopPlanning:
+            pass  # a stop signal during the user's setup or listing: the job is interrupted
+        except KeyboardInterrupt as e:
+            if self.job is None or self.job.signal is None:
+                self.fail(e, 128 + signal.SIGINT)
+        except BaseException as e:  # noqa: BLE001 - the user's code: setup, listing, a backbone
+            log.exception("the job stopped on an error")
+            self.fail(e, 1)
+        return self.finish()
+
+    def fail(self, exc: BaseException, code: int) -> None:
+        if self.error is None:
+            self.error = clip(f"{type(exc).__name__}: {exc}", MAX_RECORD_CHARS)
+        self.error_code = max(self.error_code, code)
+
+    def body(self) -> None:
+        from omegaconf import OmegaConf
+
+        from launcher.backbones import make_backbone
+        from launcher.plan import Plan
+        from launcher.progress import Progress
+
+        cfg = self.cfg
+        self.shard, self.task = shard, task = build_task(cfg, self.given_task)
+        self.header["shard"] = shard.describe()
+        self.opts = opts = OmegaConf.to_object(cfg.run)
+        if shard.strategy is Strategy.hard:
+            task.bind_hard_shard(min(shard.idx), shard.num)
+        self.backbone = make_backbone(OmegaConf.to_object(cfg.backbone), task)
+        self.header["backbone"] = self.backbone.describe()
+        task.check_inputs()
+        state_dir = opts.state_dir or task.state_dir()
+        self.header["state_dir"] = state_dir and os.path.abspath(state_dir)
+        only_keys = self._retry_keys(state_dir)
+        if state_dir and not opts.dry_run:
+            self._hold_shard(state_dir, shard)
+        _warn_outputs_in_inputs(task)
+
+        self.progress = Progress(
+            self.stats,
+            "off" if opts.dry_run else opts.progress.name,
+            opts.log_interval_s,
+            shard.tag(),
+        )
+        self.job = job = Job(
+            self.stats,
+            self.records,
+            self.progress,
+            on_error=opts.on_error.name,
+            max_failures=opts.max_failures,
+            item_timeout_s=opts.item_timeout_s,
+            grace_s=opts.grace_s,
+            heartbeat_s=opts.heartbeat_s,
+        )
+        plan = Plan(
+            task,
+            shard,
+            self.stats,
+            only_keys=only_keys,
+            limit=opts.limit,
+            on_skip=job.failed,
+            interruptible=job.interruptible,
+        )
+        log.info("%s on %s, %s", self.header["task"], shard.tag(), self.backbone.describe())
+        with job:
+            job.tick(force=True)
+            self.set_up = True
+            with job.interruptible():
+                task.setup()
+            if job.stopping:
+                return
+            if opts.dry_run:
+                while plan.take(4096):
+                    pass
+            else:
+                self.backbone.run(task, plan, job)
+            if plan.error is not None:
+                raise plan.error
+
+    def _retry_keys(self, state_dir: str | None) -> frozenset[str] | None:
+        if not self.opts.retry_failed:
+            return None
         if state_dir is None:
             raise ConfigError(
                 "run.retry_failed=true needs to know where the last failures were kept: "
                 "set run.state_dir (the task has no output_dir)."
             )
-        only_keys = failed_keys(state_dir) if os.path.isdir(state_dir) else frozenset()
-        log.info("retrying %d previously failed item(s) from %s", len(only_keys), state_dir)
+        keys = failed_keys(state_dir) if os.path.isdir(state_dir) else frozenset()
+        log.info("retrying %d previously failed item(s) from %s", len(keys), state_dir)
+        return keys
 
-    stats = Stats()
-    plan = Plan(task, shard, stats, only_keys=only_keys, limit=opts.limit)
-    records = Records(job_dir, state_dir if not opts.dry_run else None, shard.tag())
-    progress = Progress(
-        stats, "off" if opts.dry_run else opts.progress.name, opts.log_interval_s, shard.tag()
-    )
-    job = Job(
-        stats,
-        records,
-        progress,
-        on_error=opts.on_error.name,
-        max_failures=opts.max_failures,
-        item_timeout_s=opts.item_timeout_s,
-        grace_s=opts.grace_s,
-        heartbeat_s=opts.heartbeat_s,
-    )
-    header = {
-        "task": cfg.task.get("_target_"),
-        "shard": shard.describe(),
-        "backbone": backbone.describe(),
-        "job_dir": os.path.abspath(job_dir),
-        "state_dir": state_dir and os.path.abspath(state_dir),
-        "started_at": now_iso(),
-        **job_identity(),
-    }
-    log.info("%s on %s, %s", header["task"], shard.tag(), backbone.describe())
-    t0 = time.monotonic()
-    error: str | None = None
-    task.setup()
-    try:
-        with job:
-            job.tick(force=True)
-            if opts.dry_run:
-                while plan.take(4096):
-                    pass
-            else:
-                backbone.run(task, plan, job)
-            if plan.error is not None:
-                raise plan.error
-        if job.signal is not None and stats.planned and not stats.pending:
-            job.signal = None  # the stop came when nothing was left: the run completed
-    except UserError:
-        raise
-    except Exception as e:
-        log.exception("the job stopped on an error")
-        job.abort(f"{type(e).__name__}: {e}")
-        error = f"{type(e).__name__}: {e}"
-    finally:
-        task.teardown()
-        progress.close()
-        records.close()
-        elapsed = time.monotonic() - t0
-        stats_d = stats.as_dict()
-        report = {
-            **stats_d,
+    def _hold_shard(self, state_dir: str, shard: Shard) -> None:
+        """Make the state dir and take the shard's lock; from here on, this job owns the
+        shard's records beside the outputs."""
+        key = "run.state_dir" if self.opts.state_dir else "task.output_dir"
+        try:
+            os.makedirs(state_dir, exist_ok=True)
+            self.lock = ShardLock(state_dir, shard.tag(), max(120.0, 10 * self.opts.heartbeat_s))
+            self.lock.acquire()
+        except LockedError as e:
+            self.lock = None
+            raise InputError(f"{shard.tag()}: {e}") from None
+        except OSError as e:
+            raise ConfigError(
+                f"{key}: cannot write the launcher's state folder {state_dir!r} "
+                f"({e.strerror or e}); the outputs folder must be a writable directory."
+            ) from None
+        self.records.state_dir = state_dir
+        self.records.shard_tag = shard.tag()
+        self.records.lock = self.lock
+        out = self.task.output_dir
+        if out and os.path.isdir(out):  # what killed writers left at the top level
+            with contextlib.suppress(OSError):
+                sweep_stale(out, os.listdir(out))
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def state_and_code(self) -> tuple[str, int]:
+        job, stats = self.job, self.stats
+        nothing_left = stats.planned and stats.pending == 0
+        if job is not None and job.signal is not None and not (nothing_left and not self.error):
+            return "interrupted", 128 + job.signal
+        if self.error is not None:
+            return "failed", self.error_code or 1
+        failed = 1 if stats.failed or (job is not None and job.abort_reason) else 0
+        if job is not None and job.abort_reason:
+            return "aborted", failed
+        return ("dry_run" if self.opts is not None and self.opts.dry_run else "completed"), failed
+
+    def report(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.t0
+        stats, job = self.stats, self.job
+        state_name, code = self.state_and_code()
+        signum = job.signal if job is not None else None
+        return {
+            **stats.as_dict(),
             "pending": stats.pending if stats.planned else None,
             "elapsed_s": round(elapsed, 3),
             "items_per_s": round((stats.processed + stats.failed) / elapsed, 3) if elapsed else 0.0,
-            "state": "dry_run"
-            if opts.dry_run
-            else ("completed" if not job.stopping else job.state),
-            "exit_code": job.exit_code,
-            "stop_reason": job.abort_reason or (job.signal and f"signal {job.signal}"),
-            "error": error,
-            **header,
-            "backbone": backbone.describe(),
+            "state": state_name,
+            "exit_code": code,
+            "stop_reason": (job and job.abort_reason) or (signum and f"signal {signum}"),
+            "error": self.error,
+            **self.header,
+            "backbone": self.backbone.describe() if self.backbone else None,
             "ended_at": now_iso(),
             "versions": versions(),
         }
-        records.report(report)
-        job.outcome = report["state"]
-        job.tick(force=True)
-    complete = report["state"] == "completed" and job.exit_code == 0
-    if state_dir and complete and opts.limit is None and not opts.retry_failed:
+
+    def write_report(self) -> dict[str, Any]:
+        report = self.report()
+        try:
+            self.records.report(report)
+        except OSError as e:
+            log.error("could not write report.json in %s: %s", self.job_dir, e)
+        if self.job is not None:
+            self.job.outcome = report["state"]
+            with contextlib.suppress(OSError):
+                self.job.tick(force=True)
+        return report
+
+    def finish(self) -> int:
+        """Records first (failures kept for retries, the report), then the user's teardown."""
+        if self.progress is not None:
+            self.progress.close()
+        try:
+            self.records.close()
+        except OSError as e:
+            log.error("could not keep the failures for run.retry_failed: %s", e)
+            self.fail(e, 1)
+        report = self.write_report()
+        if self.set_up:
+            try:
+                self.task.teardown()
+            except Exception as e:  # noqa: BLE001 - the user's code
+                log.exception("task.teardown() failed")
+                self.fail(e, 1)
+                report = self.write_report()
+        if self.lock is not None:
+            self.lock.release()
+        self._mark_done(report)
+        self._summary(report)
+        return report["exit_code"]
+
+    def _mark_done(self, report: dict[str, Any]) -> None:
+        opts, state_dir = self.opts, self.records.state_dir
+        if not state_dir or report["state"] != "completed" or report["exit_code"] != 0:
+            return
+        if opts.limit is not None or opts.retry_failed:
+            return
         # the shard's completion marker, for only-missing relaunches of a sweep
         keys = ("total", "skipped", "processed", "failed", "elapsed_s", "items_per_s")
         done = {k: report[k] for k in keys}
-        done.update(job_dir=header["job_dir"], ended_at=report["ended_at"], **job_identity())
-        mark_shard_done(state_dir, config_key(cfg), shard.tag(), done)
-    summary = (
-        f"{shard.tag()}: processed {stats.processed}, skipped {stats.skipped}, "
-        f"failed {stats.failed} of {stats.total} in {elapsed:.1f}s -> {os.path.abspath(job_dir)}"
+        done.update(job_dir=report["job_dir"], ended_at=report["ended_at"], **job_identity())
+        try:
+            mark_shard_done(state_dir, config_key(self.cfg), self.shard.tag(), done)
+        except OSError as e:
+            log.error("could not write the shard's completion marker: %s", e)
+
+    def _summary(self, report: dict[str, Any]) -> None:
+        stats = self.stats
+        tag = self.shard.tag() if self.shard else "job"
+        summary = (
+            f"{tag}: processed {stats.processed}, skipped {stats.skipped}, "
+            f"failed {stats.failed} of {stats.total} in {report['elapsed_s']:.1f}s "
+            f"-> {report['job_dir']}"
+        )
+        if report["state"] == "interrupted":
+            log.error("interrupted by signal %d; %s", self.job.signal, summary)
+        elif report["state"] == "failed":
+            log.error("%s: failed (exit %d)", summary, report["exit_code"])
+        elif stats.failed:
+            log.error("%s (see %s)", summary, os.path.join(self.job_dir, "failures.jsonl"))
+        else:
+            log.info(summary)
+
+
+def exit_process(code: int) -> None:
+    """Exit with ``code``, without waiting for threads the user's code left running
+    (a non-daemon thread would otherwise hold the process open for its lifetime)."""
+    leftover = [
+        t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
+    ]
+    if not leftover:
+        sys.exit(code)
+    log.warning(
+        "leaving %d thread(s) the task started still running: %s",
+        len(leftover),
+        ", ".join(t.name for t in leftover),
     )
-    if job.signal is not None:
-        log.error("interrupted by signal %d; %s", job.signal, summary)
-    elif stats.failed:
-        log.error("%s (see %s)", summary, os.path.join(job_dir, "failures.jsonl"))
-    else:
-        log.info(summary)
-    return job.exit_code
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -78,4 +78,4 @@ def main() -> None:
         if e.code not in (0, None) and not app.state.started:
             sys.exit(2)
         raise
-    sys.exit(app.state.exit_code)
+    app.exit_process(app.state.exit_code)

@@ -2,27 +2,78 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import IO, Any
 
 TMP_MARK = ".tmp-"
+STALE_TMP_S = 6 * 3600  # a temporary file this old is a killed writer's, whatever its host
+HOST_ID = hashlib.blake2b(socket.gethostname().encode(), digest_size=4).hexdigest()
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of :func:`atomic_write`'s temporaries."""
+    return name.startswith(".") and TMP_MARK in name
+
+
+def _writer_gone(name: str, path: str) -> bool:
+    """A temporary ``.NAME.tmp-<host>-<pid>-<random>`` whose writer cannot still be writing."""
+    host, _, rest = name.rpartition(TMP_MARK)[2].partition("-")
+    pid = rest.partition("-")[0]
+    if host == HOST_ID and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        else:
+            return False
+    try:
+        return time.time() - os.lstat(path).st_mtime > STALE_TMP_S
+    except FileNotFoundError:
+        return False
+
+
+def sweep_stale(directory: str, names: Iterable[str]) -> None:
+    """Delete the temporaries among ``names`` that killed writers left in ``directory``."""
+    for name in names:
+        path = os.path.join(directory, name)
+        if is_temporary(name) and _writer_gone(name, path):
+            with suppress(OSError):
+                os.unlink(path)
+
+
+def make_dirs(directory: str) -> None:
+    """``os.makedirs(directory, exist_ok=True)`` without recursion: any depth works."""
+    missing = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for d in reversed(missing):
+        with suppress(FileExistsError):
+            os.mkdir(d)
 
 
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", **open_kwargs: Any) -> Iterator[IO]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
 
-    A job killed mid-write leaves at most a hidden ``.NAME.tmp-*`` file, never a
-    half-written ``path`` that a finish check would count as done.
+    A job killed mid-write leaves at most a hidden ``.NAME.tmp-<host>-<pid>-*``
+    file, never a half-written ``path`` that a finish check would count as done;
+    the next run's finish check sweeps it once its writer is gone.
     """
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}{TMP_MARK}", dir=directory)
+    make_dirs(directory)
+    prefix = f".{name}{TMP_MARK}{HOST_ID}-{os.getpid()}-"
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=directory)
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f

@@ -2,22 +2,34 @@
 
 Backbones call :meth:`Job.done`, :meth:`Job.failed` and :meth:`Job.tick`;
 the job applies the failure policy (``run.on_error``, ``run.max_failures``),
-turns SIGTERM/SIGINT into a graceful stop, refreshes progress and writes the
-heartbeat. A backbone stops dispatching as soon as :attr:`Job.stopping` is set.
+turns SIGTERM/SIGINT/SIGHUP into a graceful stop that ends by one deadline
+(``run.grace_s`` after the signal), refreshes progress and writes the heartbeat.
+A backbone stops dispatching as soon as :attr:`Job.stopping` is set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from launcher.progress import Progress
-from launcher.records import Records, progress_record
+from launcher.records import MAX_SHOWN_CHARS, Records, clip, printable, progress_record
 from launcher.stats import Stats
 
 log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class StopPlanning(BaseException):
+    """Raised into the main thread by a stop signal while it runs the user's setup or
+    listing code (:meth:`Job.interruptible`): setup or planning ends there. A
+    BaseException, so the user's own ``except Exception`` does not swallow it."""
 
 
 class Job:
@@ -45,6 +57,8 @@ class Job:
         self.signal: int | None = None  # the signal that asked us to stop
         self.abort_reason: str | None = None  # a stop decided by policy or a fatal error
         self.outcome: str | None = None  # set when the job has ended
+        self.deadline: float | None = None  # monotonic time by which a stopping job has ended
+        self._interruptible = False
         self._next_beat = 0.0
         self._old_handlers: dict[int, Any] = {}
 
@@ -60,7 +74,8 @@ class Job:
     def failed(self, item: str, error: str, message: str, traceback: str, **extra: Any) -> None:
         self.stats.failed += 1
         self.records.failure(item, error, message, traceback, **extra)
-        log.warning("item %s failed: %s: %s", item, error, message)
+        shown = clip(message, MAX_SHOWN_CHARS)
+        log.warning("item %s failed: %s: %s", printable(item), error, shown)
         if self.on_error == "raise":
             self.abort(f"item {item!r} failed with {error} and run.on_error=raise")
         elif self.max_failures is not None and self.stats.failed >= self.max_failures:
@@ -69,7 +84,32 @@ class Job:
     def abort(self, reason: str) -> None:
         if self.abort_reason is None:
             self.abort_reason = reason
-            log.error("stopping: %s", reason)
+            self._start_deadline()
+            log.error("stopping: %s", clip(reason, MAX_SHOWN_CHARS))
+
+    def _start_deadline(self) -> None:
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.grace_s
+
+    def time_left(self) -> float:
+        """Seconds until the stop deadline (``run.grace_s`` after the stop began)."""
+        if self.deadline is None:
+            return self.grace_s
+        return max(0.0, self.deadline - time.monotonic())
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Let a stop signal raise :class:`StopPlanning` here (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        if self.stopping:
+            raise StopPlanning
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
 
     def tick(self, force: bool = False) -> None:
         """Refresh progress; rewrite the heartbeat when it is due."""
@@ -92,26 +132,24 @@ class Job:
             return "aborted"
         return "running"
 
-    @property
-    def exit_code(self) -> int:
-        if self.signal is not None:
-            return 128 + self.signal
-        return 1 if self.stats.failed or self.abort_reason else 0
-
     # -- signals -------------------------------------------------------------------------------
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self.signal is not None:
             raise KeyboardInterrupt  # a second signal: stop waiting for in-flight items
         self.signal = signum
+        self._start_deadline()
         log.warning(
             "received %s: no new items; waiting up to %.0fs (run.grace_s) for items in flight",
             signal.Signals(signum).name,
             self.grace_s,
         )
+        if self._interruptible:
+            self._interruptible = False
+            raise StopPlanning
 
     def __enter__(self) -> Job:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             self._old_handlers[sig] = signal.signal(sig, self._on_signal)
         return self
 

@@ -10,12 +10,16 @@ per item.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from launcher.errors import InputError
+from launcher.io import TMP_MARK, is_temporary, sweep_stale
+
+log = logging.getLogger(__name__)
 
 
 def join(root: str, rel: str) -> str:
@@ -26,15 +30,83 @@ def join(root: str, rel: str) -> str:
     return root + rel if root.endswith("/") else f"{root}/{rel}"
 
 
-def walk_sorted(root: str, rel: str = "") -> Iterator[str]:
-    """Yield file paths relative to ``root`` in name order at every level (``find | sort``-like)."""
-    with os.scandir(os.path.join(root, rel) if rel else root) as it:
-        entries = sorted((e.name, e.is_dir()) for e in it)
-    for name, is_dir in entries:
-        path = f"{rel}/{name}" if rel else name
-        if is_dir:
-            yield from walk_sorted(root, path)
-        else:
+OnError = Callable[[str, OSError], None]  # (folder relative to the root, why it was skipped)
+
+
+def _warn(rel: str, exc: OSError) -> None:
+    log.warning("skipped the folder %r: %s", rel or ".", exc)
+
+
+def _real_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def walk_dirs(
+    root: str,
+    exclude: Sequence[str] = (),
+    on_error: OnError | None = None,
+    files: bool = True,
+    max_depth: int | None = None,
+) -> Iterator[tuple[str, bool, int]]:
+    """``(path relative to root, is a folder, depth)`` in name order at every level,
+    like ``find | sort``; folders are yielded before their contents.
+
+    Symlinks to files are followed; a folder (symlinked or not) is entered once
+    per real folder, so a symlink loop ends; the ``exclude`` folders (the task's
+    outputs) are left out; a folder that cannot be read goes to ``on_error`` and
+    the walk goes on; folders at ``max_depth`` are not entered. Iterative, so a
+    deep tree cannot overflow the stack.
+    """
+    skip = {i for i in (_real_id(d) for d in exclude) if i is not None}
+    seen = {_real_id(root)}
+    report = on_error or _warn
+    stack: list[Iterator[tuple[str, bool]]] = []
+
+    def enter(rel: str) -> Iterator[tuple[str, bool]]:
+        try:
+            with os.scandir(os.path.join(root, rel) if rel else root) as it:
+                entries = sorted((e.name, e.is_dir()) for e in it)
+        except OSError as exc:
+            report(rel, exc)
+            return iter(())
+        return ((f"{rel}/{name}" if rel else name, is_dir) for name, is_dir in entries)
+
+    stack.append(enter(""))
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        path, is_dir = entry
+        if not is_dir:
+            if files:
+                yield path, False, len(stack)
+            continue
+        try:
+            st = os.stat(os.path.join(root, path))
+        except OSError as exc:
+            report(path, exc)
+            continue
+        real = st.st_dev, st.st_ino
+        if real in seen or real in skip:
+            continue
+        seen.add(real)
+        depth = len(stack)
+        yield path, True, depth
+        if max_depth is None or depth < max_depth:
+            stack.append(enter(path))
+
+
+def walk_sorted(
+    root: str, exclude: Sequence[str] = (), on_error: OnError | None = None
+) -> Iterator[str]:
+    """File paths relative to ``root`` in name order at every level (see :func:`walk_dirs`)."""
+    for path, is_dir, _ in walk_dirs(root, exclude, on_error):
+        if not is_dir:
             yield path
 
 
@@ -63,7 +135,21 @@ def jsonl_values(path: str) -> Iterator[tuple[int, Any]]:
 
 
 class InputMode:
-    """Lists a task's items as ``(key, input path)`` pairs."""
+    """Lists a task's items as ``(key, input path)`` pairs.
+
+    The task sets ``exclude`` (folders never to list: its outputs) and the
+    planner ``on_error`` (where an unreadable folder is reported) before listing.
+    """
+
+    unique_keys = True  # the listing cannot give one key twice
+    exclude: Sequence[str] = ()
+    on_error: OnError | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Workers get the mode without the planner's callback (which cannot be pickled)."""
+        state = self.__dict__.copy()
+        state.pop("on_error", None)
+        return state
 
     def check(self, root: str | None, key: str) -> None:
         _check_dir(root, key)
@@ -85,7 +171,7 @@ class ByExtensions(InputMode):
 
     def entries(self, root: str) -> Iterator[tuple[str, str]]:
         exts = self.extensions
-        for rel in walk_sorted(root):
+        for rel in walk_sorted(root, self.exclude, self.on_error):
             if rel.lower().endswith(exts) and rel[rel.rfind("/") + 1] != ".":
                 yield rel, join(root, rel)
 
@@ -102,7 +188,7 @@ class ByGlob(InputMode):
     def entries(self, root: str) -> Iterator[tuple[str, str]]:
         from fnmatch import fnmatchcase
 
-        for rel in walk_sorted(root):
+        for rel in walk_sorted(root, self.exclude, self.on_error):
             if fnmatchcase(rel, self.pattern):
                 yield rel, join(root, rel)
 
@@ -119,18 +205,11 @@ class BySubdir(InputMode):
         self.level = level
 
     def entries(self, root: str) -> Iterator[tuple[str, str]]:
-        def dirs(rel: str, depth: int) -> Iterator[str]:
-            with os.scandir(os.path.join(root, rel) if rel else root) as it:
-                names = sorted(e.name for e in it if e.is_dir())
-            for name in names:
-                path = f"{rel}/{name}" if rel else name
-                if depth == self.level:
-                    yield path
-                else:
-                    yield from dirs(path, depth + 1)
-
-        for rel in dirs("", 1):
-            yield rel, join(root, rel)
+        for rel, _, depth in walk_dirs(
+            root, self.exclude, self.on_error, files=False, max_depth=self.level
+        ):
+            if depth == self.level:
+                yield rel, join(root, rel)
 
     def describe(self) -> str:
         return f"directories at level {self.level}"
@@ -141,8 +220,12 @@ class FromJsonl(InputMode):
 
     A line is either a JSON string (an input path) or an object; an object's
     ``key_field`` (or else its ``path_field``) gives the key. Relative paths are
-    resolved against the list file's directory.
+    resolved against the list file's directory. A key taken from a path is that
+    path relative to the list's directory, or, for a path elsewhere, the absolute
+    path without its leading ``/``: an output never lands beside its input.
     """
+
+    unique_keys = False  # a list may name one item twice
 
     def __init__(self, path_field: str = "input", key_field: str = "key") -> None:
         self.path_field = path_field
@@ -166,10 +249,19 @@ class FromJsonl(InputMode):
                     f"{root}:{lineno}: the line has neither {self.key_field!r} "
                     f"nor {self.path_field!r}."
                 )
-            yield str(key), os.path.join(base, path) if path else ""
+            full = os.path.normpath(os.path.join(base, path)) if path else ""
+            if self.key_field not in value and full:
+                key = _key_of_path(full, base)
+            yield str(key), full
 
     def describe(self) -> str:
         return "lines of a JSONL list"
+
+
+def _key_of_path(path: str, base: str) -> str:
+    if path.startswith(base.rstrip("/") + "/"):
+        return path[len(base.rstrip("/")) + 1 :]
+    return path.lstrip("/")
 
 
 class DirListings:
@@ -183,9 +275,13 @@ class DirListings:
         names = self._cache.get(directory)
         if names is None:
             try:
-                names = frozenset(os.listdir(directory))
+                listed = os.listdir(directory)
             except (FileNotFoundError, NotADirectoryError):
-                names = frozenset()
+                listed = []
+            names = frozenset(listed)
+            if TMP_MARK in "\0".join(listed):  # left by a killed writer: swept, never outputs
+                sweep_stale(directory, [n for n in listed if is_temporary(n)])
+                names = frozenset(n for n in listed if not is_temporary(n))
             self._cache[directory] = names
             if len(self._cache) > self._max:
                 self._cache.popitem(last=False)
@@ -198,6 +294,8 @@ class DirListings:
 
 class OutputMode:
     """Maps an item key to its output path and checks whether that output exists."""
+
+    injective = False  # True: two keys never map to one path (else the planner checks)
 
     def path(self, root: str, key: str) -> str:
         raise NotImplementedError
@@ -212,6 +310,7 @@ class AppendExtension(OutputMode):
     def __init__(self, extension: str, replace_suffix: bool = False) -> None:
         self.extension = extension
         self.replace_suffix = replace_suffix
+        self.injective = not replace_suffix  # a.png and a.jpg both give a<extension>
 
     def path(self, root: str, key: str) -> str:
         if self.replace_suffix:
@@ -221,6 +320,8 @@ class AppendExtension(OutputMode):
 
 class PerInputFolder(OutputMode):
     """``<root>/<key>/`` holding the named ``files``; done when all of them exist."""
+
+    injective = True
 
     def __init__(self, files: Sequence[str]) -> None:
         if not files:

@@ -9,16 +9,137 @@ once per block): per item, planning costs little more than generating the item.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from itertools import islice
 
 from launcher.errors import InputError
+from launcher.job import StopPlanning
+from launcher.records import clip, printable
 from launcher.shard import Shard
 from launcher.stats import Stats
 from launcher.task import Item, Task, Unfinished
 
+log = logging.getLogger(__name__)
+
 FIRST_BLOCK = 16  # small first blocks: the first pending item reaches a worker early
 MAX_BLOCK = 1024
+MAX_GROUPS = 64  # folders whose keys / outputs are remembered for the duplicate check
+MAX_SEEN = 1 << 20  # ... and at most this many of them in all
+
+OnSkip = Callable[[str, str, str, str], None]  # (item, error, message, traceback)
+
+
+class _Seen:
+    """Values (keys, output paths) met so far, grouped by folder, to catch a second item
+    with the same one.
+
+    Listings and generators give a folder's items together, so only the most
+    recent folders are remembered: memory stays bounded by the largest folder,
+    like the finish check's directory listings. A folder past ``MAX_SEEN``
+    values is no longer checked (said once in the log).
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.groups: OrderedDict[str, dict[int, str]] = OrderedDict()
+        self.size = 0
+        self.head: str | None = None
+        self.group: dict[int, str] = {}
+        self.full = False
+
+    def first(self, value: str, owner: str) -> str | None:
+        """Remember ``value`` for ``owner``; the earlier owner when it was met before."""
+        head = value[: value.rfind("/") + 1]
+        if head != self.head:
+            self._enter(head)
+        h = hash(value)
+        earlier = self.group.get(h)
+        if earlier is not None:
+            return earlier
+        if self.size < MAX_SEEN:
+            self.group[h] = owner
+            self.size += 1
+        elif not self.full:
+            self.full = True
+            log.info("the duplicate %s check stopped after %d in one folder", self.what, MAX_SEEN)
+        return None
+
+    def _enter(self, head: str) -> None:
+        self.head = head
+        group = self.groups.get(head)
+        if group is None:
+            group = self.groups[head] = {}
+            while len(self.groups) > MAX_GROUPS:
+                _, old = self.groups.popitem(last=False)
+                self.size -= len(old)
+        else:
+            self.groups.move_to_end(head)
+        self.group = group
+
+
+class _Checks:
+    """What the planner checks per listed item: a dict; and, unless the task's listing
+    guarantees it (a folder listing mapped by a built-in output mode), a key of its own
+    and an output path of its own inside ``task.output_dir``."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.keys_distinct, self.outputs_distinct = task.distinct_by_construction()
+        root = task.output_dir
+        self.root = root.rstrip("/") + "/" if root else None
+        self.keys = _Seen("key")
+        self.outputs = _Seen("output")
+
+    def block(self, block: list[Item]) -> None:
+        for it in block:
+            if type(it) is not dict and not isinstance(it, dict):
+                raise InputError(
+                    f"{self.task.describe_inputs()} gave a {type(it).__name__} "
+                    f"({clip(repr(it), 200)}): each item must be a dict, the keyword "
+                    "arguments of process()."
+                )
+        if not (self.keys_distinct and self.outputs_distinct):
+            for it in block:
+                self.item(it)
+
+    def item(self, it: Item) -> None:
+        key = it.get("key")
+        if not self.keys_distinct and isinstance(key, str) and self.keys.first(key, key):
+            raise InputError(
+                f"{self.task.describe_inputs()} gave the key {printable(key)!r} twice: a key "
+                "names one item in the records, retries and hash sharding, so no two items "
+                "may share one."
+            )
+        output = it.get("output")
+        if not isinstance(output, str):
+            return
+        if self.root is not None and not self._inside(output):
+            raise InputError(
+                f"item {printable(self.task.item_key(it))!r}: its output {printable(output)!r} "
+                f"is outside task.output_dir={self.task.output_dir!r}; the launcher never "
+                "writes outside the output folder (a key that is an absolute path or climbs "
+                "out with '..'?)."
+            )
+        if not self.outputs_distinct:
+            owner = self.task.item_key(it)
+            earlier = self.outputs.first(output, owner)
+            if earlier is not None and earlier != owner:
+                raise InputError(
+                    f"items {printable(earlier)!r} and {printable(owner)!r} both map to the "
+                    f"output {printable(output)!r}: one would overwrite the other. Give them "
+                    "distinct output names (e.g. keep the input suffix in the output name)."
+                )
+
+    def _inside(self, path: str) -> bool:
+        root = self.root
+        if path.startswith(root) and "/.." not in path[len(root) - 1 :]:
+            return True
+        return os.path.abspath(path).startswith(os.path.abspath(root) + "/")
 
 
 class Plan:
@@ -31,33 +152,60 @@ class Plan:
         stats: Stats,
         only_keys: frozenset[str] | None = None,
         limit: int | None = None,
+        on_skip: OnSkip | None = None,
+        interruptible: Callable[[], AbstractContextManager] = contextlib.nullcontext,
     ) -> None:
         self.task = task
         self.shard = shard
         self.stats = stats
         self.only_keys = only_keys
         self.limit = limit
+        self.on_skip = on_skip
+        self.interruptible = interruptible
         self.generated = 0
+        self.stopped = False  # a stop signal ended planning
         self._blocks = self._stream()
         self._head: list[Item] = []
         self.error: Exception | None = None
+        self._unlisted: list[tuple[str, OSError]] = []
+        if task.input is not None:
+            task.input.on_error = lambda rel, exc: self._unlisted.append((rel, exc))
 
     def _stream(self) -> Iterator[list[Item]]:
-        """Blocks of pending items; stops at the first listing or finish-check error."""
+        """Blocks of pending items; stops at the first listing or finish-check error, or
+        when a stop signal arrives while the user's listing code runs."""
+        try:
+            yield from self._blocks_of_pending()
+        except StopPlanning:
+            self.stopped = True
+
+    def _blocks_of_pending(self) -> Iterator[list[Item]]:
         task, stats = self.task, self.stats
         key_of = task.item_key
-        count = sum(1 for _ in task.generate_tasks()) if self.shard.needs_count else None
+        count = None
+        if self.shard.needs_count:
+            with self.interruptible():
+                count = sum(1 for _ in task.generate_tasks())
+            self._unlisted.clear()  # recorded by the listing that follows
         select = self.shard.selector(key_of, count)
         done = task.finish_check()
         only = self.only_keys
+        checks = _Checks(task)
         source = iter(task.generate_tasks())
         size = FIRST_BLOCK
         while self.error is None and self.limit != 0:
             block: list[Item] = []
             try:
-                block.extend(islice(source, size))  # keeps what was listed before an error
+                with self.interruptible():
+                    block.extend(islice(source, size))  # keeps what was listed before an error
             except Exception as exc:  # noqa: BLE001 - re-raised by the app after the run
                 self.error = exc
+            self._record_unlisted()
+            try:
+                checks.block(block)
+            except InputError as exc:
+                self.error = exc
+                break
             base = self.generated
             self.generated += len(block)
             if not block:
@@ -67,7 +215,11 @@ class Plan:
                 block = [it for pos, it in enumerate(block, base) if select(pos, it)]
             if only is not None:
                 block = [it for it in block if key_of(it) in only]
-            pending, owned = (block, len(block)) if done is None else self._unfinished(block, done)
+            if done is None:
+                pending, owned = block, len(block)
+            else:
+                with self.interruptible():
+                    pending, owned = self._unfinished(block, done)
             if self.limit is not None and len(pending) > self.limit:
                 pending = pending[: self.limit]
                 last = pending[-1]
@@ -78,7 +230,19 @@ class Plan:
                 self.limit -= len(pending)
             if pending:
                 yield pending
+        self._record_unlisted()
         stats.planned = True
+
+    def _record_unlisted(self) -> None:
+        """Folders the listing could not read: one failure each, and the listing goes on."""
+        for rel, exc in self._unlisted:
+            self.stats.total += 1
+            message = f"could not list this folder ({exc.strerror or exc}); its items were skipped"
+            if self.on_skip is not None:
+                self.on_skip(rel or ".", "ListingError", message, "")
+            else:
+                log.warning("%s: %s", printable(rel), message)
+        self._unlisted.clear()
 
     def _unfinished(self, block: list[Item], unfinished: Unfinished) -> tuple[list[Item], int]:
         """The block's items that are not done, and how many were checked (all of them,
@@ -124,7 +288,7 @@ class Plan:
         if not self._head:
             first = self.take(1)  # take() keeps the rest of the block in the head
             self._head = first + self._head
-        if not self._head and self.generated == 0 and self.stats.planned:
+        if not self._head and self.generated == 0 and self.stats.planned and self.error is None:
             raise InputError(
                 f"No items found: the task listed nothing from {self.task.describe_inputs()}."
             )

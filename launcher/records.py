@@ -4,6 +4,7 @@
   ``traceback``), appended and flushed as failures happen, so a killed job keeps them.
 - ``progress.json``: a heartbeat rewritten atomically every few seconds.
 - ``report.json``: the final account of the job.
+- ``<state dir>/locks/<shard>.lock``: the one job running a shard into an output.
 
 A copy of the failures also goes to the task's state directory (beside its
 outputs), where ``run.retry_failed=true`` finds them on a later run, and so
@@ -69,24 +70,53 @@ def versions() -> dict[str, str]:
     return out
 
 
-class Records:
-    """Writes one job's records; the only place that knows their file names."""
+MAX_RECORD_CHARS = 64 * 1024  # of a failure's message or traceback kept in failures.jsonl
+MAX_SHOWN_CHARS = 500  # of a message printed to the console and job.log
 
-    def __init__(self, job_dir: str, state_dir: str | None, shard_tag: str) -> None:
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters]"
+
+
+def printable(key: str) -> str:
+    """An item key as a log line can carry it (undecodable file-name bytes escaped)."""
+    return key.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class Records:
+    """Writes one job's records; the only place that knows their file names.
+
+    ``failures.jsonl`` describes this run only: a rerun into the same job
+    directory starts it afresh. The copy for retries goes to ``state_dir``
+    once the job holds its shard's lock (set it then).
+    """
+
+    def __init__(self, job_dir: str) -> None:
         self.job_dir = job_dir
-        self.state_dir = state_dir
-        self.shard_tag = shard_tag
+        self.state_dir: str | None = None
+        self.shard_tag = ""
+        self.lock: ShardLock | None = None
         os.makedirs(job_dir, exist_ok=True)
-        self._failures = open(os.path.join(job_dir, FAILURES), "a", encoding="utf-8")  # noqa: SIM115
+        self._failures = open(os.path.join(job_dir, FAILURES), "w", encoding="utf-8")  # noqa: SIM115
 
     def failure(self, item: str, error: str, message: str, traceback: str, **extra: Any) -> None:
-        record = {"item": item, "error": error, "message": message, "traceback": traceback}
+        record = {
+            "item": item,
+            "error": error,
+            "message": clip(message, MAX_RECORD_CHARS),
+            "traceback": clip(traceback, MAX_RECORD_CHARS),
+        }
         record.update(extra)
         self._failures.write(json.dumps(record, default=str) + "\n")
         self._failures.flush()
 
     def heartbeat(self, data: dict[str, Any]) -> None:
         write_json_atomic(os.path.join(self.job_dir, PROGRESS), data)
+        if self.lock is not None:
+            self.lock.refresh()
 
     def report(self, data: dict[str, Any]) -> None:
         write_json_atomic(os.path.join(self.job_dir, REPORT), data)
@@ -96,7 +126,6 @@ class Records:
         self._failures.close()
         if self.state_dir is None:
             return
-        os.makedirs(self.state_dir, exist_ok=True)
         target = os.path.join(self.state_dir, f"failures.{self.shard_tag}.jsonl")
         tmp = target + ".tmp"
         shutil.copyfile(os.path.join(self.job_dir, FAILURES), tmp)
@@ -127,11 +156,123 @@ def read_failures(path: str) -> tuple[list[dict[str, Any]], list[int]]:
 
 def failed_keys(state_dir: str) -> frozenset[str]:
     """The items that failed in the latest run of every shard of this output."""
+    from launcher.errors import InputError
+
     keys: set[str] = set()
     for path in glob.glob(os.path.join(state_dir, "failures.*.jsonl")):
-        with open(path, encoding="utf-8") as f:
-            keys.update(json.loads(line)["item"] for line in f if line.strip())
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    keys.add(str(json.loads(line)["item"]))
+                except (ValueError, KeyError, TypeError) as e:
+                    raise InputError(
+                        f"{path}:{lineno}: a damaged failure record ({type(e).__name__}: "
+                        f"{clip(str(e), 200)}), so run.retry_failed cannot tell which items "
+                        "failed. Fix or delete that line (or the file, to retry nothing)."
+                    ) from None
     return frozenset(keys)
+
+
+class LockedError(Exception):
+    """Another live job holds this shard's lock."""
+
+
+class ShardLock:
+    """One running job per shard and output: ``locks/<shard>.lock`` in the state dir,
+    naming its holder (host, pid, SLURM ids).
+
+    A lock is stale, and taken over, when its holder is a dead process on this
+    host, an earlier run of this same SLURM job (a requeue, on any node), or
+    has not been refreshed (each heartbeat touches it) for ``stale_s``.
+    """
+
+    def __init__(self, state_dir: str, shard_tag: str, stale_s: float) -> None:
+        self.path = os.path.join(state_dir, "locks", f"{shard_tag}.lock")
+        self.stale_s = stale_s
+        self.me = {**job_identity(), "started_at": now_iso()}
+        self.held = False
+
+    def acquire(self) -> None:
+        """Take the lock, or raise :class:`LockedError` saying who holds it."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = _read_lock(self.path)
+                if not self._stale(holder):
+                    raise LockedError(self._describe(holder)) from None
+                # move the stale lock aside: of two jobs taking it over, one rename wins
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(self.path, f"{self.path}.stale-{os.getpid()}")
+                    os.unlink(f"{self.path}.stale-{os.getpid()}")
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self.me, f)
+            self.held = True
+            return
+        raise LockedError(self._describe(_read_lock(self.path)))
+
+    def _stale(self, holder: dict[str, Any] | None) -> bool:
+        try:
+            age = time.time() - os.stat(self.path).st_mtime
+        except FileNotFoundError:
+            return True
+        if holder is None:  # being written, or torn by a kill: give its writer a moment
+            return age > 10
+        if age > self.stale_s:
+            return True
+        mine = self.me["slurm"].get("job_id")
+        if mine and holder.get("slurm", {}).get("job_id") == mine:
+            return True  # an earlier run of this very SLURM job, requeued
+        if holder.get("host") == self.me["host"]:
+            return not _alive(holder.get("pid"))
+        return False
+
+    def _describe(self, holder: dict[str, Any] | None) -> str:
+        who = (
+            f"{holder.get('host')} pid {holder.get('pid')} since {holder.get('started_at')}"
+            if holder
+            else "a job that is starting"
+        )
+        return (
+            f"another job is already running this shard into the same output ({who}; lock "
+            f"{self.path}). Two jobs would process every item twice: wait for it to end or "
+            "stop it. If it is gone, delete the lock file."
+        )
+
+    def refresh(self) -> None:
+        with contextlib.suppress(OSError):
+            os.utime(self.path)
+
+    def release(self) -> None:
+        if self.held and _read_lock(self.path) == self.me:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        self.held = False
+
+
+def _read_lock(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def job_identity() -> dict[str, Any]:

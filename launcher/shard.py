@@ -33,8 +33,10 @@ class ShardConfig:
 
 
 def stable_hash(key: str) -> int:
-    """64-bit hash that is the same in every process and Python version."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+    """64-bit hash that is the same in every process and Python version (a file name's
+    undecodable bytes, kept by Python as surrogates, hash as those bytes)."""
+    data = key.encode("utf-8", "surrogateescape")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
 def _indices(value: Any, num: int, idx_key: str, num_key: str) -> frozenset[int]:

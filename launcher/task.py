@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from launcher.errors import ConfigError
-from launcher.modes import DirListings, InputMode, OutputMode
+from launcher.modes import DirListings, InputMode, OutputMode, join
 
 Item = dict[str, Any]
 Unfinished = Callable[[list[Item]], list[Item]]  # a block of items -> those not done yet
@@ -26,6 +26,10 @@ def unfinished_by(is_executed: Callable[..., bool]) -> Unfinished:
     return lambda block: [it for it in block if not is_executed(**it)]
 
 
+def _same_dir(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and os.path.realpath(a) == os.path.realpath(b)
+
+
 class Task:
     """Base class for a task: subclass it and implement :meth:`process`.
 
@@ -33,7 +37,15 @@ class Task:
     config, or override :meth:`generate_tasks` and :meth:`is_executed`.
     With modes, each item is ``{"key", "input", "output"}``: ``key`` is the
     input path relative to ``input_dir``.
+
+    A subclass need not call ``super().__init__()``: every attribute the
+    launcher reads has a class-level default.
     """
+
+    input_dir: str | None = None
+    output_dir: str | None = None
+    input: InputMode | None = None
+    output: OutputMode | None = None
 
     def __init__(
         self,
@@ -61,10 +73,23 @@ class Task:
     def _mode_items(self) -> Iterator[Item]:
         root = self.input_dir
         out_root, output = self.output_dir, self.output
+        # outputs (and the launcher's state beside them) are never listed as inputs: an
+        # output folder inside the input folder is left out; in the input folder itself,
+        # a listed file that an earlier item writes is skipped
+        self.input.exclude = (out_root,) if out_root else ()
+        same = bool(out_root) and output is not None and _same_dir(root, out_root)
+        made: set[str] = set()  # outputs as paths relative to the (shared) folder
+        prefix = join(out_root, "") if same else ""
         for key, path in self.input.entries(root):
             item = {"key": key, "input": path}
             if output is not None:
-                item["output"] = output.path(out_root, key)
+                item["output"] = out = output.path(out_root, key)
+                if same:
+                    if key in made:
+                        continue
+                    if len(made) > 1 << 20:
+                        made.clear()
+                    made.add(out[len(prefix) :])
             yield item
 
     def is_executed(self, **item: Any) -> bool:
@@ -72,6 +97,17 @@ class Task:
         if self.output is None:
             return False
         return self.output.is_done(item["output"], DirListings(max_dirs=1))
+
+    def distinct_by_construction(self) -> tuple[bool, bool]:
+        """Whether this task's listing cannot give two items one key, and whether it cannot
+        give two items one output path (inside ``output_dir``); the planner checks the rest."""
+        if type(self).generate_tasks is not Task.generate_tasks:
+            return False, False
+        return self._mode_distinct()
+
+    def _mode_distinct(self) -> tuple[bool, bool]:
+        keys = self.input is not None and self.input.unique_keys
+        return keys, keys and (self.output is None or self.output.injective)
 
     def item_key(self, item: Item) -> str:
         """A stable name for an item: used by hash sharding, records and retries."""
@@ -164,12 +200,9 @@ class TorchTask(Task):
     """
 
     batched = True
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._mp_threads = 0
-        self._mp_batch_size = 1
-        self._device: Any = None
+    _mp_threads = 0
+    _mp_batch_size = 1
+    _device: Any = None
 
     # -- model and data ---------------------------------------------------------------------
 
@@ -194,6 +227,11 @@ class TorchTask(Task):
         if dataset is None:
             return super().generate_tasks()
         return ({"key": str(i), "index": i} for i in range(len(dataset)))
+
+    def distinct_by_construction(self) -> tuple[bool, bool]:
+        if type(self).generate_tasks is not TorchTask.generate_tasks:
+            return False, False
+        return self._mode_distinct() if self.input is not None else (True, True)
 
     def is_each_executed(self, **item: Any) -> bool:
         """True when this item is already done (default: its output exists)."""

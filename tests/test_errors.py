@@ -34,6 +34,39 @@ def test_bad_config_exits_2_with_a_message_naming_the_key(launch, args, message)
     assert "Traceback" not in out
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["backbone.num_workers=-1"], "backbone.num_workers=-1 is out of range: must be >= 1"),
+        (["backbone.num_workers=0"], "backbone.num_workers=0 is out of range"),
+        (["backbone.chunksize=-1"], "backbone.chunksize=-1 is out of range"),
+        (["backbone.batch_size=0"], "backbone.batch_size=0 is out of range"),
+        (["run.item_timeout_s=-1"], "run.item_timeout_s=-1.0 is out of range: must be > 0"),
+        (["run.item_timeout_s=nan"], "run.item_timeout_s=nan is out of range"),
+        (["run.limit=-1"], "run.limit=-1 is out of range: must be >= 1"),
+        (["run.limit=0"], "run.limit=0 is out of range"),
+        (["run.max_failures=0"], "run.max_failures=0 is out of range"),
+        (["run.grace_s=-2"], "run.grace_s=-2.0 is out of range: must be >= 0"),
+        (["run.heartbeat_s=0"], "run.heartbeat_s=0.0 is out of range"),
+        (["run.log_interval_s=-1"], "run.log_interval_s=-1.0 is out of range"),
+        (["shard.sub_num=0"], "shard.sub_num=0"),
+        (["backbone=torch", "backbone.batch_size=0"], "backbone.batch_size=0 is out of range"),
+        (["backbone=torch", "backbone.num_workers=-1"], "num_workers=-1 is out of range: must be >= 0"),  # noqa: E501
+        (["backbone=torch", "backbone.prefetch_factor=0"], "backbone.prefetch_factor=0 is out of"),
+        (["backbone=torch", "backbone.postprocess_workers=0"], "postprocess_workers=0 is out of"),
+    ],
+)  # fmt: skip
+def test_a_number_out_of_range_is_refused_before_any_work(launch, tmp_path, args, message):
+    out = tmp_path / "out"
+    r = launch("task=squares", f"task.output_dir={out}", *args)
+    text = r.stdout + r.stderr
+    assert r.returncode == 2, text
+    assert message in text and "Traceback" not in text
+    rep = report(launch.job_dir)
+    assert (rep["state"], rep["exit_code"], rep["processed"]) == ("failed", 2, 0)
+    assert not out.exists()
+
+
 def test_input_that_is_a_file_or_empty(launch, tmp_path):
     (tmp_path / "file").write_text("x")
     r = launch(f"task.input_dir={tmp_path / 'file'}")

@@ -124,7 +124,8 @@ def test_an_unfilled_placeholder_stops_the_job_before_any_work(launch, tmp_path)
     assert r.returncode == 2, log
     assert "KAGURAZAKA_MIXIN_PLACEHOLDER" in log and "task.mixin.hard_shard_mode.output_path" in log
     assert "hard_shard_mode.input_path" not in log.split("unfilled:")[1]
-    assert not (launch.job_dir / "report.json").exists()
+    rep = report(launch.job_dir)  # the job started, so its report says how it ended
+    assert (rep["state"], rep["exit_code"], rep["processed"]) == ("failed", 2, 0)
 
 
 TORCH_FORMS = {

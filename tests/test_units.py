@@ -276,3 +276,48 @@ def test_public_api_is_pinned():
         "write_json_atomic",
     ]
     assert all(hasattr(launcher, name) for name in launcher.__all__)
+
+
+def test_walk_leaves_out_excluded_folders_and_enters_each_real_folder_once(tree):
+    (tree / "a" / "loop").symlink_to(tree)
+    (tree / "zz").symlink_to(tree / "b")
+    assert list(walk_sorted(str(tree), exclude=[str(tree / "a")])) == [
+        ".hidden.jpg",
+        "b/1.PNG",
+        "b/2.jpg",
+        "c.webp",
+    ]
+    errors = []
+    assert "b/2.jpg" in list(walk_sorted(str(tree), on_error=lambda rel, e: errors.append(rel)))
+    assert errors == []
+
+
+def test_jsonl_keys_of_paths_stay_relative(tmp_path):
+    lst = tmp_path / "list.jsonl"
+    lst.write_text('"sub/a.png"\n"/data/b.png"\n"../c.png"\n{"input": "d.png", "key": "k"}\n')
+    keys = [k for k, _ in FromJsonl().entries(str(lst))]
+    assert keys == ["sub/a.png", "data/b.png", str(tmp_path.parent / "c.png").lstrip("/"), "k"]
+
+
+def test_only_output_modes_that_can_collide_are_checked():
+    assert AppendExtension(".txt").injective and PerInputFolder(["a"]).injective
+    assert not AppendExtension(".txt", replace_suffix=True).injective
+
+
+@pytest.mark.parametrize(
+    "value, ok", [(1, True), (0, False), (-1, False), (None, True), (float("nan"), False)]
+)
+def test_check_bounds_names_the_key_and_range(value, ok):
+    from launcher.errors import check_bounds
+
+    values = SimpleNamespace(n=value)
+    if ok:
+        check_bounds("run", values, {"n": ">= 1"})
+    else:
+        with pytest.raises(ConfigError, match=r"run\.n=.* is out of range: must be >= 1"):
+            check_bounds("run", values, {"n": ">= 1"})
+
+
+def test_stable_hash_takes_undecodable_file_names():
+    name = os.fsdecode(b"\xff\xfe.png")
+    assert stable_hash(name) == stable_hash(os.fsdecode(b"\xff\xfe.png")) != stable_hash("x")

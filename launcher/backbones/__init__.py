@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from launcher.backbones.mp import MpConfig
 from launcher.backbones.torch import TorchConfig
+from launcher.errors import check_bounds
 from launcher.job import Job
 from launcher.plan import Plan
 from launcher.task import Task, TorchTask
@@ -38,14 +39,23 @@ class Backbone(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
-def make_backbone(cfg: Any, task: Task) -> Backbone:
-    """Instantiate the backbone a (structured) ``backbone`` config names."""
+def backbone_config(cfg: Any, task: Task) -> tuple[str, Any]:
+    """The backbone a (structured) ``backbone`` config names for this task, and its own
+    validated config (``auto`` resolved): every number in range, or a ConfigError."""
     name = cfg.name
     if name == "auto":
         name = "torch" if isinstance(task, TorchTask) else "mp"
-    module, cls, config_cls = REGISTRY[name]
+    config_cls = REGISTRY[name][2]
     fields = {f.name for f in dataclasses.fields(config_cls)}
     own = config_cls(
         **{k: v for k, v in dataclasses.asdict(cfg).items() if k in fields and k != "name"}
     )
+    check_bounds("backbone", own, config_cls.BOUNDS)
+    return name, own
+
+
+def make_backbone(cfg: Any, task: Task) -> Backbone:
+    """Instantiate the backbone a (structured) ``backbone`` config names."""
+    name, own = backbone_config(cfg, task)
+    module, cls, _ = REGISTRY[name]
     return getattr(import_module(module), cls)(own)

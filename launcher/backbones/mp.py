@@ -11,9 +11,17 @@ worker is retried once on its own; a second death records it as
 ``ProcessPoolExecutor`` breaks as a whole.
 
 Chunks are sized from measured item times (about ``TARGET_CHUNK_S`` of work
-each, between 1 and ``MAX_CHUNK``), and each worker holds up to two, so it
-never waits for the parent. One sender thread per worker keeps a large chunk
-from blocking the parent's loop on a full pipe.
+each, between 1 and ``MAX_CHUNK``). Until the first item is timed, each worker
+gets one item at a time, so a few slow items spread over every worker; once
+items are known to be quick, a worker holds two chunks and never waits for the
+parent. Chunks are pickled in the parent's loop (an item that cannot be sent
+fails alone) and written by one sender thread per worker, so a large chunk
+never blocks the loop on a full pipe.
+
+A worker is dead when it exits while it holds an item, whatever its exit
+code (only a worker told to stop leaves between items), and its exit is seen
+by polling the process too: an item that forks a long-lived child (which
+inherits the pipes the parent watches) cannot hide its worker's death.
 """
 
 from __future__ import annotations
@@ -26,13 +34,15 @@ import pickle
 import queue
 import select
 import signal
+import sys
 import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from multiprocessing.reduction import ForkingPickler
+from typing import Any, ClassVar
 
 from launcher.errors import ConfigError
 from launcher.job import Job
@@ -43,8 +53,8 @@ log = logging.getLogger(__name__)
 
 TARGET_CHUNK_S = 0.05
 MAX_CHUNK = 4096
-FIRST_CHUNK = 8
 PREFETCH = 2
+SLOW_CHUNK_S = 0.2  # a chunk expected to take longer than this is not prefetched
 READ_AHEAD = 16384  # pending items planned ahead of the workers' demand, at most
 READ_AHEAD_BLOCK = 1024
 TICK_S = 0.25
@@ -66,6 +76,12 @@ class MpConfig:
     start_method: StartMethod = StartMethod.forkserver
     chunksize: int | None = None  # None: sized from measured item times
     batch_size: int = 16  # items per model call, for a TorchTask on this backbone
+
+    BOUNDS: ClassVar[dict[str, str]] = {
+        "num_workers": ">= 1",
+        "chunksize": ">= 1",
+        "batch_size": ">= 1",
+    }
 
 
 def available_cpus() -> int:
@@ -90,7 +106,15 @@ def _die_with_parent() -> None:
 
 
 def _failure(exc: BaseException) -> tuple[str, str, str]:
-    return type(exc).__name__, str(exc), traceback.format_exc()
+    try:
+        message = str(exc)
+    except Exception as e:  # noqa: BLE001 - a broken __str__ must not kill the worker
+        message = f"<the exception's message could not be made: {type(e).__name__}: {e}>"
+    try:
+        tb = traceback.format_exc()
+    except Exception:  # noqa: BLE001
+        tb = ""
+    return type(exc).__name__, message, tb
 
 
 def _worker_main(
@@ -145,6 +169,10 @@ def _worker_main(
         task.teardown_worker()
     except Exception:  # noqa: BLE001
         log.exception("teardown_worker failed in worker %d", slot)
+    # now, without waiting for threads the task left running (Process would join them)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _run_items(
@@ -221,14 +249,16 @@ class _Worker:
 
 
 def _send_loop(sendq: queue.SimpleQueue, conn: Any) -> None:
+    """Write pickled chunks to one worker; None ends the worker (and this thread)."""
     while True:
-        msg = sendq.get()
+        payload = sendq.get()
         try:
-            conn.send(msg)
+            if payload is None:
+                conn.send(None)
+                return
+            conn.send_bytes(payload)
         except (OSError, ValueError):
             return  # the worker is gone; the parent salvages its chunks
-        if msg is None:
-            return
 
 
 class MpBackbone:
@@ -274,7 +304,7 @@ class _Run:
         self.suspects: set[str] = set()
         self.next_id = 0
         self.min_chunk = backbone.batch_size if task.batched else 1
-        self.chunksize = backbone.fixed_chunksize or max(FIRST_CHUNK, self.min_chunk)
+        self.chunksize = backbone.fixed_chunksize or self.min_chunk
         self.per_item_s: float | None = None
         self.startup_deaths = 0
         self.plan_done = False
@@ -285,6 +315,7 @@ class _Run:
         self.poller = select.poll()
         self.watched: dict[int, tuple[_Worker, bool]] = {}
         self.unpicklable: Exception | None = None
+        self.next_check = 0.0
 
     # -- workers ---------------------------------------------------------------------------------
 
@@ -410,24 +441,59 @@ class _Run:
         self.plan_done = not block
         self.ahead += block
 
+    def depth(self) -> int:
+        """Chunks a worker may hold: one while item times are unknown or chunks are slow
+        (a second would wait behind the first while another worker idles), else two."""
+        if self.per_item_s is None or self.per_item_s * self.chunksize >= SLOW_CHUNK_S:
+            return 1
+        return PREFETCH
+
     def feed(self) -> None:
+        depth = self.depth()
         for w in self.workers:
-            while w.ready and len(w.inflight) < PREFETCH and not self.job.stopping:
+            while w.ready and len(w.inflight) < depth and not self.job.stopping:
                 items = self.next_items()
                 if not items:
                     return
+                payload = self.pack(items)
+                if payload is None:
+                    continue
                 chunk = _Chunk(self.next_id, items)
                 self.next_id += 1
                 w.inflight.append(chunk)
-                w.sendq.put((chunk.id, items))
+                w.sendq.put(payload)
+
+    def pack(self, items: list[Item]) -> memoryview | None:
+        """The chunk as the worker reads it; an item that cannot be pickled is failed here
+        and left out (``items`` is edited in place). None when no item is left."""
+        try:
+            return ForkingPickler.dumps((self.next_id, items))
+        except Exception:  # noqa: BLE001 - find the items at fault
+            sendable = []
+            for item in items:
+                try:
+                    ForkingPickler.dumps(item)
+                except Exception as exc:  # noqa: BLE001 - recorded as the item's failure
+                    self.job.failed(
+                        self.task.item_key(item),
+                        type(exc).__name__,
+                        f"the item cannot be sent to a worker process (pickled): {exc}",
+                        traceback.format_exc(),
+                    )
+                else:
+                    sendable.append(item)
+            items[:] = sendable
+            return ForkingPickler.dumps((self.next_id, items)) if items else None
 
     def tune(self, n: int, elapsed: float) -> None:
-        if self.bb.fixed_chunksize or n == 0:
+        if n == 0:
             return
         per_item = elapsed / n
         self.per_item_s = (
             per_item if self.per_item_s is None else 0.7 * self.per_item_s + 0.3 * per_item
         )
+        if self.bb.fixed_chunksize:
+            return
         best = int(TARGET_CHUNK_S / max(self.per_item_s, 1e-7))
         self.chunksize = max(self.min_chunk, min(MAX_CHUNK, best))
 
@@ -501,7 +567,9 @@ class _Run:
                 self.suspects.add(key)
                 self.solo.append(item)
 
-        if code == 0:  # it left on SIGTERM after reporting its last item: nothing to blame
+        holding = bool(w.inflight) and int(w.status[CHUNK]) == w.inflight[0].id
+        if code == 0 and not (holding and w.status[START] > 0):
+            # it left between items, told to stop (SIGTERM): nothing to blame
             log.info("worker %d (pid %s) stopped on SIGTERM", w.slot, w.proc.pid)
             self.salvage(w, self.requeued.appendleft)
             self.replace(w)
@@ -596,16 +664,13 @@ class _Run:
 
     def loop(self) -> None:
         job = self.job
-        grace_deadline: float | None = None
         while True:
             if job.stopping:
                 for w in self.workers:
                     w.stop[0] = 1
-                if grace_deadline is None:
-                    grace_deadline = time.monotonic() + job.grace_s
                 if not self.busy():
                     return
-                if time.monotonic() > grace_deadline:
+                if job.time_left() <= 0:
                     log.error("items still running after run.grace_s: killing their workers")
                     return
             else:
@@ -628,14 +693,28 @@ class _Run:
                     self.handle(w, w.outbox.recv())
             for w in dead:
                 self.on_death(w)
-            self.check_timeouts()
+            now = time.monotonic()
+            if now >= self.next_check:
+                self.next_check = now + TICK_S
+                self.check_exits()
+                self.check_timeouts()
             job.tick()
 
+    def check_exits(self) -> None:
+        """Deaths the sentinel does not show: a forked worker's sentinel stays open while
+        a child the item forked lives on."""
+        for w in list(self.workers):
+            if w.proc.exitcode is not None and w in self.workers:
+                self.on_death(w)
+
     def shutdown(self) -> None:
+        """Workers end by one deadline: the stop's (``run.grace_s`` after it began), or
+        ``run.grace_s`` from now after a normal end."""
+        deadline = time.monotonic() + self.job.time_left()
         for w in self.workers:
             w.sendq.put(None)
         for w in self.workers:
-            w.proc.join(timeout=self.job.grace_s if not self.job.stopping else 2)
+            w.proc.join(timeout=max(0.0, deadline - time.monotonic()))
             self.drain(w)
             if w.inflight:  # killed at the end of the grace period: count what finished
                 self.salvage(w, lambda item: None)

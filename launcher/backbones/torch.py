@@ -18,7 +18,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from launcher.backbones.mp import available_cpus
 from launcher.backbones.prefetch import Prefetch
@@ -59,6 +59,13 @@ class TorchConfig:
     persistent_workers: bool = False
     amp: Amp = Amp.off
     postprocess_workers: int = 2  # threads writing results while the model runs
+
+    BOUNDS: ClassVar[dict[str, str]] = {
+        "batch_size": ">= 1",
+        "num_workers": ">= 0",
+        "prefetch_factor": ">= 1",
+        "postprocess_workers": ">= 1",
+    }
 
 
 def resolve_device(name: str) -> Any:

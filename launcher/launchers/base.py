@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 
-from launcher.errors import UserError
+from launcher.errors import ConfigError, UserError
 from launcher.launchers import arrays as arr
 from launcher.launchers.config import LaunchConfig
 
@@ -84,6 +84,11 @@ class ShardLauncher(Launcher):
 
         app.state.started = True  # from here on the exit code is ours, not Hydra's
         try:
+            if not specs:
+                raise ConfigError(
+                    "the sweep expands to no job at all: shard.num must be an integer >= 1 "
+                    "(shard.idx sweeps range(0,shard.num))."
+                )
             return self._launch_arrays(specs)
         except UserError as e:
             log.error("%s", e)
