@@ -103,7 +103,6 @@ def _run_job(cfg: DictConfig, task: Task | None) -> dict[str, Any]:
 
     from launcher import app
 
-    _, task = app.build_task(cfg, task)  # a bad config raises here, before any work
     job_dir = os.path.abspath(str(cfg.hydra.run.dir))
     os.makedirs(job_dir, exist_ok=True)
     log = logging.getLogger("launcher")
@@ -116,7 +115,7 @@ def _run_job(cfg: DictConfig, task: Task | None) -> dict[str, Any]:
     try:
         ret = run_job(
             hydra_context=HydraContext(config_loader=None, callbacks=Callbacks(cfg)),
-            task_function=lambda c: app.run(c, task),
+            task_function=lambda c: app.run(c, app.build_task(c, task)[1]),  # bad config: raises
             config=cfg,
             job_dir_key="hydra.run.dir",
             job_subdir_key=None,
