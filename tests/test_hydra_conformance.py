@@ -1,0 +1,86 @@
+"""Hydra's own launcher conformance suites against ``hydra/launcher=local`` and ``slurm``.
+
+hydra-core ships them (``hydra.test_utils.launcher_common_tests``) with their
+fixtures (its pytest plugin); hydra-submitit-launcher runs them the same way.
+They run apps that are not ours: our launchers must run any ``task_function``.
+The SLURM ones need the real cluster (``scripts/slurm/cluster.sh``) and wait for
+their jobs; they are skipped with the reason where no controller answers.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hydra.test_utils.launcher_common_tests import (
+    BatchedSweeperTestSuite,
+    IntegrationTestSuite,
+    LauncherTestSuite,
+)
+
+from launcher.launchers.probe import no_controller
+
+SLURM = ["hydra.launcher.wait=true", "hydra.launcher.timeout_min=5"]
+
+
+def _needs_slurm() -> None:
+    reason = no_controller()
+    if reason is None:
+        return
+    message = f"no SLURM cluster ({reason})"
+    if os.environ.get("REQUIRE_SLURM") == "1":  # CI, as in test_slurm.py
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def slurm_cluster() -> None:
+    _needs_slurm()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("launcher_name, overrides", [("local", [])])
+class TestLocalLauncher(LauncherTestSuite):
+    pass
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    "launcher_name, overrides", [("local", ["hydra.sweeper.max_batch_size=2"])]
+)
+class TestLocalBatched(BatchedSweeperTestSuite):
+    pass
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("task_launcher_cfg, extra_flags", [({}, ["-m", "hydra/launcher=local"])])
+class TestLocalIntegration(IntegrationTestSuite):
+    pass
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(300)
+@pytest.mark.usefixtures("slurm_cluster")
+@pytest.mark.parametrize("launcher_name, overrides", [("slurm", SLURM)])
+class TestSlurmLauncher(LauncherTestSuite):
+    pass
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(300)
+@pytest.mark.usefixtures("slurm_cluster")
+@pytest.mark.parametrize(
+    "launcher_name, overrides", [("slurm", [*SLURM, "hydra.sweeper.max_batch_size=2"])]
+)
+class TestSlurmBatched(BatchedSweeperTestSuite):
+    pass
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(300)
+@pytest.mark.usefixtures("slurm_cluster")
+@pytest.mark.parametrize(
+    "task_launcher_cfg, extra_flags", [({}, ["-m", "hydra/launcher=slurm", *SLURM])]
+)
+class TestSlurmIntegration(IntegrationTestSuite):
+    pass
