@@ -30,11 +30,13 @@ class AutoLauncher(ShardLauncher):
         why_not = probe.no_controller()
         if why_not is None:
             self.impl: ShardLauncher = SlurmLauncher(**params)
-            log.info("hydra/launcher=auto: a SLURM controller answers scontrol ping: using slurm")
+            log.info("hydra/launcher=auto: a SLURM controller answers, submitting to SLURM")
             return
         local = {f.name for f in dataclasses.fields(LocalConfig)}
         self.impl = LocalLauncher(**{k: v for k, v in params.items() if k in local})
-        log.info("hydra/launcher=auto: using local processes (no SLURM cluster: %s)", why_not)
+        if why_not.startswith("scontrol"):
+            why_not = f"no SLURM controller answered ({why_not})"
+        log.info("hydra/launcher=auto: %s, running shards locally", why_not)
         for f in dataclasses.fields(AutoConfig):
             if f.name not in local and getattr(self.opts, f.name) != _default(f):
                 log.warning("hydra.launcher.%s is SLURM-only: ignored here", f.name)

@@ -19,7 +19,7 @@ PING_TIMEOUT_S = 10.0
 def no_controller(timeout_s: float = PING_TIMEOUT_S) -> str | None:
     """Why no SLURM controller takes jobs from here, or None when one answers."""
     if shutil.which("sbatch") is None:
-        return "sbatch is not on PATH"
+        return "no sbatch on PATH"
     try:
         r = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=timeout_s)
     except (OSError, subprocess.TimeoutExpired) as e:
