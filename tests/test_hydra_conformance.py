@@ -9,8 +9,6 @@ their jobs; they are skipped with the reason where no controller answers.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from hydra.test_utils.launcher_common_tests import (
     BatchedSweeperTestSuite,
@@ -18,24 +16,14 @@ from hydra.test_utils.launcher_common_tests import (
     LauncherTestSuite,
 )
 
-from launcher.launchers.probe import no_controller
+from tests.conftest import need_slurm
 
 SLURM = ["hydra.launcher.wait=true", "hydra.launcher.timeout_min=5"]
 
 
-def _needs_slurm() -> None:
-    reason = no_controller()
-    if reason is None:
-        return
-    message = f"no SLURM cluster ({reason})"
-    if os.environ.get("REQUIRE_SLURM") == "1":  # CI, as in test_slurm.py
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture
 def slurm_cluster() -> None:
-    _needs_slurm()
+    need_slurm()
 
 
 @pytest.mark.timeout(300)
