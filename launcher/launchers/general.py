@@ -263,7 +263,7 @@ def _slurm(launcher: ShardLauncher, folder: Path, overrides: list[list[str]]) ->
     if launcher.opts.wait is False:
         print(
             f"Submitted {len(ids)} job(s) as SLURM array job(s) {', '.join(submitted)}; "
-            f"not waiting (hydra.launcher.wait=false): logs and results in {folder}",
+            f"not waiting (hydra.launcher.wait=false): logs and results in {folder.absolute()}",
             flush=True,
         )
         return []

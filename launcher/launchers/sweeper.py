@@ -110,7 +110,8 @@ class ShardSweeper(Sweeper):
         self.basic.setup(hydra_context=hydra_context, task_function=task_function, config=config)
         self.config = config
         self.hydra_context = hydra_context
-        self.launcher = self.basic.launcher
+        launcher = self.basic.launcher  # the plugin's shim: what matters is what it wraps
+        self.launcher = getattr(launcher, "impl", launcher)
 
     def sweep(self, arguments: list[str]) -> Any:
         assert self.config is not None and self.hydra_context is not None
