@@ -249,6 +249,7 @@ def squares(out: Path, *extra: str) -> list[str]:
     "args, message",
     [
         (["+hydra.launcher.partiton=gpu"], "hydra.launcher.partiton: no such option"),
+        (["hydra/launcher=auto", "+hydra.launcher.x=1"], "hydra.launcher.x: no such option"),
         (["hydra.launcher.array_parallelism=many"], "hydra.launcher.array_parallelism=many"),
     ],
 )

@@ -33,7 +33,9 @@ class AutoLauncher(ShardLauncher):
             log.info("hydra/launcher=auto: a SLURM controller answers, submitting to SLURM")
             return
         local = {f.name for f in dataclasses.fields(LocalConfig)}
-        self.impl = LocalLauncher(**{k: v for k, v in params.items() if k in local})
+        slurm_only = {f.name for f in dataclasses.fields(AutoConfig)} - local
+        # an unknown key goes on, so that the local launcher refuses it by name
+        self.impl = LocalLauncher(**{k: v for k, v in params.items() if k not in slurm_only})
         if why_not.startswith("scontrol"):
             why_not = f"no SLURM controller answered ({why_not})"
         log.info("hydra/launcher=auto: %s, running shards locally", why_not)
