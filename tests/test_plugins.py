@@ -20,7 +20,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from launcher.launchers import config as launcher_config
-from tests.conftest import REPO
+from tests.conftest import REPO, need_slurm
 
 RUN_APP = """
 import os, runpy, sys
@@ -341,9 +341,23 @@ def test_another_app_on_auto_without_a_controller_runs_its_jobs_here(tmp_path, d
 # -- any app's jobs, in process: what Hydra's suites do not check ----------------------------------
 
 
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        pytest.param(["hydra/launcher=local"], id="local"),
+        pytest.param(
+            ["hydra/launcher=slurm", "hydra.launcher.wait=true"],
+            id="slurm",
+            marks=pytest.mark.slurm,
+        ),
+    ],
+)
 def test_a_failing_job_of_another_app_fails_the_sweep_with_its_exception(
-    hydra_sweep_runner, tmp_path
+    hydra_sweep_runner, tmp_path, launcher
 ):
+    if "hydra/launcher=slurm" in launcher:
+        need_slurm()
+
     def task(cfg):
         if cfg.a == 1:
             raise ValueError("job a=1 says no")
@@ -355,7 +369,7 @@ def test_a_failing_job_of_another_app_fails_the_sweep_with_its_exception(
         task_function=task,
         config_path="configs",
         config_name="compose",
-        overrides=["hydra/launcher=local", "+a=0,1"],
+        overrides=[*launcher, "+a=0,1"],
         temp_dir=tmp_path,
     )
     with pytest.raises(ValueError, match="job a=1 says no"), sweep:

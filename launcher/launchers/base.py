@@ -59,7 +59,8 @@ def to_options(cls: type, params: dict[str, Any]) -> Any:
 
 
 class ShardLauncher(Launcher):
-    """A Hydra launcher that runs a shard sweep as arrays (see :mod:`launcher.launchers.arrays`)."""
+    """A Hydra launcher: our app's shard sweeps as arrays (:mod:`launcher.launchers.arrays`),
+    any other app's jobs one process each (:mod:`launcher.launchers.general`)."""
 
     backend: ClassVar[str]
     options_class: ClassVar[type[LaunchConfig]] = LaunchConfig
