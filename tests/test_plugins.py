@@ -17,6 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hydra.test_utils import example_app
 from omegaconf import OmegaConf
 
 from launcher.launchers import config as launcher_config
@@ -145,10 +146,10 @@ def write_app(root: Path, source: str, conf: dict[str, str]) -> Path:
     return root / "app.py"
 
 
-def run_app(app: Path, plugins: str, *args: str, env: dict | None = None):
+def run_app(app: Path, plugins: str, *args: str, env: dict | None = None, cwd: Path | None = None):
     return subprocess.run(
         [sys.executable, "-c", RUN_APP, plugins, str(app), *args],
-        cwd=app.parent,
+        cwd=cwd or app.parent,
         capture_output=True,
         text=True,
         timeout=120,
@@ -186,6 +187,23 @@ def test_another_apps_output_is_the_same_with_and_without_our_plugins(tmp_path, 
     hidden, exposed = (run_app(app, p, *args) for p in ("hidden", "exposed"))
     assert hidden.returncode == 0, hidden.stderr
     assert hidden.stdout.strip(), "the app printed nothing: the comparison would prove nothing"
+    assert (exposed.returncode, exposed.stdout, exposed.stderr) == (0, hidden.stdout, hidden.stderr)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["hydra.run.dir=run"],
+        ["db=postgresql", "hydra.run.dir=run"],
+        ["--help"],
+        ["db=mysql,postgresql", *SWEEP],
+    ],
+    ids=" ".join,
+)
+def test_hydras_example_app_prints_the_same_with_and_without_our_plugins(tmp_path, args):
+    app = Path(example_app.__file__)  # Hydra's test app over its conformance configs (db_conf)
+    hidden, exposed = (run_app(app, p, *args, cwd=tmp_path) for p in ("hidden", "exposed"))
+    assert hidden.returncode == 0 and hidden.stdout.strip(), hidden.stderr
     assert (exposed.returncode, exposed.stdout, exposed.stderr) == (0, hidden.stdout, hidden.stderr)
 
 
