@@ -415,3 +415,20 @@ def test_the_shard_sweeper_survives_a_second_plugin_scan(hydra_sweep_runner, tmp
         )
         with sweep:
             assert [r.return_value for r in sweep.returns[0]] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "case", ["no controller", pytest.param("impossible", marks=pytest.mark.slurm)]
+)
+def test_another_app_refused_on_slurm_gets_hydras_one_paragraph_and_nothing_is_written(
+    tmp_path, dead_slurm_conf, case
+):
+    app = write_app(tmp_path, OWN_APP, OWN_CONF)
+    env, args, message = {"SLURM_CONF": str(dead_slurm_conf)}, [], "no SLURM controller answered"
+    if case == "impossible":
+        need_slurm()
+        env, args, message = {}, ["hydra.launcher.nodes=99"], "hydra.launcher.nodes=99: partition"
+    r = run_app(app, "exposed", "hydra/launcher=slurm", *args, "hydra.sweep.dir=s", "-m", env=env)
+    assert r.returncode == 1, r.stderr  # Hydra's code for any error it reports
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "s" / ".launcher").exists()

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from launcher.launchers.base import ShardLauncher
+    from launcher.launchers.slurm import Cluster
 
 log = logging.getLogger("launcher")
 
@@ -129,6 +130,7 @@ def launch(
     if launcher.opts.dry_run:
         print(f"Dry run ({launcher.backend}): nothing launched.", flush=True)
         return []
+    cluster = _cluster(launcher) if launcher.backend == "slurm" else None  # refuse first
     folder.mkdir(parents=True, exist_ok=True)
     singletons = Singleton.get_state()
     for i, o in enumerate(overrides):
@@ -141,8 +143,8 @@ def launch(
             singletons,
         )
         DelayedSubmission(job).dump(folder / f"{i}.pkl")
-    if launcher.backend == "slurm":
-        return _slurm(launcher, folder, overrides)
+    if cluster is not None:
+        return _slurm(launcher, cluster, folder, overrides)
     return _local(launcher, folder, overrides)
 
 
@@ -225,16 +227,25 @@ def run_local_job(pickle_path: str) -> int:
 # -- slurm ---------------------------------------------------------------------------------------
 
 
-def _slurm(launcher: ShardLauncher, folder: Path, overrides: list[list[str]]) -> list[JobReturn]:
+def _cluster(launcher: ShardLauncher) -> Cluster:
+    """What the cluster can give, once the request is known to fit it."""
+    from launcher.launchers import slurm
+
+    cluster = slurm.Cluster.query()
+    try:
+        slurm.check_request(launcher.opts, launcher.opts.cpus_per_task, cluster)
+    except UserError as e:
+        raise LaunchError(str(e)) from None
+    return cluster
+
+
+def _slurm(
+    launcher: ShardLauncher, cluster: Cluster, folder: Path, overrides: list[list[str]]
+) -> list[JobReturn]:
     from launcher.launchers import slurm
 
     opts = launcher.opts
     assert launcher.config is not None
-    cluster = slurm.Cluster.query()
-    try:
-        slurm.check_request(opts, opts.cpus_per_task, cluster)
-    except UserError as e:
-        raise LaunchError(str(e)) from None
     name = opts.job_name or str(launcher.config.hydra.job.name)
     python = opts.python or shlex.quote(sys.executable)
     ids: list[str] = []
