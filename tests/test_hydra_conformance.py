@@ -21,6 +21,18 @@ from tests.conftest import need_slurm
 SLURM = ["hydra.launcher.wait=true", "hydra.launcher.timeout_min=5"]
 
 
+@pytest.fixture(autouse=True)
+def unset_version_base() -> None:
+    """Hydra's suites expect no version base: any ``@hydra.main`` run earlier in the session
+    (or imported: the decorator sets it) leaves its own in Hydra's singletons."""
+    from hydra.core.singleton import Singleton
+    from hydra.version import VersionBase
+
+    state = Singleton.get_state()
+    state["instances"] = {k: v for k, v in state["instances"].items() if k is not VersionBase}
+    Singleton.set_state(state)
+
+
 @pytest.fixture
 def slurm_cluster() -> None:
     need_slurm()
