@@ -18,6 +18,8 @@ from hydra.test_utils.launcher_common_tests import (
 
 from tests.conftest import need_slurm
 
+pytestmark = pytest.mark.timeout(300)
+
 SLURM = ["hydra.launcher.wait=true", "hydra.launcher.timeout_min=5"]
 
 
@@ -38,13 +40,14 @@ def slurm_cluster() -> None:
     need_slurm()
 
 
-@pytest.mark.timeout(300)
+ON_SLURM = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
+
+
 @pytest.mark.parametrize("launcher_name, overrides", [("local", [])])
 class TestLocalLauncher(LauncherTestSuite):
     pass
 
 
-@pytest.mark.timeout(300)
 @pytest.mark.parametrize(
     "launcher_name, overrides", [("local", ["hydra.sweeper.max_batch_size=2"])]
 )
@@ -52,35 +55,25 @@ class TestLocalBatched(BatchedSweeperTestSuite):
     pass
 
 
-@pytest.mark.timeout(300)
 @pytest.mark.parametrize("task_launcher_cfg, extra_flags", [({}, ["-m", "hydra/launcher=local"])])
 class TestLocalIntegration(IntegrationTestSuite):
     pass
 
 
-@pytest.mark.slurm
-@pytest.mark.timeout(300)
-@pytest.mark.usefixtures("slurm_cluster")
 @pytest.mark.parametrize("launcher_name, overrides", [("slurm", SLURM)])
 class TestSlurmLauncher(LauncherTestSuite):
-    pass
+    pytestmark = ON_SLURM
 
 
-@pytest.mark.slurm
-@pytest.mark.timeout(300)
-@pytest.mark.usefixtures("slurm_cluster")
 @pytest.mark.parametrize(
     "launcher_name, overrides", [("slurm", [*SLURM, "hydra.sweeper.max_batch_size=2"])]
 )
 class TestSlurmBatched(BatchedSweeperTestSuite):
-    pass
+    pytestmark = ON_SLURM
 
 
-@pytest.mark.slurm
-@pytest.mark.timeout(300)
-@pytest.mark.usefixtures("slurm_cluster")
 @pytest.mark.parametrize(
     "task_launcher_cfg, extra_flags", [({}, ["-m", "hydra/launcher=slurm", *SLURM])]
 )
 class TestSlurmIntegration(IntegrationTestSuite):
-    pass
+    pytestmark = ON_SLURM
