@@ -14,7 +14,6 @@ job name after the run, until ``squeue`` lists none of them.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,28 +25,12 @@ from pathlib import Path
 
 from bench.harness import Sample
 from bench.startup import BENCH_CONF, REPO
+from launcher.launchers.probe import no_controller as no_cluster  # noqa: F401 (suites)
 
 PEER = "hydra-submitit-launcher"
 TIMEOUT_S = 900.0  # the peer takes ~3.5 min for 1000 shards on 2 quiet cores
 POLL_S = 0.1
 START_CLUSTER = 'scripts/slurm/cluster.sh start && eval "$(scripts/slurm/cluster.sh env)"'
-
-
-def no_cluster() -> str | None:
-    """Why no SLURM cluster can take jobs from here, or None when its controller answers.
-
-    ``scontrol ping`` fails at once where ``sinfo`` retries a down controller for ~9 s.
-    """
-    if shutil.which("sbatch") is None:
-        return "sbatch is not on PATH"
-    try:
-        r = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"scontrol ping failed: {e}"
-    if r.returncode or "UP" not in r.stdout:
-        said = r.stdout.strip().splitlines()[:1] or r.stderr.strip().splitlines()[-1:]
-        return f"scontrol ping exited {r.returncode}: {''.join(said)}"
-    return None
 
 
 def _argv(n: int, tmp: str, *launcher: str) -> list[str]:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from launcher.launchers.probe import no_controller
+
 REPO = Path(__file__).resolve().parent.parent
 TEST_CONF = Path(__file__).resolve().parent / "conf"
 
@@ -46,6 +48,21 @@ class Launch:
             timeout=timeout,
             env={**os.environ, **(env or {})},
         )
+
+
+def need_slurm() -> None:
+    """Skip, with the reason, where no SLURM controller answers; ``.ci/run`` starts one and
+    sets ``REQUIRE_SLURM=1``, which turns that skip into a failure."""
+    reason = no_controller()
+    if reason is None:
+        return
+    message = (
+        f"no SLURM cluster ({reason}); start one with "
+        '`scripts/slurm/cluster.sh start && eval "$(scripts/slurm/cluster.sh env)"`'
+    )
+    if os.environ.get("REQUIRE_SLURM") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture

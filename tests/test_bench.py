@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, need_slurm
 
 
 def bench(out: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -49,13 +49,7 @@ def test_l1_without_a_slurm_cluster_is_skipped_with_the_reason(tmp_path):
 
 @pytest.mark.slurm
 def test_l1_submits_to_slurm_and_leaves_none_of_its_jobs_queued(tmp_path):
-    from bench.submit import no_cluster
-
-    reason = no_cluster()
-    if reason and os.environ.get("REQUIRE_SLURM") == "1":  # CI, as in test_slurm.py
-        pytest.fail(f"no SLURM cluster ({reason})")
-    if reason:
-        pytest.skip(f"no SLURM cluster ({reason})")
+    need_slurm()
     r = bench(tmp_path, "--only", "L1", "--reps", "1")
     assert r.returncode == 0, r.stderr
     assert "target L1 <= 5 s" in r.stdout

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import files, report, status
+from tests.conftest import files, need_slurm, report, status
 from tests.sample_tasks import Squares
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(240)]
@@ -36,32 +35,9 @@ class Gated(Squares):
         super().process(key, x, output)
 
 
-def _no_cluster() -> str | None:
-    if shutil.which("sbatch") is None:
-        return "sbatch is not on PATH"
-    if not os.environ.get("SLURM_CONF") and not os.path.exists("/etc/slurm/slurm.conf"):
-        return "SLURM_CONF is not set"
-    try:
-        r = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"scontrol ping failed: {e}"
-    if "UP" not in r.stdout:
-        return f"no slurmctld answers scontrol ping: {(r.stdout + r.stderr).strip()}"
-    return None
-
-
 @pytest.fixture(scope="module", autouse=True)
 def cluster() -> None:
-    reason = _no_cluster()
-    if reason is None:
-        return
-    message = (
-        f"no SLURM cluster ({reason}); start one with "
-        '`scripts/slurm/cluster.sh start && eval "$(scripts/slurm/cluster.sh env)"`'
-    )
-    if os.environ.get("REQUIRE_SLURM") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    need_slurm()
 
 
 def slurm(launch, *args: str, wait: bool = True, timeout: float = 150):

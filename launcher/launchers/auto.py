@@ -1,18 +1,19 @@
-"""``hydra/launcher=auto``, the default for ``-m``: SLURM when ``sbatch`` is on PATH, else local.
+"""``hydra/launcher=auto``, the default for ``-m``: SLURM when a controller answers, else local.
 
-The same rule as submitit's AutoExecutor. The choice is logged; SLURM-only
-options set while running locally are named in a warning rather than
-silently dropped.
+Stricter than submitit's AutoExecutor (``sbatch`` on PATH): machines with
+SLURM's client and no reachable controller are common, and there every sweep
+would fail. The choice and its reason are logged; SLURM-only options set while
+running locally are named in a warning rather than silently dropped.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 from typing import Any
 
 from launcher.launchers import arrays as arr
+from launcher.launchers import probe
 from launcher.launchers.base import ShardLauncher
 from launcher.launchers.config import AutoConfig, LocalConfig
 from launcher.launchers.local import LocalLauncher
@@ -26,13 +27,18 @@ class AutoLauncher(ShardLauncher):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        if shutil.which("sbatch"):
+        why_not = probe.no_controller()
+        if why_not is None:
             self.impl: ShardLauncher = SlurmLauncher(**params)
-            log.info("hydra/launcher=auto: sbatch is on PATH, submitting to SLURM")
+            log.info("hydra/launcher=auto: a SLURM controller answers, submitting to SLURM")
             return
         local = {f.name for f in dataclasses.fields(LocalConfig)}
-        self.impl = LocalLauncher(**{k: v for k, v in params.items() if k in local})
-        log.info("hydra/launcher=auto: no sbatch on PATH, running shards locally")
+        slurm_only = {f.name for f in dataclasses.fields(AutoConfig)} - local
+        # an unknown key goes on, so that the local launcher refuses it by name
+        self.impl = LocalLauncher(**{k: v for k, v in params.items() if k not in slurm_only})
+        if why_not.startswith("scontrol"):
+            why_not = f"no SLURM controller answered ({why_not})"
+        log.info("hydra/launcher=auto: %s, running shards locally", why_not)
         for f in dataclasses.fields(AutoConfig):
             if f.name not in local and getattr(self.opts, f.name) != _default(f):
                 log.warning("hydra.launcher.%s is SLURM-only: ignored here", f.name)

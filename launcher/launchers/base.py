@@ -20,6 +20,7 @@ from hydra.plugins.launcher import Launcher
 
 from launcher.errors import ConfigError, UserError
 from launcher.launchers import arrays as arr
+from launcher.launchers import general
 from launcher.launchers.config import LaunchConfig
 
 if TYPE_CHECKING:
@@ -30,36 +31,63 @@ log = logging.getLogger("launcher")
 
 
 def to_options(cls: type, params: dict[str, Any]) -> Any:
-    """The typed options from Hydra's instantiate kwargs (nested configs to plain values)."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
+    """The typed options from Hydra's instantiate kwargs, checked against ``cls`` by name.
 
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
+    Hydra composes ``hydra.launcher`` from an untyped YAML file, so an added key
+    (``+hydra.launcher.partiton=x``) or a value of the wrong type reaches us
+    unchecked: refuse it here, naming the key.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "_target_"]
+    unknown = sorted(k for k in params if k not in names and k != "_target_")
+    if unknown:
+        raise ConfigError(
+            f"hydra.launcher.{unknown[0]}: no such option of this launcher "
+            f"(options: {', '.join(names)})."
+        )
+    typed = OmegaConf.structured(cls)
     for k, v in params.items():
-        if k in names and k != "_target_":
-            kwargs[k] = OmegaConf.to_container(v) if isinstance(v, (DictConfig, ListConfig)) else v
-    return cls(**kwargs)
+        if k == "_target_":
+            continue
+        try:
+            typed[k] = v
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"hydra.launcher.{k}={v}: {e.msg}.") from None
+    return cls(**{k: v for k, v in OmegaConf.to_container(typed).items() if k != "_target_"})
 
 
 class ShardLauncher(Launcher):
-    """A Hydra launcher that runs a shard sweep as arrays (see :mod:`launcher.launchers.arrays`)."""
+    """A Hydra launcher: our app's shard sweeps as arrays (:mod:`launcher.launchers.arrays`),
+    any other app's jobs one process each (:mod:`launcher.launchers.general`)."""
 
     backend: ClassVar[str]
     options_class: ClassVar[type[LaunchConfig]] = LaunchConfig
     wait_default: ClassVar[bool]
 
     def __init__(self, **params: Any) -> None:
-        self.opts = to_options(self.options_class, params)
+        # a bad option is reported when launching (Hydra would wrap it in a traceback here)
+        self.bad_options: ConfigError | None = None
+        try:
+            self.opts = to_options(self.options_class, params)
+        except ConfigError as e:
+            self.opts, self.bad_options = self.options_class(), e
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
+        self.ours = False
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
+        from launcher import app
+
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
+        # our app gets the shard fast path; any other app Hydra's job-by-job contract
+        self.ours = task_function is app.run
 
     @property
     def waits(self) -> bool:
@@ -70,7 +98,10 @@ class ShardLauncher(Launcher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        """Jobs from another sweeper: each keeps its own shard selection, one element each."""
+        """Any app's jobs (:mod:`~launcher.launchers.general`); ours from another sweeper as
+        arrays of one element that keep their own shard selection."""
+        if not self.ours:
+            return general.launch(self, job_overrides, initial_job_idx)
         specs = [
             arr.ArraySpec(list(o), None, [initial_job_idx + i]) for i, o in enumerate(job_overrides)
         ]
@@ -89,6 +120,7 @@ class ShardLauncher(Launcher):
                     "the sweep expands to no job at all: shard.num must be an integer >= 1 "
                     "(shard.idx sweeps range(0,shard.num))."
                 )
+            self.preflight()
             return self._launch_arrays(specs)
         except UserError as e:
             log.error("%s", e)
@@ -176,6 +208,11 @@ class ShardLauncher(Launcher):
         return "\n".join(lines)
 
     # -- backend hooks ----------------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        """Refuse, in one paragraph, what makes launching impossible (bad options, no cluster)."""
+        if self.bad_options is not None:
+            raise self.bad_options
 
     def start(self, arrays: list[arr.Array], directory: str) -> dict[str, Any]:
         """Launch every element to do; return extra fields for the sweep record."""

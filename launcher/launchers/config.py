@@ -1,9 +1,11 @@
-"""``hydra.launcher.*``: the typed options of the shard launchers.
+"""``hydra.launcher.*``: the typed options of the shard launchers, their single source.
 
-Kept free of Hydra imports so ``--help`` (which lists registered schemas) stays
-fast; registered with Hydra's ConfigStore in :mod:`launcher.config`. The
-``_target_`` paths point into the ``hydra_plugins`` namespace package because
-Hydra only instantiates launchers defined there.
+Hydra selects them through YAML files (``hydra_plugins/shard_launcher/conf/``,
+which mirror these classes, as a test pins), so that importing the plugins
+registers nothing; each launcher validates the values it gets against its
+class (:func:`launcher.launchers.base.to_options`). The ``_target_`` paths point
+into the ``hydra_plugins`` namespace package because Hydra only instantiates
+launchers defined there.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ class LaunchConfig:
     """Options every shard launcher shares."""
 
     # Block until every shard has ended, print per-shard results, exit non-zero if one failed.
-    # None: slurm submits and returns; local waits.
+    # None: slurm submits our shard sweeps and returns; local waits; any other app waits.
     wait: bool | None = None
     # Print what would be launched (arrays, shards, sbatch script) and launch nothing.
     dry_run: bool = False
@@ -64,7 +66,7 @@ class SlurmConfig(LaunchConfig):
 
 @dataclass
 class AutoConfig(SlurmConfig):
-    """``hydra/launcher=auto``, the default for ``-m``: slurm if sbatch is on PATH, else local."""
+    """``hydra/launcher=auto``, the default for ``-m``: slurm if a controller answers, else local"""
 
     _target_: str = f"{PLUGINS}.AutoLauncher"
 

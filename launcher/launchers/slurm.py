@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 from launcher.errors import ConfigError, UserError
 from launcher.launchers import arrays as arr
+from launcher.launchers import probe
 from launcher.launchers.base import ShardLauncher
 from launcher.launchers.config import SlurmConfig
 
@@ -323,6 +324,10 @@ class SlurmLauncher(ShardLauncher):
     backend = "slurm"
     options_class = SlurmConfig
     wait_default: ClassVar[bool] = False
+
+    def preflight(self) -> None:
+        super().preflight()
+        probe.require_controller()
 
     def _plan_chunks(self, arrays: list[arr.Array], cluster: Cluster) -> list[Chunk]:
         check_options(self.opts)

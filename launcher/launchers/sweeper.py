@@ -6,7 +6,13 @@ expands every other parameter the same way (same order, same job numbers), but
 hands each combination to the launcher with its list of shard indices, so a
 shard launcher composes it once and submits it as one array. With a launcher
 that only knows Hydra's job-by-job contract, or a ``shard.idx`` value that is
-not a plain integer (``shard.idx=[0,1]``), it behaves exactly like BasicSweeper.
+not a plain integer (``shard.idx=[0,1]``), or any app but ours, it hands the sweep
+to BasicSweeper.
+
+BasicSweeper is held, not subclassed: Hydra re-executes plugin modules when it
+scans them again in one process (tests, notebooks), which replaces the class
+that a subclass would be bound to. It is found through Hydra's public
+``hydra/sweeper=basic`` config, so nothing here imports ``hydra._internal``.
 """
 
 from __future__ import annotations
@@ -14,14 +20,18 @@ from __future__ import annotations
 import itertools
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
 from launcher.launchers.arrays import SHARD_KEY, ArraySpec
 from launcher.launchers.base import ShardLauncher
+
+if TYPE_CHECKING:
+    from hydra.types import HydraContext, TaskFunction
+    from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
@@ -75,24 +85,47 @@ def array_specs(lists: dict[str, list[str]]) -> list[ArraySpec] | None:
     return specs
 
 
-class ShardSweeper(BasicSweeper):
-    """A BasicSweeper that hands shard launchers whole arrays."""
+def basic_sweeper(max_batch_size: int | None, params: Any) -> Sweeper:
+    """A new BasicSweeper, of the class Hydra's ``hydra/sweeper=basic`` names now."""
+    from hydra.core.config_store import ConfigStore
+    from hydra.utils import get_class
+
+    target = ConfigStore.instance().load("hydra/sweeper/basic.yaml").node._target_
+    return get_class(target)(max_batch_size=max_batch_size, params=params)
+
+
+class ShardSweeper(Sweeper):
+    """BasicSweeper's sweep, with our app's shard axis handed to a shard launcher as arrays."""
 
     def __init__(self, max_batch_size: int | None = None, params: Any = None) -> None:
-        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.params = params or {}
+        self.basic = basic_sweeper(max_batch_size, params)
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.launcher: Any = None
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.basic.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.config = config
+        self.hydra_context = hydra_context
+        launcher = self.basic.launcher  # the plugin's shim: what matters is what it wraps
+        self.launcher = getattr(launcher, "impl", launcher)
 
     def sweep(self, arguments: list[str]) -> Any:
         assert self.config is not None and self.hydra_context is not None
-        if not isinstance(self.launcher, ShardLauncher):
-            return super().sweep(arguments)
+        if not isinstance(self.launcher, ShardLauncher) or not self.launcher.ours:
+            return self.basic.sweep(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        params = [f"{k}={v}" for k, v in self.params.items()]
+        overrides = parser.parse_overrides([*params, *arguments])
         if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in overrides):
-            return super().sweep(arguments)  # BasicSweeper names the unsupported sweep
+            return self.basic.sweep(arguments)  # BasicSweeper names the unsupported sweep
         specs = array_specs(axes(overrides))
         if specs is None:
             log.info("%s is not a list of integers: launching job by job", SHARD_KEY)
-            return super().sweep(arguments)
+            return self.basic.sweep(arguments)
         if not self.launcher.opts.dry_run:
             sweep_dir = Path(str(self.config.hydra.sweep.dir))
             sweep_dir.mkdir(parents=True, exist_ok=True)
