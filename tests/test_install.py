@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, need_slurm
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -210,12 +210,7 @@ def test_a_users_own_backbone_option_is_checked_like_ours(venv: Venv, tmp_path: 
 
 @pytest.mark.slurm
 def test_a_users_project_sweeps_on_slurm(venv: Venv, tmp_path: Path) -> None:
-    from tests.test_slurm import _no_cluster
-
-    if reason := _no_cluster():
-        if os.environ.get("REQUIRE_SLURM") == "1":
-            pytest.fail(f"no SLURM cluster: {reason}")
-        pytest.skip(f"no SLURM cluster: {reason}")
+    need_slurm()
     project = users_project(tmp_path / "my_project", books=5)
     sweep = tmp_path / "sweep"
     r = venv(
