@@ -10,22 +10,25 @@ while batch k is written (neuraxle's queued pipeline idea).
 
 from __future__ import annotations
 
+import _thread
 import enum
 import logging
 import signal
+import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from launcher.backbones.loading import Loading
 from launcher.backbones.mp import available_cpus
 from launcher.backbones.prefetch import Prefetch
 from launcher.batching import (
     ItemDataset,
     Loaded,
-    batch_size_of,
     collate,
     infer,
     postprocess,
@@ -90,20 +93,60 @@ def _ignore_sigint(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process coordinates Ctrl-C
 
 
-class _PlanBatches:
-    """A batch sampler whose "indices" are the plan's pending items, pulled on demand."""
+class _Interrupted(BaseException):
+    """Raised in the model's thread by a stop signal: while it waits for a batch (nothing
+    in flight), on a second signal, or when ``run.grace_s`` is over."""
 
-    def __init__(self, plan: Plan, batch_size: int, job: Job) -> None:
-        self.plan = plan
-        self.batch_size = batch_size
+    def __init__(self, abandoned: bool) -> None:
+        self.abandoned = abandoned
+
+
+class _Stop:
+    """SIGTERM/SIGINT during a run: the job's own handler records the signal; then a wait
+    for a batch ends at once, and items in flight get ``run.grace_s``, a deadline kept by
+    interrupting this thread (a loader stuck in a worker or in ``load_data`` never returns
+    by itself)."""
+
+    def __init__(self, job: Job) -> None:
         self.job = job
+        self.waiting = False  # the model's thread is waiting for a batch
+        self.closing = False  # leaving: nothing is interrupted any more
+        self.timer: threading.Timer | None = None
+        self.handlers: dict[int, Any] = {}
 
-    def __iter__(self):
-        while not self.job.stopping:
-            items = self.plan.take(self.batch_size)
-            if not items:
-                return
-            yield items
+    def __enter__(self) -> _Stop:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.handlers[sig] = signal.signal(sig, self.on_signal)
+        return self
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        if self.closing:
+            return
+        if self.job.signal is not None:
+            raise _Interrupted(abandoned=True)
+        job_handler = self.handlers.get(signum)
+        if callable(job_handler):
+            job_handler(signum, frame)
+        self.job.signal = signum
+        self.timer = threading.Timer(self.job.grace_s, self.overdue, args=(signum,))
+        self.timer.daemon = True
+        self.timer.start()
+        if self.waiting:
+            raise _Interrupted(abandoned=False)
+
+    def overdue(self, signum: int) -> None:
+        if not self.closing:
+            log.error(
+                "items still in flight after run.grace_s=%ss: abandoning them", self.job.grace_s
+            )
+            _thread.interrupt_main(signum)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.closing = True
+        if self.timer is not None:
+            self.timer.cancel()
+        for sig, handler in self.handlers.items():
+            signal.signal(sig, handler)
 
 
 class TorchBackbone:
@@ -132,50 +175,90 @@ class TorchBackbone:
                 f"backbone=torch needs a launcher.TorchTask; {type(task).__name__} is a plain Task "
                 "(use backbone=mp or backbone=auto)."
             )
+        workers = self._num_workers()
+        if job.item_timeout_s and not workers:
+            raise ConfigError(
+                f"run.item_timeout_s={job.item_timeout_s} needs DataLoader workers on "
+                "backbone=torch (a load_data stuck in the job's own process cannot be stopped): "
+                "set backbone.num_workers to 1 or more, or leave run.item_timeout_s unset."
+            )
         if job.item_timeout_s:
-            log.warning("run.item_timeout_s is not enforced by backbone=torch")
+            log.info(
+                "run.item_timeout_s=%ss bounds load_data in the DataLoader workers "
+                "(batch_size times that for a whole batch); model steps are not timed",
+                job.item_timeout_s,
+            )
         if not plan.has_pending():
             return  # everything is done already: import and load nothing
         self.device = resolve_device(self.cfg.device)
         log.info("torch backbone on %s", self.device)
         import torch
 
-        loader = self._loader(task, plan, job)
-        # workers fork here, on this thread (a fork from a thread can inherit a held lock),
-        # and start loading while the model loads
-        batches = Prefetch(iter(loader))
-        try:
-            task.load_model(self.device)
-            amp = self.cfg.amp.name if isinstance(self.cfg.amp, enum.Enum) else self.cfg.amp
-            autocast = (
-                torch.autocast(self.device.type, dtype=AMP_DTYPES[amp](torch))
-                if amp != "off"
-                else nullcontext()
-            )
-            with torch.inference_mode(), autocast:
-                _Pipeline(task, self.device, job, self.cfg.postprocess_workers).run(
-                    batches, non_blocking=self.device.type == "cuda"
+        dataset = ItemDataset(task, task.get_dataset())
+        loading = Loading(
+            lambda sampler, n, prefetch, timeout: self._loader(
+                task, dataset, sampler, n, prefetch, timeout
+            ),
+            plan,
+            task,
+            job,
+            batch_size=self.cfg.batch_size,
+            workers=workers,
+            prefetch_factor=self.cfg.prefetch_factor,
+            item_timeout_s=job.item_timeout_s,
+        )
+        with _Stop(job) as stop:
+            batches = None
+            try:
+                # workers fork here, on this thread (a fork from a thread can inherit a held
+                # lock), and start loading while the model loads
+                batches = Prefetch(iter(loading))
+                task.load_model(self.device)
+                amp = self.cfg.amp.name if isinstance(self.cfg.amp, enum.Enum) else self.cfg.amp
+                autocast = (
+                    torch.autocast(self.device.type, dtype=AMP_DTYPES[amp](torch))
+                    if amp != "off"
+                    else nullcontext()
                 )
-        finally:
-            batches.close()
+                with torch.inference_mode(), autocast:
+                    _Pipeline(task, self.device, job, self.cfg.postprocess_workers, stop).run(
+                        batches, non_blocking=self.device.type == "cuda"
+                    )
+            except _Interrupted as exc:
+                if exc.abandoned:
+                    job.abort(
+                        "stopped by a second signal or run.grace_s: items in flight abandoned"
+                    )
+            finally:
+                stop.closing = True
+                loading.close()
+                if batches is not None:
+                    batches.close()
 
-    def _loader(self, task: TorchTask, plan: Plan, job: Job) -> Any:
+    def _loader(
+        self,
+        task: TorchTask,
+        dataset: ItemDataset,
+        sampler: Any,
+        workers: int,
+        prefetch: int,
+        timeout: float,
+    ) -> Any:
         from torch.utils.data import DataLoader
 
-        workers = self._num_workers()
         pin = self.device.type == "cuda" if self.cfg.pin_memory is None else self.cfg.pin_memory
-        dataset = ItemDataset(task, task.get_dataset())
         kwargs: dict[str, Any] = {
-            "batch_sampler": _PlanBatches(plan, self.cfg.batch_size, job),
+            "batch_sampler": sampler,
             "collate_fn": collate,
             "num_workers": workers,
             "pin_memory": pin,
         }
         if workers:
             kwargs.update(
-                prefetch_factor=self.cfg.prefetch_factor,
+                prefetch_factor=prefetch,
                 persistent_workers=self.cfg.persistent_workers,
                 worker_init_fn=_ignore_sigint,
+                timeout=timeout,
             )
         return task.get_dataloader(dataset, **kwargs) or DataLoader(dataset, **kwargs)
 
@@ -205,14 +288,15 @@ class _Pipeline:
     """Model steps in this thread; postprocessing in a bounded pool, or here while it is
     cheap (:class:`Placement`); records in this thread."""
 
-    def __init__(self, task: TorchTask, device: Any, job: Job, threads: int) -> None:
+    def __init__(self, task: TorchTask, device: Any, job: Job, threads: int, stop: _Stop) -> None:
         self.task = task
+        self.stop = stop
         self.device = device
         self.job = job
         self.kind = step_kind(task)
         self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="postprocess")
         self.max_pending = max(1, threads) * 2
-        self.pending: deque[tuple[Future, list[Item], int]] = deque()
+        self.pending: deque[tuple[Future, list[Item]]] = deque()
         self.placement = Placement()
 
     def submit(self, *args: Any) -> Future:
@@ -225,8 +309,9 @@ class _Pipeline:
         return done
 
     def run(self, batches: Prefetch, non_blocking: bool) -> None:
+        abandoned = False
         try:
-            for loaded in batches:
+            for loaded in self.waiting(batches):
                 wall, cpu = time.perf_counter(), time.thread_time()
                 self.step(loaded, non_blocking)
                 batches.observe(time.perf_counter() - wall, time.thread_time() - cpu)
@@ -234,10 +319,30 @@ class _Pipeline:
                 self.job.tick()
                 if self.job.stopping:
                     break
+        except _Interrupted as exc:
+            abandoned = exc.abandoned
+            raise
         finally:
-            while self.pending:
-                self.collect(block=True)
-            self.pool.shutdown()
+            try:
+                while self.pending and not abandoned:
+                    self.collect(block=True)
+            finally:
+                self.pool.shutdown(wait=not abandoned, cancel_futures=True)
+
+    def waiting(self, batches: Prefetch) -> Iterator[Loaded]:
+        """The batches, with the wait for each marked: a stop signal ends a wait at once."""
+        it = iter(batches)
+        while True:
+            self.stop.waiting = True
+            try:
+                if self.job.stopping:
+                    return
+                loaded = next(it, None)
+            finally:
+                self.stop.waiting = False
+            if loaded is None:
+                return
+            yield loaded
 
     def fail(self, item: Item, f: tuple[str, str, str]) -> None:
         self.job.failed(self.task.item_key(item), *f)
@@ -245,24 +350,20 @@ class _Pipeline:
     def step(self, loaded: Loaded, non_blocking: bool) -> None:
         for item, f in loaded.failed:
             self.fail(item, f)
-        if not loaded.items:
-            return
-        batch = to_device(loaded.batch, self.device, non_blocking)
-        groups, failed = infer(self.task, self.device, batch, self.kind)
-        for i, f in failed:
-            self.fail(loaded.items[i], f)
-        whole = len(groups) == 1 and not failed
-        for start, results in groups:
-            n = batch_size_of(batch) if whole else 1
-            items = loaded.items[start : start + n]
-            future = self.submit(batch, start, results, self.kind, n)
-            self.pending.append((future, items, start))
+        for items, part in loaded.parts:
+            batch = to_device(part, self.device, non_blocking)
+            groups, failed = infer(self.task, self.device, batch, self.kind)
+            for i, f in failed:
+                self.fail(items[i], f)
+            for positions, group, results in groups:
+                future = self.submit(group, results, self.kind)
+                self.pending.append((future, [items[i] for i in positions]))
 
     def collect(self, block: bool) -> None:
         while self.pending and (block or self.pending[0][0].done()):
-            future, items, start = self.pending.popleft()
+            future, items = self.pending.popleft()
             block = False
             failed = future.result()
             for pos, f in failed:
-                self.fail(items[pos - start], f)
+                self.fail(items[pos], f)
             self.job.done(len(items) - len(failed))

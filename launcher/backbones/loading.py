@@ -1,0 +1,175 @@
+"""DataLoaders over the plan that survive a worker that dies or hangs.
+
+A DataLoader whose worker dies (SIGKILL, a segfault, ``os._exit``) or, with a
+timeout, delivers nothing in time, raises and is unusable. Every batch handed
+to a loader is remembered here until it comes back, so when one fails the
+batches it still owed are known: the loader is dropped and those items are
+loaded again one at a time, by a loader with one worker holding one item. An
+item that kills that worker (or runs over ``run.item_timeout_s``) alone is
+recorded as ``WorkerDied`` (``ItemTimeout``); the others go on as batches of
+one, and a fresh loader then goes on with the plan. mp does the same with its
+own workers: an item costs only itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from launcher.batching import Loaded
+from launcher.job import Job
+from launcher.plan import Plan
+from launcher.task import Item, Task
+
+log = logging.getLogger(__name__)
+
+# (batch sampler, workers, batches each worker holds, timeout in seconds or 0) -> DataLoader
+MakeLoader = Callable[[Any, int, int, float], Any]
+
+
+class _Owed:
+    """A batch sampler that remembers what it handed out until :meth:`received`."""
+
+    def __init__(self, source: Callable[[], list[Item]], job: Job) -> None:
+        self.source = source
+        self.job = job
+        self.owed: deque[list[Item]] = deque()
+
+    def __iter__(self) -> Iterator[list[Item]]:
+        while not self.job.stopping:
+            items = self.source()
+            if not items:
+                return
+            self.owed.append(items)
+            yield items
+
+    def received(self) -> None:
+        self.owed.popleft()  # a DataLoader delivers batches in the order it was given them
+
+
+def loader_failure(exc: BaseException) -> str | None:
+    """``"died"`` or ``"timeout"`` for the errors a DataLoader raises when a worker dies
+    or delivers nothing in time; None for any other error."""
+    message = str(exc)
+    if not isinstance(exc, RuntimeError) or "DataLoader" not in message:
+        return None
+    if "timed out" in message:
+        return "timeout"
+    if "exited unexpectedly" in message or "killed by signal" in message:
+        return "died"
+    return None
+
+
+def drop(iterator: Any) -> None:
+    """Stop a DataLoader iterator's workers now (a hung one would take seconds to join)."""
+    for w in getattr(iterator, "_workers", ()):
+        if w.is_alive():
+            w.kill()
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
+class Loading:
+    """Batches (:class:`Loaded`) for the model, from loaders replaced as workers fail."""
+
+    def __init__(
+        self,
+        make_loader: MakeLoader,
+        plan: Plan,
+        task: Task,
+        job: Job,
+        *,
+        batch_size: int,
+        workers: int,
+        prefetch_factor: int,
+        item_timeout_s: float | None,
+    ) -> None:
+        self.make_loader = make_loader
+        self.plan = plan
+        self.task = task
+        self.job = job
+        self.batch_size = batch_size
+        self.workers = workers
+        self.prefetch_factor = prefetch_factor
+        self.item_timeout_s = item_timeout_s or 0.0
+        self.suspects: deque[Item] = deque()  # owed by a failed loader: loaded alone next
+        self.iterator: Any = None
+
+    def _open(self, alone: bool) -> tuple[_Owed, Iterator[Loaded]]:
+        if alone:
+            sampler = _Owed(lambda: [self.suspects.popleft()] if self.suspects else [], self.job)
+            loader = self.make_loader(sampler, 1, 1, self.item_timeout_s)
+        else:
+            sampler = _Owed(lambda: self.plan.take(self.batch_size), self.job)
+            # a batch is loaded item after item in one worker: it gets the time of all of them
+            timeout = self.item_timeout_s * self.batch_size
+            loader = self.make_loader(sampler, self.workers, self.prefetch_factor, timeout)
+        previous = signal.getsignal(signal.SIGCHLD)
+        self.iterator = iter(loader)
+        # the DataLoader's SIGCHLD handler raises "worker killed" wherever the main thread
+        # is (inside a model step or a postprocess); its own check finds dead workers too
+        if signal.getsignal(signal.SIGCHLD) is not previous:
+            signal.signal(signal.SIGCHLD, previous)
+        return sampler, self.iterator
+
+    def __iter__(self) -> Iterator[Loaded]:
+        while True:
+            alone = bool(self.suspects)
+            sampler, batches = self._open(alone)
+            try:
+                for loaded in batches:
+                    sampler.received()
+                    yield loaded
+                if not alone:
+                    return
+            except RuntimeError as exc:
+                how = loader_failure(exc)
+                if how is None:
+                    raise
+                if self.job.stopping:
+                    return  # workers may die of the same signal; what they held stays pending
+                self._settle(sampler, how, str(exc), alone)
+            finally:
+                self.close()
+
+    def _settle(self, sampler: _Owed, how: str, message: str, alone: bool) -> None:
+        """Blame the item a one-item loader failed on, or set a loader's debts aside."""
+        owed = [item for items in sampler.owed for item in items]
+        if not alone:
+            log.warning(
+                "a DataLoader worker failed (%s); loading its %d unfinished item(s) one by one",
+                message,
+                len(owed),
+            )
+            self.suspects.extendleft(reversed(owed))
+            return
+        self.suspects.extendleft(reversed(owed[1:]))
+        if not owed:
+            return
+        key = self.task.item_key(owed[0])
+        if how == "timeout":
+            self.job.failed(
+                key,
+                "ItemTimeout",
+                f"loading the item ran over run.item_timeout_s={self.item_timeout_s}s; "
+                "its DataLoader worker was stopped",
+                "",
+            )
+        else:
+            self.job.failed(
+                key,
+                "WorkerDied",
+                "the DataLoader worker died while loading this item, in its batch and again "
+                f"alone ({message})",
+                "",
+            )
+
+    def close(self) -> None:
+        """Stop the current loader's workers (any thread may be waiting on them)."""
+        iterator, self.iterator = self.iterator, None
+        if iterator is not None:
+            drop(iterator)
