@@ -94,3 +94,52 @@ MODES = {"each": SumModel, "batch": SumModelBatch, "process": SumModelProcess}
 def sum_model(mode: str = "each", **kwargs: Any) -> SumModel:
     """``task=sum_model``: ``task.mode`` picks the process option, which is the class."""
     return MODES[mode](**kwargs)
+
+
+class HostileSum(SumModel):
+    """:class:`SumModel` whose ``load_data`` misbehaves on the inputs that ask for it.
+
+    A file holding one word instead of numbers: ``kill`` SIGKILLs the process loading it,
+    ``segv`` segfaults it, ``exit`` calls ``os._exit(3)``, ``hang`` sleeps for an hour,
+    ``odd`` loads a tensor of 5 numbers (its batch-mates have 4), ``nox`` loads no ``x`` at
+    all (its sum comes from ``y``). ``results`` shifts what inference returns: ``drop`` one
+    result fewer than items, ``extra`` one more.
+    """
+
+    def __init__(self, *args: Any, results: str = "ok", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.results = results
+
+    def load_data(self, key: str, input: str, output: str) -> dict[str, Any]:
+        import ctypes
+        import os
+        import signal
+
+        with open(input, encoding="utf-8") as f:
+            word = f.read().strip()
+        if word == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif word == "segv":
+            ctypes.string_at(0)
+        elif word == "exit":
+            os._exit(3)
+        elif word == "hang":
+            time.sleep(3600)
+        elif word == "odd":
+            return {"x": torch.tensor([100.0, 1, 2, 3, 0])}
+        elif word == "nox":
+            return {"y": torch.tensor([100.0, 1, 2, 3])}
+        return super().load_data(key, input, output)
+
+    def inference(self, device: torch.device, batch_size: int, **batch: Any):
+        x = batch["x"] if "x" in batch else batch["y"]
+        out = self.model(x[:, :4].to(device))[:, 0]
+        if self.results == "drop":
+            return out[:-1]
+        if self.results == "extra":
+            return torch.cat([out, out[:1]])
+        return out
+
+
+def hostile_sum(**kwargs: Any) -> HostileSum:
+    return HostileSum(**kwargs)

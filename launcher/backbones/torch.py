@@ -10,7 +10,6 @@ while batch k is written (neuraxle's queued pipeline idea).
 
 from __future__ import annotations
 
-import _thread
 import enum
 import logging
 import signal
@@ -139,7 +138,7 @@ class _Stop:
             log.error(
                 "items still in flight after run.grace_s=%ss: abandoning them", self.job.grace_s
             )
-            _thread.interrupt_main(signum)
+            signal.pthread_kill(threading.main_thread().ident, signum)  # wakes a sleep too
 
     def __exit__(self, *exc: Any) -> None:
         self.closing = True
