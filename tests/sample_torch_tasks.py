@@ -143,3 +143,35 @@ class HostileSum(SumModel):
 
 def hostile_sum(**kwargs: Any) -> HostileSum:
     return HostileSum(**kwargs)
+
+
+class DatasetSum(TorchTask):
+    """Items from :meth:`get_dataset` (``n`` rows); writes ``<output_dir>/<index>.sum``
+    and has no output mode. ``check=loaded`` adds a done check that asks for ``x``, a field
+    of the loaded sample."""
+
+    def __init__(self, output_dir: str, n: int = 8) -> None:
+        super().__init__(output_dir=output_dir)
+        self.n = n
+
+    def get_dataset(self) -> list[dict[str, Any]]:
+        return [{"x": torch.tensor([float(i), 1, 2, 3])} for i in range(self.n)]
+
+    def load_model(self, device: torch.device) -> None:
+        self.device_seen = str(device)
+
+    def inference(self, device: torch.device, batch_size: int, x: torch.Tensor, **_: Any):
+        return x.sum(dim=1)
+
+    def postprocess_each(self, batch_idx: int, batch_size: int, index: int, result, **_: Any):
+        with atomic_write(f"{self.output_dir}/{index}.sum", "w") as f:
+            f.write(f"{float(result):g}\n")
+
+
+class DatasetSumLoadedCheck(DatasetSum):
+    def is_each_executed(self, key: str, index: int, x: Any) -> bool:
+        return False
+
+
+def dataset_sum(check: str = "none", **kwargs: Any) -> DatasetSum:
+    return (DatasetSumLoadedCheck if check == "loaded" else DatasetSum)(**kwargs)

@@ -176,3 +176,22 @@ def test_inference_with_a_wrong_result_count_fails_its_batch(launch, tmp_path, r
     assert f["error"] == "ResultCountError" and "for a batch of 4 item(s)" in f["message"]
     assert outputs(tmp_path) == {}
     assert json.loads((launch.job_dir / "report.json").read_text())["state"] == "completed"
+
+
+def test_a_dataset_task_without_a_done_check_says_it_redoes_everything(launch, tmp_path):
+    r = launch("task=dataset_sum", f"task.output_dir={tmp_path / 'out'}", "backbone=torch")
+    assert r.returncode == 0, r.stderr
+    assert report(launch.job_dir)["processed"] == 8
+    assert (r.stdout + r.stderr).count("every run redoes every item") == 1
+    assert (tmp_path / "out" / "7.sum").read_text() == "13\n"
+
+
+def test_a_done_check_asking_for_loaded_fields_is_told_what_it_gets(launch, tmp_path):
+    out = tmp_path / "out"
+    r = launch("task=dataset_sum", f"task.output_dir={out}", "task.check=loaded")
+    assert r.returncode == 2, r.stdout + r.stderr
+    text = " ".join((r.stdout + r.stderr).split())
+    assert "DatasetSumLoadedCheck.is_each_executed() cannot be called with item" in text
+    assert "missing a required argument: 'x'" in text
+    assert "before anything is loaded" in text and "own fields (key, index)" in text
+    assert not out.exists() or not list(out.glob("*.sum"))
