@@ -9,6 +9,7 @@ retried item by item to find the bad ones.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,19 +234,35 @@ def run_step(
 
 
 def run_batches(
-    task: TorchTask, device: Any, items: list[Item], batch_size: int
+    task: TorchTask,
+    device: Any,
+    items: list[Item],
+    batch_size: int,
+    mark: Callable[[int], None] | None = None,
 ) -> list[tuple[int, Failure]]:
-    """The mp backbone's path: load, collate and step through ``items`` in batches."""
+    """The mp backbone's path: load, collate and step through ``items`` in batches.
+
+    ``mark`` (the mp worker's status slot) hears the position of each item as it
+    loads and -1 as a model step starts: a hang or a crash is then blamed on the
+    item loading, or on the batch in its step (whose items the mp backbone then
+    tries one by one), never on the batch's first item.
+    """
     import torch
 
     kind = step_kind(task)
     dataset = ItemDataset(task, task.get_dataset())
     failed: list[tuple[int, Failure]] = []
+    note = mark or (lambda offset: None)
     with torch.inference_mode():
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             at = {id(item): pos for pos, item in enumerate(chunk, start)}
-            loaded = collate([dataset[item] for item in chunk])
+            samples = []
+            for pos, item in enumerate(chunk, start):
+                note(pos)
+                samples.append(dataset[item])
+            note(-1)
+            loaded = collate(samples)
             failed += [(at[id(item)], f) for item, f in loaded.failed]
             for part_items, batch in loaded.parts:
                 failed += [

@@ -286,8 +286,11 @@ class TorchTask(Task):
         self._device = torch.device("cpu")
         self.load_model(self._device)
 
-    def process_batch(self, items: list[Item]) -> list[tuple[int, tuple[str, str, str]]]:
-        """Process items as batches in this worker; return ``(position, failure)`` pairs."""
+    def process_batch(
+        self, items: list[Item], mark: Callable[[int], None] | None = None
+    ) -> list[tuple[int, tuple[str, str, str]]]:
+        """Process items as batches in this worker; return ``(position, failure)`` pairs.
+        ``mark(i)`` is told the item being loaded, and -1 for each model step."""
         from launcher.batching import run_batches
 
-        return run_batches(self, self._device, items, self._mp_batch_size)
+        return run_batches(self, self._device, items, self._mp_batch_size, mark)

@@ -102,7 +102,8 @@ class HostileSum(SumModel):
     A file holding one word instead of numbers: ``kill`` SIGKILLs the process loading it,
     ``segv`` segfaults it, ``exit`` calls ``os._exit(3)``, ``hang`` sleeps for an hour,
     ``odd`` loads a tensor of 5 numbers (its batch-mates have 4), ``nox`` loads no ``x`` at
-    all (its sum comes from ``y``). ``results`` shifts what inference returns: ``drop`` one
+    all (its sum comes from ``y``), ``stall`` loads fine but makes inference sleep for an
+    hour on any batch holding it. ``results`` shifts what inference returns: ``drop`` one
     result fewer than items, ``extra`` one more.
     """
 
@@ -129,10 +130,14 @@ class HostileSum(SumModel):
             return {"x": torch.tensor([100.0, 1, 2, 3, 0])}
         elif word == "nox":
             return {"y": torch.tensor([100.0, 1, 2, 3])}
+        elif word == "stall":
+            return {"x": torch.tensor([-1.0, 1, 2, 3])}
         return super().load_data(key, input, output)
 
     def inference(self, device: torch.device, batch_size: int, **batch: Any):
         x = batch["x"] if "x" in batch else batch["y"]
+        if isinstance(x, torch.Tensor) and (x[:, 0] == -1).any():
+            time.sleep(3600)
         out = self.model(x[:, :4].to(device))[:, 0]
         if self.results == "drop":
             return out[:-1]

@@ -195,3 +195,19 @@ def test_a_done_check_asking_for_loaded_fields_is_told_what_it_gets(launch, tmp_
     assert "missing a required argument: 'x'" in text
     assert "before anything is loaded" in text and "own fields (key, index)" in text
     assert not out.exists() or not list(out.glob("*.sum"))
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("word", ["hang", "stall"], ids=["in-load", "in-model-step"])
+def test_on_mp_a_batched_task_times_out_the_hung_item_only(launch, tmp_path, word):
+    expected = make_inputs(tmp_path / "in", 24, {6: word})
+    r = launch(
+        *args(tmp_path, "backbone=mp", "backbone.num_workers=2", "backbone.batch_size=4"),
+        "run.item_timeout_s=1",
+    )
+    assert r.returncode == 1, r.stderr
+    rep = report(launch.job_dir)
+    assert (rep["backbone"]["name"], rep["processed"], rep["failed"]) == ("mp", 23, 1)
+    [f] = failures(launch.job_dir)
+    assert (f["item"], f["error"]) == ("0006.txt", "ItemTimeout")
+    assert outputs(tmp_path) == expected
