@@ -211,3 +211,18 @@ def test_on_mp_a_batched_task_times_out_the_hung_item_only(launch, tmp_path, wor
     [f] = failures(launch.job_dir)
     assert (f["item"], f["error"]) == ("0006.txt", "ItemTimeout")
     assert outputs(tmp_path) == expected
+
+
+@pytest.mark.timeout(300)
+def test_without_workers_a_crash_leaves_the_item_in_flight_named(launch, tmp_path):
+    make_inputs(tmp_path / "in", 20, {13: "segv"})
+    extra = ("backbone.num_workers=0", "backbone.batch_size=1")
+    r = launch(*args(tmp_path, *extra))
+    assert r.returncode == -signal.SIGSEGV, r.stderr
+    [record] = (tmp_path / "out" / ".launcher").glob("inflight-*.json")
+    stages = json.loads(record.read_text())["stages"]
+    assert stages["loading"] == ["0013.txt"] and "0013.txt" not in stages["model"]
+
+    r = launch(*args(tmp_path, *extra))
+    text = " ".join((r.stdout + r.stderr).split())
+    assert "ended without a report while these items were in flight: loading: 0013.txt" in text

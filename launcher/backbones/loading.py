@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from launcher.backbones.inflight import InFlight
 from launcher.batching import Loaded
 from launcher.job import Job
 from launcher.plan import Plan
@@ -33,9 +34,15 @@ MakeLoader = Callable[[Any, int, int, float], Any]
 class _Owed:
     """A batch sampler that remembers what it handed out until :meth:`received`."""
 
-    def __init__(self, source: Callable[[], list[Item]], job: Job) -> None:
+    def __init__(
+        self,
+        source: Callable[[], list[Item]],
+        job: Job,
+        on_take: Callable[[list[Item]], None] | None = None,
+    ) -> None:
         self.source = source
         self.job = job
+        self.on_take = on_take
         self.owed: deque[list[Item]] = deque()
 
     def __iter__(self) -> Iterator[list[Item]]:
@@ -44,10 +51,14 @@ class _Owed:
             if not items:
                 return
             self.owed.append(items)
+            if self.on_take is not None:
+                self.on_take(items)
             yield items
 
     def received(self) -> None:
         self.owed.popleft()  # a DataLoader delivers batches in the order it was given them
+        if self.on_take is not None:
+            self.on_take([])
 
 
 def loader_failure(exc: BaseException) -> str | None:
@@ -87,6 +98,7 @@ class Loading:
         workers: int,
         prefetch_factor: int,
         item_timeout_s: float | None,
+        inflight: InFlight | None = None,
     ) -> None:
         self.make_loader = make_loader
         self.plan = plan
@@ -96,6 +108,7 @@ class Loading:
         self.workers = workers
         self.prefetch_factor = prefetch_factor
         self.item_timeout_s = item_timeout_s or 0.0
+        self.inflight = inflight
         self.suspects: deque[Item] = deque()  # owed by a failed loader: loaded alone next
         self.iterator: Any = None
 
@@ -104,7 +117,9 @@ class Loading:
             sampler = _Owed(lambda: [self.suspects.popleft()] if self.suspects else [], self.job)
             loader = self.make_loader(sampler, 1, 1, self.item_timeout_s)
         else:
-            sampler = _Owed(lambda: self.plan.take(self.batch_size), self.job)
+            # without workers, this process loads what it hands out: the record names it
+            on_take = self._loading if not self.workers and self.inflight else None
+            sampler = _Owed(lambda: self.plan.take(self.batch_size), self.job, on_take)
             # a batch is loaded item after item in one worker: it gets the time of all of them
             timeout = self.item_timeout_s * self.batch_size
             loader = self.make_loader(sampler, self.workers, self.prefetch_factor, timeout)
@@ -135,6 +150,10 @@ class Loading:
                 self._settle(sampler, how, str(exc), alone)
             finally:
                 self.close()
+
+    def _loading(self, items: list[Item]) -> None:
+        assert self.inflight is not None
+        self.inflight.set("loading", [self.task.item_key(it) for it in items])
 
     def _settle(self, sampler: _Owed, how: str, message: str, alone: bool) -> None:
         """Blame the item a one-item loader failed on, or set a loader's debts aside."""

@@ -22,6 +22,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from launcher.backbones.inflight import InFlight, inflight_path, warn_left_behind
 from launcher.backbones.loading import Loading
 from launcher.backbones.mp import available_cpus
 from launcher.backbones.prefetch import Prefetch
@@ -187,6 +188,8 @@ class TorchBackbone:
                 "(batch_size times that for a whole batch); model steps are not timed",
                 job.item_timeout_s,
             )
+        record = inflight_path(job.records)
+        warn_left_behind(record)
         if not plan.has_pending():
             return  # everything is done already: import and load nothing
         self.device = resolve_device(self.cfg.device)
@@ -205,6 +208,7 @@ class TorchBackbone:
             workers=workers,
             prefetch_factor=self.cfg.prefetch_factor,
             item_timeout_s=job.item_timeout_s,
+            inflight=(inflight := InFlight(record)),
         )
         with _Stop(job) as stop:
             batches = None
@@ -220,9 +224,9 @@ class TorchBackbone:
                     else nullcontext()
                 )
                 with torch.inference_mode(), autocast:
-                    _Pipeline(task, self.device, job, self.cfg.postprocess_workers, stop).run(
-                        batches, non_blocking=self.device.type == "cuda"
-                    )
+                    _Pipeline(
+                        task, self.device, job, self.cfg.postprocess_workers, stop, inflight
+                    ).run(batches, non_blocking=self.device.type == "cuda")
             except _Interrupted as exc:
                 if exc.abandoned:
                     job.abort(
@@ -233,6 +237,7 @@ class TorchBackbone:
                 loading.close()
                 if batches is not None:
                     batches.close()
+                inflight.close()
 
     def _loader(
         self,
@@ -287,9 +292,18 @@ class _Pipeline:
     """Model steps in this thread; postprocessing in a bounded pool, or here while it is
     cheap (:class:`Placement`); records in this thread."""
 
-    def __init__(self, task: TorchTask, device: Any, job: Job, threads: int, stop: _Stop) -> None:
+    def __init__(
+        self,
+        task: TorchTask,
+        device: Any,
+        job: Job,
+        threads: int,
+        stop: _Stop,
+        inflight: InFlight,
+    ) -> None:
         self.task = task
         self.stop = stop
+        self.inflight = inflight
         self.device = device
         self.job = job
         self.kind = step_kind(task)
@@ -349,6 +363,7 @@ class _Pipeline:
     def step(self, loaded: Loaded, non_blocking: bool) -> None:
         for item, f in loaded.failed:
             self.fail(item, f)
+        self.note_inflight(loaded.items)
         for items, part in loaded.parts:
             batch = to_device(part, self.device, non_blocking)
             groups, failed = infer(self.task, self.device, batch, self.kind)
@@ -358,11 +373,21 @@ class _Pipeline:
                 future = self.submit(group, results, self.kind)
                 self.pending.append((future, [items[i] for i in positions]))
 
+    def note_inflight(self, new: tuple[Item, ...] | list[Item] = ()) -> None:
+        """Name the items in a model step or waiting for postprocessing."""
+        key = self.task.item_key
+        held = [key(it) for _, items in self.pending for it in items]
+        self.inflight.set("model", held + [key(it) for it in new])
+
     def collect(self, block: bool) -> None:
+        collected = False
         while self.pending and (block or self.pending[0][0].done()):
+            collected = True
             future, items = self.pending.popleft()
             block = False
             failed = future.result()
             for pos, f in failed:
                 self.fail(items[pos], f)
             self.job.done(len(items) - len(failed))
+        if collected:
+            self.note_inflight()
