@@ -28,6 +28,8 @@ from launcher.task import Item, Task
 log = logging.getLogger(__name__)
 
 # (batch sampler, workers, batches each worker holds, timeout in seconds or 0) -> DataLoader
+MAX_DEATHS_IN_A_ROW = 5  # then it is the workers, not the items
+
 MakeLoader = Callable[[Any, int, int, float], Any]
 
 
@@ -111,6 +113,7 @@ class Loading:
         self.inflight = inflight
         self.suspects: deque[Item] = deque()  # owed by a failed loader: loaded alone next
         self.iterator: Any = None
+        self.deaths_in_a_row = 0
 
     def _open(self, alone: bool) -> tuple[_Owed, Iterator[Loaded]]:
         if alone:
@@ -132,12 +135,15 @@ class Loading:
         return sampler, self.iterator
 
     def __iter__(self) -> Iterator[Loaded]:
+        """Batches, and each item a failed loader is blamed for as a ``Loaded`` holding only
+        that failure (it may run in a loader thread: the model's thread records it)."""
         while True:
             alone = bool(self.suspects)
             sampler, batches = self._open(alone)
             try:
                 for loaded in batches:
                     sampler.received()
+                    self.deaths_in_a_row = 0
                     yield loaded
                 if not alone:
                     return
@@ -147,7 +153,9 @@ class Loading:
                     raise
                 if self.job.stopping:
                     return  # workers may die of the same signal; what they held stays pending
-                self._settle(sampler, how, str(exc), alone)
+                blamed = self._settle(sampler, how, str(exc), alone)
+                if blamed is not None:
+                    yield blamed
             finally:
                 self.close()
 
@@ -155,7 +163,7 @@ class Loading:
         assert self.inflight is not None
         self.inflight.set("loading", [self.task.item_key(it) for it in items])
 
-    def _settle(self, sampler: _Owed, how: str, message: str, alone: bool) -> None:
+    def _settle(self, sampler: _Owed, how: str, message: str, alone: bool) -> Loaded | None:
         """Blame the item a one-item loader failed on, or set a loader's debts aside."""
         owed = [item for items in sampler.owed for item in items]
         if not alone:
@@ -165,27 +173,32 @@ class Loading:
                 len(owed),
             )
             self.suspects.extendleft(reversed(owed))
-            return
+            return None
         self.suspects.extendleft(reversed(owed[1:]))
         if not owed:
-            return
-        key = self.task.item_key(owed[0])
+            return None
         if how == "timeout":
-            self.job.failed(
-                key,
+            error = (
                 "ItemTimeout",
                 f"loading the item ran over run.item_timeout_s={self.item_timeout_s}s; "
                 "its DataLoader worker was stopped",
                 "",
             )
         else:
-            self.job.failed(
-                key,
+            self.deaths_in_a_row += 1
+            if self.deaths_in_a_row > MAX_DEATHS_IN_A_ROW:
+                raise RuntimeError(
+                    f"DataLoader workers died on {self.deaths_in_a_row} items in a row, each "
+                    f"loaded alone ({message}): this looks like the workers, not the items "
+                    "(worker_init_fn, memory, imports); stopping rather than failing every item"
+                )
+            error = (
                 "WorkerDied",
                 "the DataLoader worker died while loading this item, in its batch and again "
                 f"alone ({message})",
                 "",
             )
+        return Loaded([], [(owed[0], error)])
 
     def close(self) -> None:
         """Stop the current loader's workers (any thread may be waiting on them)."""
