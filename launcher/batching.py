@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +122,10 @@ def item_kwargs(batch: dict[str, Any], results: Any, i: int) -> dict[str, Any]:
     return out
 
 
+class ItemTimeout(Exception):  # noqa: N818 - the name failures.jsonl shows, as on mp
+    """A model step ran over ``run.item_timeout_s`` per item."""
+
+
 class ResultCountError(ValueError):
     """``inference`` returned more or fewer results than the batch has items."""
 
@@ -164,19 +169,23 @@ def to_device(batch: dict[str, Any], device: Any, non_blocking: bool) -> dict[st
 
 
 Group = tuple[list[int], dict[str, Any], Any]  # batch positions, their collated batch, results
+Limit = Callable[[int], AbstractContextManager]  # a time limit for a step over n items
 
 
 def infer(
-    task: TorchTask, device: Any, batch: dict[str, Any], kind: str
+    task: TorchTask, device: Any, batch: dict[str, Any], kind: str, limit: Limit | None = None
 ) -> tuple[list[Group], list[tuple[int, Failure]]]:
-    """Run the model step; on error retry item by item, each as a collated batch of one.
+    """Run the model step; on error (or over ``limit``) retry item by item, each as a
+    collated batch of one.
 
     Returns ``(ok, failed)``: ``ok`` holds the groups still to postprocess (for
     ``process`` they are already done, results None); failures by batch position.
     """
     n = batch_size_of(batch)
+    timed = limit or (lambda n: nullcontext())
     try:
-        return [(list(range(n)), batch, _step(task, device, batch, n, kind))], []
+        with timed(n):
+            return [(list(range(n)), batch, _step(task, device, batch, n, kind))], []
     except ResultCountError as exc:  # the task's contract, not one bad item
         return [], [(i, failure(exc)) for i in range(n)]
     except Exception as exc:  # noqa: BLE001 - find the bad item(s)
@@ -186,7 +195,8 @@ def infer(
     for i in range(n):
         one = batch_of_one(batch, i, device)
         try:
-            ok.append(([i], one, _step(task, device, one, 1, kind)))
+            with timed(1):
+                ok.append(([i], one, _step(task, device, one, 1, kind)))
         except Exception as exc:  # noqa: BLE001
             failed.append((i, failure(exc)))
     return ok, failed

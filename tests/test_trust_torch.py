@@ -66,8 +66,9 @@ def test_a_dataloader_worker_that_dies_costs_only_its_item(launch, tmp_path, wor
 
 
 @pytest.mark.timeout(300)
-def test_item_timeout_stops_a_hung_load_and_costs_only_its_item(launch, tmp_path):
-    expected = make_inputs(tmp_path / "in", 30, {6: "hang"})
+@pytest.mark.parametrize("word", ["hang", "stall"], ids=["in-load", "in-model-step"])
+def test_item_timeout_stops_a_hung_item_and_costs_only_it(launch, tmp_path, word):
+    expected = make_inputs(tmp_path / "in", 30, {6: word})
     r = launch(
         *args(tmp_path, "backbone.num_workers=2", "backbone.batch_size=4", "run.item_timeout_s=1")
     )
@@ -78,6 +79,7 @@ def test_item_timeout_stops_a_hung_load_and_costs_only_its_item(launch, tmp_path
     assert (f["item"], f["error"]) == ("0006.txt", "ItemTimeout")
     assert "run.item_timeout_s=1" in f["message"]
     assert outputs(tmp_path) == expected
+    assert "model step" in f["message"] if word == "stall" else "loading" in f["message"]
 
 
 def test_item_timeout_without_dataloader_workers_is_refused(launch, tmp_path):

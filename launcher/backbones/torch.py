@@ -16,9 +16,9 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from launcher.backbones.mp import available_cpus
 from launcher.backbones.prefetch import Prefetch
 from launcher.batching import (
     ItemDataset,
+    ItemTimeout,
     Loaded,
     collate,
     infer,
@@ -184,8 +185,8 @@ class TorchBackbone:
             )
         if job.item_timeout_s:
             log.info(
-                "run.item_timeout_s=%ss bounds load_data in the DataLoader workers "
-                "(batch_size times that for a whole batch); model steps are not timed",
+                "run.item_timeout_s=%ss bounds load_data in the DataLoader workers and each "
+                "model step (batch_size times that for a whole batch); postprocessing is not timed",
                 job.item_timeout_s,
             )
         record = inflight_path(job.records)
@@ -210,6 +211,7 @@ class TorchBackbone:
             item_timeout_s=job.item_timeout_s,
             inflight=(inflight := InFlight(record)),
         )
+        alarm = signal.getsignal(signal.SIGALRM)  # the model steps' time limit takes it
         with _Stop(job) as stop:
             batches = None
             try:
@@ -238,6 +240,7 @@ class TorchBackbone:
                 if batches is not None:
                     batches.close()
                 inflight.close()
+                signal.signal(signal.SIGALRM, alarm)
 
     def _loader(
         self,
@@ -265,6 +268,29 @@ class TorchBackbone:
                 timeout=timeout,
             )
         return task.get_dataloader(dataset, **kwargs) or DataLoader(dataset, **kwargs)
+
+
+def _step_limit(per_item_s: float) -> Callable[[int], AbstractContextManager]:
+    """A model step over n items gets ``n * run.item_timeout_s``: SIGALRM, in this (the
+    model's) thread, raises :class:`ItemTimeout` there, and the batch is retried item by
+    item (a step stuck inside one native call is stopped when that call returns)."""
+
+    def overrun(signum: int, frame: Any) -> None:
+        raise ItemTimeout(
+            f"the model step ran over run.item_timeout_s={per_item_s}s per item and was stopped"
+        )
+
+    signal.signal(signal.SIGALRM, overrun)
+
+    @contextmanager
+    def limit(n: int) -> Iterator[None]:
+        signal.setitimer(signal.ITIMER_REAL, per_item_s * n)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    return limit
 
 
 class Placement:
@@ -311,6 +337,7 @@ class _Pipeline:
         self.max_pending = max(1, threads) * 2
         self.pending: deque[tuple[Future, list[Item]]] = deque()
         self.placement = Placement()
+        self.limit = _step_limit(job.item_timeout_s) if job.item_timeout_s else None
 
     def submit(self, *args: Any) -> Future:
         if not self.placement.here():
@@ -366,7 +393,7 @@ class _Pipeline:
         self.note_inflight(loaded.items)
         for items, part in loaded.parts:
             batch = to_device(part, self.device, non_blocking)
-            groups, failed = infer(self.task, self.device, batch, self.kind)
+            groups, failed = infer(self.task, self.device, batch, self.kind, self.limit)
             for i, f in failed:
                 self.fail(items[i], f)
             for positions, group, results in groups:
