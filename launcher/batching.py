@@ -64,16 +64,17 @@ class ItemDataset:
 def collate(samples: list[tuple[Item, dict[str, Any]] | _LoadFailed]) -> Loaded:
     """Stack tensors of equal shape, keep every other field as a list; set load failures
     aside. Samples with the same fields are collated together, in order of appearance."""
-    by_fields: dict[tuple[str, ...], list[tuple[Item, dict[str, Any]]]] = {}
-    failed = []
-    for s in samples:
-        if isinstance(s, _LoadFailed):
-            failed.append((s.item, s.failure))
-        else:
-            by_fields.setdefault(tuple(sorted(s[1])), []).append(s)
+    ok = [s for s in samples if not isinstance(s, _LoadFailed)]
+    failed = [(s.item, s.failure) for s in samples if isinstance(s, _LoadFailed)]
+    groups = [ok] if ok else []
+    if ok and any(sample.keys() != ok[0][1].keys() for _, sample in ok):
+        by_fields: dict[frozenset[str], list[tuple[Item, dict[str, Any]]]] = {}
+        for s in ok:
+            by_fields.setdefault(frozenset(s[1]), []).append(s)
+        groups = list(by_fields.values())
     parts = [
         ([item for item, _ in group], _collate_fields([sample for _, sample in group]))
-        for group in by_fields.values()
+        for group in groups
     ]
     return Loaded(parts, failed)
 
