@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TEST_CONF, failures, files, report
+from tests.conftest import failures, files, report, start
+from tests.test_torch_backbone import make_inputs as rows
 
 pytest.importorskip("torch")
 
@@ -20,14 +20,9 @@ pytest.importorskip("torch")
 def make_inputs(root: Path, n: int, words: dict[int, str] | None = None) -> dict[str, str]:
     """``n`` rows of 4 numbers (item ``i`` sums to ``i + 106``), or the given word instead;
     returns the expected output text per output name for the rows."""
-    root.mkdir(parents=True, exist_ok=True)
-    expected = {}
-    for i in range(n):
-        row = [i + 100, 1, 2, 3]
-        word = (words or {}).get(i)
-        (root / f"{i:04d}.txt").write_text(word or " ".join(map(str, row)))
-        if word is None:
-            expected[f"{i:04d}.txt.sum"] = f"{sum(row):g}\n"
+    expected = rows(root, n, words)
+    for i in words or {}:
+        del expected[f"{i:04d}.txt.sum"]
     return expected
 
 
@@ -92,18 +87,7 @@ def test_item_timeout_without_dataloader_workers_is_refused(launch, tmp_path):
 
 def _start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
     job_dir = tmp_path / "job"
-    argv = [
-        sys.executable,
-        str(REPO / "launch.py"),
-        f"hydra.searchpath=[file://{TEST_CONF}]",
-        "run.progress=log",
-        f"hydra.run.dir={job_dir}",
-        *args(tmp_path, *extra),
-    ]
-    proc = subprocess.Popen(
-        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    return proc, job_dir
+    return start(job_dir, *args(tmp_path, *extra)), job_dir
 
 
 def _wait_for_outputs(tmp_path: Path, n: int, proc: subprocess.Popen) -> None:

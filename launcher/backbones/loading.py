@@ -17,6 +17,7 @@ import logging
 import signal
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from launcher.backbones.inflight import InFlight
@@ -86,34 +87,25 @@ def drop(iterator: Any) -> None:
         shutdown()
 
 
+@dataclass
 class Loading:
     """Batches (:class:`Loaded`) for the model, from loaders replaced as workers fail."""
 
-    def __init__(
-        self,
-        make_loader: MakeLoader,
-        plan: Plan,
-        task: Task,
-        job: Job,
-        *,
-        batch_size: int,
-        workers: int,
-        prefetch_factor: int,
-        item_timeout_s: float | None,
-        inflight: InFlight | None = None,
-    ) -> None:
-        self.make_loader = make_loader
-        self.plan = plan
-        self.task = task
-        self.job = job
-        self.batch_size = batch_size
-        self.workers = workers
-        self.prefetch_factor = prefetch_factor
-        self.item_timeout_s = item_timeout_s or 0.0
-        self.inflight = inflight
-        self.suspects: deque[Item] = deque()  # owed by a failed loader: loaded alone next
-        self.iterator: Any = None
-        self.deaths_in_a_row = 0
+    make_loader: MakeLoader
+    plan: Plan
+    task: Task
+    job: Job
+    batch_size: int
+    workers: int
+    prefetch_factor: int
+    inflight: InFlight | None = None
+    suspects: deque[Item] = field(default_factory=deque)  # a failed loader's: loaded alone
+    iterator: Any = None
+    deaths_in_a_row: int = 0
+
+    @property
+    def item_timeout_s(self) -> float:
+        return self.job.item_timeout_s or 0.0
 
     def _open(self, alone: bool) -> tuple[_Owed, Iterator[Loaded]]:
         if alone:

@@ -205,11 +205,10 @@ class TorchBackbone:
             plan,
             task,
             job,
-            batch_size=self.cfg.batch_size,
-            workers=workers,
-            prefetch_factor=self.cfg.prefetch_factor,
-            item_timeout_s=job.item_timeout_s,
-            inflight=(inflight := InFlight(record)),
+            self.cfg.batch_size,
+            workers,
+            self.cfg.prefetch_factor,
+            inflight := InFlight(record),
         )
         alarm = signal.getsignal(signal.SIGALRM)  # the model steps' time limit takes it
         with _Stop(job) as stop:
