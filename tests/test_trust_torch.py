@@ -200,8 +200,8 @@ def test_on_mp_a_batched_task_times_out_the_hung_item_only(launch, tmp_path, wor
 
 
 @pytest.mark.timeout(300)
-def test_without_workers_a_crash_leaves_the_item_in_flight_named(launch, tmp_path):
-    make_inputs(tmp_path / "in", 20, {13: "segv"})
+def test_without_workers_a_crash_is_named_and_the_rerun_loads_that_item_alone(launch, tmp_path):
+    expected = make_inputs(tmp_path / "in", 20, {13: "segv"})
     extra = ("backbone.num_workers=0", "backbone.batch_size=1")
     r = launch(*args(tmp_path, *extra))
     assert r.returncode == -signal.SIGSEGV, r.stderr
@@ -209,6 +209,13 @@ def test_without_workers_a_crash_leaves_the_item_in_flight_named(launch, tmp_pat
     stages = json.loads(record.read_text())["stages"]
     assert stages["loading"] == ["0013.txt"] and "0013.txt" not in stages["model"]
 
-    r = launch(*args(tmp_path, *extra))
-    text = " ".join((r.stdout + r.stderr).split())
-    assert "ended without a report while these items were in flight: loading: 0013.txt" in text
+    for rerun in range(2):  # the next runs load it alone in a DataLoader worker
+        r = launch(*args(tmp_path, *extra))
+        assert r.returncode == 1, r.stdout + r.stderr
+        rep = report(launch.job_dir)
+        assert (rep["processed"] + rep["skipped"], rep["failed"]) == (19, 1)
+        [f] = failures(launch.job_dir)
+        assert (f["item"], f["error"]) == ("0013.txt", "WorkerDied")
+        assert outputs(tmp_path) == expected
+        named = "ended without a report while these items were in flight: loading: 0013.txt"
+        assert (named in " ".join((r.stdout + r.stderr).split())) == (rerun == 0)

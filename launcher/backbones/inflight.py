@@ -37,11 +37,11 @@ def left_behind(path: str) -> dict[str, Any] | None:
     return record if any(record.get("stages", {}).values()) else None
 
 
-def warn_left_behind(path: str) -> None:
-    """Name, once, the items a run of this shard that died had in flight."""
+def take_left_behind(path: str) -> dict[str, Any] | None:
+    """Name, once, the items a run of this shard that died had in flight; return its record."""
     left = left_behind(path)
     if left is None:
-        return
+        return None
     named = [f"{stage}: {', '.join(keys)}" for stage, keys in left["stages"].items() if keys]
     log.warning(
         "the last run of this shard (pid %s) ended without a report while these items were "
@@ -51,6 +51,23 @@ def warn_left_behind(path: str) -> None:
         "; ".join(named),
     )
     os.unlink(path)
+    return left
+
+
+def crashed_here(records: Any, left: dict[str, Any] | None) -> set[str]:
+    """Items that took down a process of this shard: loading in the last run's own
+    process when it died, or recorded as ``WorkerDied`` by the last run. A run without
+    DataLoader workers loads them alone in a worker, so they cannot take it down again."""
+    keys = set(left["stages"].get("loading", ())) if left else set()
+    if records.state_dir:
+        path = os.path.join(records.state_dir, f"failures.{records.shard_tag}.jsonl")
+        try:
+            with open(path, encoding="utf-8") as f:
+                failures = [json.loads(line) for line in f if line.strip()]
+        except (OSError, ValueError):
+            failures = []
+        keys.update(f["item"] for f in failures if f.get("error") == "WorkerDied")
+    return keys
 
 
 class InFlight:

@@ -99,6 +99,8 @@ class Loading:
     workers: int
     prefetch_factor: int
     inflight: InFlight | None = None
+    isolate: set[str] = field(default_factory=set)  # keys to load alone whenever they come
+    plan_done: bool = False
     suspects: deque[Item] = field(default_factory=deque)  # a failed loader's: loaded alone
     iterator: Any = None
     deaths_in_a_row: int = 0
@@ -114,7 +116,7 @@ class Loading:
         else:
             # without workers, this process loads what it hands out: the record names it
             on_take = self._loading if not self.workers and self.inflight else None
-            sampler = _Owed(lambda: self.plan.take(self.batch_size), self.job, on_take)
+            sampler = _Owed(self._take, self.job, on_take)
             # a batch is loaded item after item in one worker: it gets the time of all of them
             timeout = self.item_timeout_s * self.batch_size
             loader = self.make_loader(sampler, self.workers, self.prefetch_factor, timeout)
@@ -137,7 +139,7 @@ class Loading:
                     sampler.received()
                     self.deaths_in_a_row = 0
                     yield loaded
-                if not alone:
+                if self.job.stopping or (self.plan_done and not self.suspects):
                     return
             except RuntimeError as exc:
                 how = loader_failure(exc)
@@ -150,6 +152,20 @@ class Loading:
                     yield blamed
             finally:
                 self.close()
+
+    def _take(self) -> list[Item]:
+        """The plan's next batch, less the items to :attr:`isolate` (set aside to be loaded
+        alone)."""
+        while True:
+            items = self.plan.take(self.batch_size)
+            self.plan_done = not items
+            if not self.isolate or not items:
+                return items
+            key = self.task.item_key
+            kept = [it for it in items if key(it) not in self.isolate]
+            self.suspects.extend(it for it in items if key(it) in self.isolate)
+            if kept:
+                return kept
 
     def _loading(self, items: list[Item]) -> None:
         assert self.inflight is not None
@@ -186,8 +202,8 @@ class Loading:
                 )
             error = (
                 "WorkerDied",
-                "the DataLoader worker died while loading this item, in its batch and again "
-                f"alone ({message})",
+                "the DataLoader worker died while loading this item alone, after it had taken "
+                f"down the loader of its batch or a run's own process ({message})",
                 "",
             )
         return Loaded([], [(owed[0], error)])

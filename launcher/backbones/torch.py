@@ -6,6 +6,13 @@ workers run ``load_data`` (a file that fails to load fails alone), the main
 thread runs the model under ``inference_mode`` (optionally autocast), and a
 bounded thread pool runs postprocessing, so the device works on batch k+1
 while batch k is written (neuraxle's queued pipeline idea).
+
+The same promises as mp: a DataLoader worker that dies or hangs costs only
+its item (:mod:`launcher.backbones.loading`); ``run.item_timeout_s`` bounds
+loading and each model step; a stop signal ends a wait for a batch at once and
+gives a step in flight ``run.grace_s``, a deadline; and the items the job's own
+process is working on are named in a record that outlives a crash
+(:mod:`launcher.backbones.inflight`).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from launcher.backbones.inflight import InFlight, inflight_path, warn_left_behind
+from launcher.backbones.inflight import InFlight, crashed_here, inflight_path, take_left_behind
 from launcher.backbones.loading import Loading
 from launcher.backbones.mp import available_cpus
 from launcher.backbones.prefetch import Prefetch
@@ -190,7 +197,7 @@ class TorchBackbone:
                 job.item_timeout_s,
             )
         record = inflight_path(job.records)
-        warn_left_behind(record)
+        left = take_left_behind(record)
         if not plan.has_pending():
             return  # everything is done already: import and load nothing
         self.device = resolve_device(self.cfg.device)
@@ -209,6 +216,7 @@ class TorchBackbone:
             workers,
             self.cfg.prefetch_factor,
             inflight := InFlight(record),
+            isolate=set() if workers else crashed_here(job.records, left),
         )
         alarm = signal.getsignal(signal.SIGALRM)  # the model steps' time limit takes it
         with _Stop(job) as stop:
