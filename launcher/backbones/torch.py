@@ -32,7 +32,7 @@ from typing import Any
 from launcher.backbones.inflight import InFlight, crashed_here, inflight_path, take_left_behind
 from launcher.backbones.loading import Loading
 from launcher.backbones.mp import available_cpus
-from launcher.backbones.prefetch import Prefetch
+from launcher.backbones.prefetch import CLOSE_WAIT_S, Prefetch
 from launcher.batching import (
     ItemDataset,
     ItemTimeout,
@@ -245,7 +245,7 @@ class TorchBackbone:
                 stop.closing = True
                 loading.close()
                 if batches is not None:
-                    batches.close()
+                    batches.close(0.0 if job.signal else CLOSE_WAIT_S)
                 inflight.close()
                 signal.signal(signal.SIGALRM, alarm)
 
@@ -373,6 +373,9 @@ class _Pipeline:
             try:
                 while self.pending and not abandoned:
                     self.collect(block=True)
+            except _Interrupted:  # run.grace_s ran out while postprocessing finished
+                abandoned = True
+                raise
             finally:
                 self.pool.shutdown(wait=not abandoned, cancel_futures=True)
 
