@@ -9,6 +9,8 @@ retried item by item to find the bad ones.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,11 +25,18 @@ def failure(exc: BaseException) -> Failure:
 
 @dataclass
 class Loaded:
-    """A collated batch plus the items that made it and the items that failed to load."""
+    """The collated batches a sampler's batch became, plus the items that failed to load.
 
-    batch: dict[str, Any]
-    items: list[Item]
+    Usually one batch; samples whose fields differ from their batch-mates' form
+    batches of their own (``parts``: items and their collated batch).
+    """
+
+    parts: list[tuple[list[Item], dict[str, Any]]]
     failed: list[tuple[Item, Failure]] = field(default_factory=list)
+
+    @property
+    def items(self) -> list[Item]:
+        return [item for items, _ in self.parts for item in items]
 
 
 class _LoadFailed:
@@ -53,29 +62,55 @@ class ItemDataset:
 
 
 def collate(samples: list[tuple[Item, dict[str, Any]] | _LoadFailed]) -> Loaded:
-    """Stack tensors of equal shape, keep every other field as a list; set load failures aside."""
+    """Stack tensors of equal shape, keep every other field as a list; set load failures
+    aside. Samples with the same fields are collated together, in order of appearance."""
+    ok = [s for s in samples if not isinstance(s, _LoadFailed)]
+    failed = [(s.item, s.failure) for s in samples if isinstance(s, _LoadFailed)]
+    groups = [ok] if ok else []
+    if ok and any(sample.keys() != ok[0][1].keys() for _, sample in ok):
+        by_fields: dict[frozenset[str], list[tuple[Item, dict[str, Any]]]] = {}
+        for s in ok:
+            by_fields.setdefault(frozenset(s[1]), []).append(s)
+        groups = list(by_fields.values())
+    parts = [
+        ([item for item, _ in group], _collate_fields([sample for _, sample in group]))
+        for group in groups
+    ]
+    return Loaded(parts, failed)
+
+
+def _collate_fields(samples: list[dict[str, Any]]) -> dict[str, Any]:
     import torch
     from torch.utils.data import default_collate
 
-    ok = [s for s in samples if not isinstance(s, _LoadFailed)]
-    failed = [(s.item, s.failure) for s in samples if isinstance(s, _LoadFailed)]
     batch: dict[str, Any] = {}
-    for key in ok[0][1] if ok else ():
-        values = [sample[key] for _, sample in ok]
+    for key in samples[0]:
+        values = [sample[key] for sample in samples]
         first = values[0]
-        if isinstance(first, torch.Tensor) and all(v.shape == first.shape for v in values):
+        if isinstance(first, torch.Tensor) and all(
+            isinstance(v, torch.Tensor) and v.shape == first.shape for v in values
+        ):
             batch[key] = default_collate(values)
         else:
             batch[key] = values
-    return Loaded(batch, [item for item, _ in ok], failed)
+    return batch
 
 
 def batch_size_of(batch: dict[str, Any]) -> int:
     return len(next(iter(batch.values()))) if batch else 0
 
 
-def slice_batch(batch: dict[str, Any], i: int) -> dict[str, Any]:
-    return {k: v[i : i + 1] for k, v in batch.items()}
+def batch_of_one(batch: dict[str, Any], i: int, device: Any) -> dict[str, Any]:
+    """Item ``i`` of a collated batch as :func:`collate` makes a batch of that item alone:
+    a tensor kept in a list (its batch-mates had other shapes) is stacked too."""
+    import torch
+
+    return {
+        k: v[i].unsqueeze(0).to(device)
+        if isinstance(v, list) and isinstance(v[i], torch.Tensor)
+        else v[i : i + 1]
+        for k, v in batch.items()
+    }
 
 
 def item_kwargs(batch: dict[str, Any], results: Any, i: int) -> dict[str, Any]:
@@ -86,6 +121,33 @@ def item_kwargs(batch: dict[str, Any], results: Any, i: int) -> dict[str, Any]:
     else:
         out["result"] = results[i]
     return out
+
+
+class ItemTimeout(Exception):  # noqa: N818 - the name failures.jsonl shows, as on mp
+    """A model step ran over ``run.item_timeout_s`` per item."""
+
+
+class ResultCountError(ValueError):
+    """``inference`` returned more or fewer results than the batch has items."""
+
+
+def check_result_count(task: TorchTask, results: Any, n: int) -> None:
+    """Refuse results that do not have one entry per item: matched by position, they
+    would land on the wrong items."""
+    values = results.items() if isinstance(results, dict) else [("", results)]
+    for name, value in values:
+        try:
+            count = len(value)
+        except TypeError:
+            continue  # not a sequence: postprocessing says what is wrong with it
+        if count != n:
+            field_name = f"[{name!r}]" if name else ""
+            raise ResultCountError(
+                f"{type(task).__name__}.inference returned {count} result(s){field_name} for a "
+                f"batch of {n} item(s); it must return one per item along dim 0 (a tensor, a "
+                "list, or a dict of them), so the batch's items are failed rather than given "
+                "another item's result."
+            )
 
 
 def step_kind(task: TorchTask) -> str:
@@ -107,24 +169,35 @@ def to_device(batch: dict[str, Any], device: Any, non_blocking: bool) -> dict[st
     }
 
 
-def infer(
-    task: TorchTask, device: Any, batch: dict[str, Any], kind: str
-) -> tuple[list[tuple[int, Any]], list[tuple[int, Failure]]]:
-    """Run the model step; on error retry item by item.
+Group = tuple[list[int], dict[str, Any], Any]  # batch positions, their collated batch, results
+Limit = Callable[[int], AbstractContextManager]  # a time limit for a step over n items
 
-    Returns ``(ok, failed)``: ``ok`` holds ``(first position, results)`` groups
-    still to postprocess (for ``process`` they are already done, results None).
+
+def infer(
+    task: TorchTask, device: Any, batch: dict[str, Any], kind: str, limit: Limit | None = None
+) -> tuple[list[Group], list[tuple[int, Failure]]]:
+    """Run the model step; on error (or over ``limit``) retry item by item, each as a
+    collated batch of one.
+
+    Returns ``(ok, failed)``: ``ok`` holds the groups still to postprocess (for
+    ``process`` they are already done, results None); failures by batch position.
     """
     n = batch_size_of(batch)
+    timed = limit or (lambda n: nullcontext())
     try:
-        return [(0, _step(task, device, batch, n, kind))], []
+        with timed(n):
+            return [(list(range(n)), batch, _step(task, device, batch, n, kind))], []
+    except ResultCountError as exc:  # the task's contract, not one bad item
+        return [], [(i, failure(exc)) for i in range(n)]
     except Exception as exc:  # noqa: BLE001 - find the bad item(s)
         if n == 1:
             return [], [(0, failure(exc))]
     ok, failed = [], []
     for i in range(n):
+        one = batch_of_one(batch, i, device)
         try:
-            ok.append((i, _step(task, device, slice_batch(batch, i), 1, kind)))
+            with timed(1):
+                ok.append(([i], one, _step(task, device, one, 1, kind)))
         except Exception as exc:  # noqa: BLE001
             failed.append((i, failure(exc)))
     return ok, failed
@@ -134,28 +207,30 @@ def _step(task: TorchTask, device: Any, batch: dict[str, Any], n: int, kind: str
     if kind == "process":
         task.process(device, batch)
         return None
-    return task.inference(device, n, **batch)
+    results = task.inference(device, n, **batch)
+    check_result_count(task, results, n)
+    return results
 
 
 def postprocess(
-    task: TorchTask, batch: dict[str, Any], start: int, results: Any, kind: str, n: int
+    task: TorchTask, batch: dict[str, Any], results: Any, kind: str
 ) -> list[tuple[int, Failure]]:
-    """Postprocess a group of ``n`` items starting at ``start``; per-item failures."""
+    """Postprocess one group's batch; per-item failures by position in that batch."""
     if kind == "process":
         return []
-    part = {k: v[start : start + n] for k, v in batch.items()}
+    n = batch_size_of(batch)
     if kind == "postprocess":
         try:
-            task.postprocess(n, results, **part)
+            task.postprocess(n, results, **batch)
         except Exception as exc:  # noqa: BLE001 - the batch is one unit for the task
-            return [(start + i, failure(exc)) for i in range(n)]
+            return [(i, failure(exc)) for i in range(n)]
         return []
     failed = []
     for i in range(n):
         try:
-            task.postprocess_each(i, n, **item_kwargs(part, results, i))
+            task.postprocess_each(i, n, **item_kwargs(batch, results, i))
         except Exception as exc:  # noqa: BLE001
-            failed.append((start + i, failure(exc)))
+            failed.append((i, failure(exc)))
     return failed
 
 
@@ -164,32 +239,45 @@ def run_step(
 ) -> list[tuple[int, Failure]]:
     """Infer and postprocess one collated batch in this thread; failures by batch position."""
     groups, failed = infer(task, device, batch, kind)
-    whole = len(groups) == 1 and not failed
-    for start, results in groups:
-        n = batch_size_of(batch) if whole else 1
-        failed += postprocess(task, batch, start, results, kind, n)
+    for positions, part, results in groups:
+        failed += [(positions[i], f) for i, f in postprocess(task, part, results, kind)]
     return failed
 
 
 def run_batches(
-    task: TorchTask, device: Any, items: list[Item], batch_size: int
+    task: TorchTask,
+    device: Any,
+    items: list[Item],
+    batch_size: int,
+    mark: Callable[[int], None] | None = None,
 ) -> list[tuple[int, Failure]]:
-    """The mp backbone's path: load, collate and step through ``items`` in batches."""
+    """The mp backbone's path: load, collate and step through ``items`` in batches.
+
+    ``mark`` (the mp worker's status slot) hears the position of each item as it
+    loads and -1 as a model step starts: a hang or a crash is then blamed on the
+    item loading, or on the batch in its step (whose items the mp backbone then
+    tries one by one), never on the batch's first item.
+    """
     import torch
 
     kind = step_kind(task)
     dataset = ItemDataset(task, task.get_dataset())
     failed: list[tuple[int, Failure]] = []
+    note = mark or (lambda offset: None)
     with torch.inference_mode():
         for start in range(0, len(items), batch_size):
-            samples = [dataset[item] for item in items[start : start + batch_size]]
-            loaded_at = []
-            for pos, sample in enumerate(samples, start):
-                if isinstance(sample, _LoadFailed):
-                    failed.append((pos, sample.failure))
-                else:
-                    loaded_at.append(pos)
-            if loaded_at:
-                loaded = collate([s for s in samples if not isinstance(s, _LoadFailed)])
-                failed += [(loaded_at[i], f) for i, f in run_step(task, device, loaded.batch, kind)]
+            chunk = items[start : start + batch_size]
+            at = {id(item): pos for pos, item in enumerate(chunk, start)}
+            samples = []
+            for pos, item in enumerate(chunk, start):
+                note(pos)
+                samples.append(dataset[item])
+            note(-1)
+            loaded = collate(samples)
+            failed += [(at[id(item)], f) for item, f in loaded.failed]
+            for part_items, batch in loaded.parts:
+                failed += [
+                    (at[id(part_items[i])], f) for i, f in run_step(task, device, batch, kind)
+                ]
+    failed.sort(key=lambda pf: pf[0])
     return failed

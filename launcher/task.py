@@ -8,13 +8,17 @@ resources (models, clients) in ``setup_worker``.
 
 from __future__ import annotations
 
+import inspect
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from launcher.errors import ConfigError
 from launcher.modes import DirListings, InputMode, OutputMode, join
+
+log = logging.getLogger(__name__)
 
 Item = dict[str, Any]
 Unfinished = Callable[[list[Item]], list[Item]]  # a block of items -> those not done yet
@@ -23,7 +27,31 @@ Unfinished = Callable[[list[Item]], list[Item]]  # a block of items -> those not
 def unfinished_by(is_executed: Callable[..., bool]) -> Unfinished:
     """The planner's block filter from an ``is_executed(**item)``: the method is called
     straight from the comprehension, with no wrapper call per item."""
-    return lambda block: [it for it in block if not is_executed(**it)]
+
+    def unfinished(block: list[Item]) -> list[Item]:
+        try:
+            return [it for it in block if not is_executed(**it)]
+        except TypeError as exc:
+            _explain_check_arguments(is_executed, block, exc)
+            raise
+
+    return unfinished
+
+
+def _explain_check_arguments(check: Callable[..., bool], block: list[Item], exc: Exception) -> None:
+    """A done check whose parameters are not the item's fields: say why it cannot get more."""
+    for it in block:
+        try:
+            inspect.signature(check).bind(**it)
+        except TypeError as why:
+            raise ConfigError(
+                f"{check.__qualname__}() cannot be called with item {it!r} ({why}): done "
+                "checks run while planning, before anything is loaded, and receive only the "
+                f"item's own fields ({', '.join(it)}), not the fields load_data() or the "
+                "dataset would add. Compute what the check needs from those fields."
+            ) from exc
+        except ValueError:  # no signature to compare (a builtin)
+            return
 
 
 def _same_dir(a: str | None, b: str | None) -> bool:
@@ -246,6 +274,13 @@ class TorchTask(Task):
             return unfinished_by(self.is_each_executed)
         if cls.is_executed is not TorchTask.is_executed:
             return unfinished_by(self.is_executed)
+        if self.output is None and cls.get_dataset is not TorchTask.get_dataset:
+            log.warning(
+                "%s takes its items from get_dataset() and has neither an output mode "
+                "(task.output) nor is_each_executed(key, index): no item can be found done, "
+                "so every run redoes every item.",
+                cls.__name__,
+            )
         return self._output_check()
 
     # -- processing -------------------------------------------------------------------------
@@ -289,8 +324,11 @@ class TorchTask(Task):
         self._device = torch.device("cpu")
         self.load_model(self._device)
 
-    def process_batch(self, items: list[Item]) -> list[tuple[int, tuple[str, str, str]]]:
-        """Process items as batches in this worker; return ``(position, failure)`` pairs."""
+    def process_batch(
+        self, items: list[Item], mark: Callable[[int], None] | None = None
+    ) -> list[tuple[int, tuple[str, str, str]]]:
+        """Process items as batches in this worker; return ``(position, failure)`` pairs.
+        ``mark(i)`` is told the item being loaded, and -1 for each model step."""
         from launcher.batching import run_batches
 
-        return run_batches(self, self._device, items, self._mp_batch_size)
+        return run_batches(self, self._device, items, self._mp_batch_size, mark)

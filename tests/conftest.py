@@ -70,6 +70,22 @@ def launch(tmp_path: Path) -> Launch:
     return Launch(tmp_path)
 
 
+def start(job_dir: Path, *args: str) -> subprocess.Popen:
+    """``launch.py`` started as :class:`Launch` runs it, in ``job_dir``, for tests that signal
+    or watch the job while it runs (output and errors together on ``stdout``)."""
+    argv = [
+        sys.executable,
+        str(REPO / "launch.py"),
+        f"hydra.searchpath=[file://{TEST_CONF}]",
+        "run.progress=log",
+        *args,
+        f"hydra.run.dir={job_dir}",
+    ]
+    return subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
 def report(job_dir: Path) -> dict:
     return json.loads((job_dir / "report.json").read_text())
 

@@ -94,3 +94,89 @@ MODES = {"each": SumModel, "batch": SumModelBatch, "process": SumModelProcess}
 def sum_model(mode: str = "each", **kwargs: Any) -> SumModel:
     """``task=sum_model``: ``task.mode`` picks the process option, which is the class."""
     return MODES[mode](**kwargs)
+
+
+class HostileSum(SumModel):
+    """:class:`SumModel` whose ``load_data`` misbehaves on the inputs that ask for it.
+
+    A file holding one word instead of numbers: ``kill`` SIGKILLs the process loading it,
+    ``segv`` segfaults it, ``exit`` calls ``os._exit(3)``, ``hang`` sleeps for an hour,
+    ``odd`` loads a tensor of 5 numbers (its batch-mates have 4), ``nox`` loads no ``x`` at
+    all (its sum comes from ``y``), ``stall`` loads fine but makes inference sleep for an
+    hour on any batch holding it. ``results`` shifts what inference returns: ``drop`` one
+    result fewer than items, ``extra`` one more.
+    """
+
+    def __init__(self, *args: Any, results: str = "ok", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.results = results
+
+    def load_data(self, key: str, input: str, output: str) -> dict[str, Any]:
+        import ctypes
+        import os
+        import signal
+
+        with open(input, encoding="utf-8") as f:
+            word = f.read().strip()
+        if word == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif word == "segv":
+            ctypes.string_at(0)
+        elif word == "exit":
+            os._exit(3)
+        elif word == "hang":
+            time.sleep(3600)
+        elif word == "odd":
+            return {"x": torch.tensor([100.0, 1, 2, 3, 0])}
+        elif word == "nox":
+            return {"y": torch.tensor([100.0, 1, 2, 3])}
+        elif word == "stall":
+            return {"x": torch.tensor([-1.0, 1, 2, 3])}
+        return super().load_data(key, input, output)
+
+    def inference(self, device: torch.device, batch_size: int, **batch: Any):
+        x = batch["x"] if "x" in batch else batch["y"]
+        if isinstance(x, torch.Tensor) and (x[:, 0] == -1).any():
+            time.sleep(3600)
+        out = self.model(x[:, :4].to(device))[:, 0]
+        if self.results == "drop":
+            return out[:-1]
+        if self.results == "extra":
+            return torch.cat([out, out[:1]])
+        return out
+
+
+def hostile_sum(**kwargs: Any) -> HostileSum:
+    return HostileSum(**kwargs)
+
+
+class DatasetSum(TorchTask):
+    """Items from :meth:`get_dataset` (``n`` rows); writes ``<output_dir>/<index>.sum``
+    and has no output mode. ``check=loaded`` adds a done check that asks for ``x``, a field
+    of the loaded sample."""
+
+    def __init__(self, output_dir: str, n: int = 8) -> None:
+        super().__init__(output_dir=output_dir)
+        self.n = n
+
+    def get_dataset(self) -> list[dict[str, Any]]:
+        return [{"x": torch.tensor([float(i), 1, 2, 3])} for i in range(self.n)]
+
+    def load_model(self, device: torch.device) -> None:
+        self.device_seen = str(device)
+
+    def inference(self, device: torch.device, batch_size: int, x: torch.Tensor, **_: Any):
+        return x.sum(dim=1)
+
+    def postprocess_each(self, batch_idx: int, batch_size: int, index: int, result, **_: Any):
+        with atomic_write(f"{self.output_dir}/{index}.sum", "w") as f:
+            f.write(f"{float(result):g}\n")
+
+
+class DatasetSumLoadedCheck(DatasetSum):
+    def is_each_executed(self, key: str, index: int, x: Any) -> bool:
+        return False
+
+
+def dataset_sum(check: str = "none", **kwargs: Any) -> DatasetSum:
+    return (DatasetSumLoadedCheck if check == "loaded" else DatasetSum)(**kwargs)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, failures, report
+from tests.conftest import REPO, failures, files, report
 
 pytest.importorskip("torch")
 pytest.importorskip("easyocr_en_models")
@@ -98,3 +98,23 @@ def test_the_ocr_task_on_the_mp_backbone_reads_the_same(launch, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert report(launch.job_dir)["backbone"]["name"] == "mp"
     assert texts(tmp_path / "out") == {Path(n).stem + ".txt": TRUTH[n] for n in SUBSET}
+
+
+def test_a_page_reads_the_same_whatever_its_batch(launch, tmp_path):
+    """Byte for byte, text and confidences: lines are padded only with their own page's."""
+    src = pages(tmp_path / "in", sorted(TRUTH))
+    outs = {}
+    for batch_size in (1, 16):
+        out = tmp_path / f"out{batch_size}"
+        r = launch(
+            "task=ocr",
+            f"task.input_dir={src}",
+            f"task.output_dir={out}",
+            "backbone=torch",
+            "backbone.num_workers=1",
+            f"backbone.batch_size={batch_size}",
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        outs[batch_size] = files(out)
+    assert len(outs[1]) == 2 * len(TRUTH)  # .txt and .json per page
+    assert outs[1] == outs[16]

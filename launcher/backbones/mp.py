@@ -60,8 +60,9 @@ READ_AHEAD_BLOCK = 1024
 TICK_S = 0.25
 MAX_STARTUP_DEATHS = 3
 
-# shared status slots per worker
-CHUNK, POS, START = 0, 1, 2
+# shared status slots per worker; ITEM: in a batch at POS, the item loading, or -1 while
+# the whole batch is in its model step
+CHUNK, POS, START, ITEM = 0, 1, 2, 3
 
 
 StartMethod = enum.Enum("StartMethod", ["fork", "spawn", "forkserver"])
@@ -211,14 +212,19 @@ def _run_batches(
     outbox: Any,
     batch_size: int,
 ) -> int:
-    """A TorchTask's items, ``batch_size`` at a time through ``process_batch``."""
+    """A TorchTask's items, ``batch_size`` at a time through ``process_batch``, which marks
+    the item it loads (or -1 for the model step) so a timeout or a death blames that one."""
+
+    def mark(offset: int) -> None:
+        marks[ITEM] = offset
+        if timed:
+            marks[START] = time.monotonic()
+
     for pos in range(0, len(items), batch_size):
         if halt[0]:
             return pos
         marks[POS] = pos
-        if timed:
-            marks[START] = time.monotonic()
-        for i, failure in task.process_batch(items[pos : pos + batch_size]):
+        for i, failure in task.process_batch(items[pos : pos + batch_size], mark):
             outbox.send(("fail", chunk_id, pos + i, *failure))
     return len(items)
 
@@ -323,7 +329,7 @@ class _Run:
         ctx = self.ctx
         in_r, in_w = ctx.Pipe(duplex=False)
         out_r, out_w = ctx.Pipe(duplex=False)
-        status = ctx.RawArray("d", 3)
+        status = ctx.RawArray("d", 4)
         stop = ctx.RawArray("b", 1)  # set: the worker stops between items
         proc = ctx.Process(
             target=_worker_main,
@@ -531,8 +537,11 @@ class _Run:
 
     # -- losses ----------------------------------------------------------------------------------
 
-    def salvage(self, w: _Worker, blame: Callable[[Item], None]) -> None:
-        """Settle a lost worker's chunks: finished part done, one item blamed, rest requeued."""
+    def salvage(
+        self, w: _Worker, blame: Callable[[Item], None], alone: Callable[[Item], None] | None = None
+    ) -> None:
+        """Settle a lost worker's chunks: finished part done, one item blamed, rest requeued
+        (a batch lost in its model step: each of its items goes to ``alone``, default blame)."""
         if not w.inflight:
             return
         chunk = w.inflight.popleft()
@@ -540,8 +549,13 @@ class _Run:
         if int(w.status[CHUNK]) == chunk.id and w.status[START] > 0:
             pos = int(w.status[POS])
             self.job.done(pos - chunk.failed)
-            blame(chunk.items[pos])
-            rest.extend(chunk.items[pos + 1 :])
+            at = int(w.status[ITEM])
+            end = pos + at + 1 if at >= 0 else pos + self.bb.batch_size
+            held = chunk.items[pos + max(at, 0) : end]
+            for item in held:
+                (blame if len(held) == 1 else alone or blame)(item)
+            rest.extend(chunk.items[pos : pos + max(at, 0)])  # loaded, not yet processed
+            rest.extend(chunk.items[end:])
         else:
             rest.extend(chunk.items)
         for later in w.inflight:
@@ -592,7 +606,8 @@ class _Run:
         now = time.monotonic()
         for w in list(self.workers):
             started = w.status[START]
-            if w.inflight and started > 0 and now - started > limit:
+            span = self.bb.batch_size if w.status[ITEM] < 0 else 1  # a model step: its batch's
+            if w.inflight and started > 0 and now - started > limit * span:
                 self.drain(w)
                 if w.status[START] != started:
                     continue  # it moved on while we looked
@@ -608,7 +623,7 @@ class _Run:
                     )
 
                 self.drain(w)
-                self.salvage(w, blame)
+                self.salvage(w, blame, self.solo.append)
                 self.replace(w)
 
     def replace(self, w: _Worker) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 PROBE_STEPS = 4  # steps timed before deciding (the first one, a warm-up, is not counted)
 DEPTH = 2  # batches pulled ahead
 MIN_WAIT_S = 0.001
+CLOSE_WAIT_S = 2.0
 
 _END = object()
 
@@ -89,8 +90,9 @@ class Prefetch:
                 raise value.exc
             yield value
 
-    def close(self) -> None:
-        """Stop the pulling thread, if it started, after the batch it may be receiving."""
+    def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
+        """Stop the pulling thread, if it started, after the batch it may be receiving; a
+        thread still stuck in a loader after ``wait_s`` is left behind (it is a daemon)."""
         self._closed.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(wait_s)

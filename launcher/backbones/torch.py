@@ -6,6 +6,13 @@ workers run ``load_data`` (a file that fails to load fails alone), the main
 thread runs the model under ``inference_mode`` (optionally autocast), and a
 bounded thread pool runs postprocessing, so the device works on batch k+1
 while batch k is written (neuraxle's queued pipeline idea).
+
+The same promises as mp: a DataLoader worker that dies or hangs costs only
+its item (:mod:`launcher.backbones.loading`); ``run.item_timeout_s`` bounds
+loading and each model step; a stop signal ends a wait for a batch at once and
+gives a step in flight ``run.grace_s``, a deadline; and the items the job's own
+process is working on are named in a record that outlives a crash
+(:mod:`launcher.backbones.inflight`).
 """
 
 from __future__ import annotations
@@ -13,19 +20,23 @@ from __future__ import annotations
 import enum
 import logging
 import signal
+import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from launcher.backbones.inflight import InFlight, crashed_here, inflight_path, take_left_behind
+from launcher.backbones.loading import Loading
 from launcher.backbones.mp import available_cpus
-from launcher.backbones.prefetch import Prefetch
+from launcher.backbones.prefetch import CLOSE_WAIT_S, Prefetch
 from launcher.batching import (
     ItemDataset,
+    ItemTimeout,
     Loaded,
-    batch_size_of,
     collate,
     infer,
     postprocess,
@@ -97,20 +108,60 @@ def _ignore_sigint(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process coordinates Ctrl-C
 
 
-class _PlanBatches:
-    """A batch sampler whose "indices" are the plan's pending items, pulled on demand."""
+class _Interrupted(BaseException):
+    """Raised in the model's thread by a stop signal: while it waits for a batch (nothing
+    in flight), on a second signal, or when ``run.grace_s`` is over."""
 
-    def __init__(self, plan: Plan, batch_size: int, job: Job) -> None:
-        self.plan = plan
-        self.batch_size = batch_size
+    def __init__(self, abandoned: bool) -> None:
+        self.abandoned = abandoned
+
+
+class _Stop:
+    """SIGTERM/SIGINT during a run: the job's own handler records the signal; then a wait
+    for a batch ends at once, and items in flight get ``run.grace_s``, a deadline kept by
+    interrupting this thread (a loader stuck in a worker or in ``load_data`` never returns
+    by itself)."""
+
+    def __init__(self, job: Job) -> None:
         self.job = job
+        self.waiting = False  # the model's thread is waiting for a batch
+        self.closing = False  # leaving: nothing is interrupted any more
+        self.timer: threading.Timer | None = None
+        self.handlers: dict[int, Any] = {}
 
-    def __iter__(self):
-        while not self.job.stopping:
-            items = self.plan.take(self.batch_size)
-            if not items:
-                return
-            yield items
+    def __enter__(self) -> _Stop:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.handlers[sig] = signal.signal(sig, self.on_signal)
+        return self
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        if self.closing:
+            return
+        if self.job.signal is not None:
+            raise _Interrupted(abandoned=True)
+        job_handler = self.handlers.get(signum)
+        if callable(job_handler):
+            job_handler(signum, frame)
+        self.job.signal = signum
+        self.timer = threading.Timer(self.job.grace_s, self.overdue, args=(signum,))
+        self.timer.daemon = True
+        self.timer.start()
+        if self.waiting:
+            raise _Interrupted(abandoned=False)
+
+    def overdue(self, signum: int) -> None:
+        if not self.closing:
+            log.error(
+                "items still in flight after run.grace_s=%ss: abandoning them", self.job.grace_s
+            )
+            signal.pthread_kill(threading.main_thread().ident, signum)  # wakes a sleep too
+
+    def __exit__(self, *exc: Any) -> None:
+        self.closing = True
+        if self.timer is not None:
+            self.timer.cancel()
+        for sig, handler in self.handlers.items():
+            signal.signal(sig, handler)
 
 
 class TorchBackbone:
@@ -139,52 +190,121 @@ class TorchBackbone:
                 f"backbone=torch needs a launcher.TorchTask; {type(task).__name__} is a plain Task "
                 "(use backbone=mp or backbone=auto)."
             )
+        workers = self._num_workers()
+        if job.item_timeout_s and not workers:
+            raise ConfigError(
+                f"run.item_timeout_s={job.item_timeout_s} needs DataLoader workers on "
+                "backbone=torch (a load_data stuck in the job's own process cannot be stopped): "
+                "set backbone.num_workers to 1 or more, or leave run.item_timeout_s unset."
+            )
         if job.item_timeout_s:
-            log.warning("run.item_timeout_s is not enforced by backbone=torch")
+            log.info(
+                "run.item_timeout_s=%ss bounds load_data in the DataLoader workers and each "
+                "model step (batch_size times that for a whole batch); postprocessing is not timed",
+                job.item_timeout_s,
+            )
+        record = inflight_path(job.records)
+        left = take_left_behind(record)
         if not plan.has_pending():
             return  # everything is done already: import and load nothing
         self.device = resolve_device(self.cfg.device)
         log.info("torch backbone on %s", self.device)
         import torch
 
-        loader = self._loader(task, plan, job)
-        # workers fork here, on this thread (a fork from a thread can inherit a held lock),
-        # and start loading while the model loads
-        batches = Prefetch(iter(loader))
-        try:
-            task.load_model(self.device)
-            amp = self.cfg.amp.name if isinstance(self.cfg.amp, enum.Enum) else self.cfg.amp
-            autocast = (
-                torch.autocast(self.device.type, dtype=AMP_DTYPES[amp](torch))
-                if amp != "off"
-                else nullcontext()
-            )
-            with torch.inference_mode(), autocast:
-                _Pipeline(task, self.device, job, self.cfg.postprocess_workers).run(
-                    batches, non_blocking=self.device.type == "cuda"
+        dataset = ItemDataset(task, task.get_dataset())
+        loading = Loading(
+            lambda sampler, n, prefetch, timeout: self._loader(
+                task, dataset, sampler, n, prefetch, timeout
+            ),
+            plan,
+            task,
+            job,
+            self.cfg.batch_size,
+            workers,
+            self.cfg.prefetch_factor,
+            inflight := InFlight(record),
+            isolate=set() if workers else crashed_here(job.records, left),
+        )
+        alarm = signal.getsignal(signal.SIGALRM)  # the model steps' time limit takes it
+        with _Stop(job) as stop:
+            batches = None
+            try:
+                # workers fork here, on this thread (a fork from a thread can inherit a held
+                # lock), and start loading while the model loads
+                batches = Prefetch(iter(loading))
+                task.load_model(self.device)
+                amp = self.cfg.amp.name if isinstance(self.cfg.amp, enum.Enum) else self.cfg.amp
+                autocast = (
+                    torch.autocast(self.device.type, dtype=AMP_DTYPES[amp](torch))
+                    if amp != "off"
+                    else nullcontext()
                 )
-        finally:
-            batches.close()
+                with torch.inference_mode(), autocast:
+                    _Pipeline(
+                        task, self.device, job, self.cfg.postprocess_workers, stop, inflight
+                    ).run(batches, non_blocking=self.device.type == "cuda")
+            except _Interrupted as exc:
+                if exc.abandoned:
+                    job.abort(
+                        "stopped by a second signal or run.grace_s: items in flight abandoned"
+                    )
+            finally:
+                stop.closing = True
+                loading.close()
+                if batches is not None:
+                    batches.close(0.0 if job.signal else CLOSE_WAIT_S)
+                inflight.close()
+                signal.signal(signal.SIGALRM, alarm)
 
-    def _loader(self, task: TorchTask, plan: Plan, job: Job) -> Any:
+    def _loader(
+        self,
+        task: TorchTask,
+        dataset: ItemDataset,
+        sampler: Any,
+        workers: int,
+        prefetch: int,
+        timeout: float,
+    ) -> Any:
         from torch.utils.data import DataLoader
 
-        workers = self._num_workers()
         pin = self.device.type == "cuda" if self.cfg.pin_memory is None else self.cfg.pin_memory
-        dataset = ItemDataset(task, task.get_dataset())
         kwargs: dict[str, Any] = {
-            "batch_sampler": _PlanBatches(plan, self.cfg.batch_size, job),
+            "batch_sampler": sampler,
             "collate_fn": collate,
             "num_workers": workers,
             "pin_memory": pin,
         }
         if workers:
             kwargs.update(
-                prefetch_factor=self.cfg.prefetch_factor,
+                prefetch_factor=prefetch,
                 persistent_workers=self.cfg.persistent_workers,
                 worker_init_fn=_ignore_sigint,
+                timeout=timeout,
             )
         return task.get_dataloader(dataset, **kwargs) or DataLoader(dataset, **kwargs)
+
+
+def _step_limit(per_item_s: float) -> Callable[[int], AbstractContextManager]:
+    """A model step over n items gets ``n * run.item_timeout_s``: SIGALRM, in this (the
+    model's) thread, raises :class:`ItemTimeout` there, and the batch is retried item by
+    item (a step stuck inside one native call is stopped when that call returns)."""
+
+    def overrun(signum: int, frame: Any) -> None:
+        raise ItemTimeout(
+            f"the model step ran over run.item_timeout_s={per_item_s}s per item and was stopped"
+        )
+
+    signal.signal(signal.SIGALRM, overrun)
+
+    @contextmanager
+    def limit(n: int) -> Iterator[None]:
+        signal.setitimer(signal.ITIMER_REAL, per_item_s * n)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    return limit
 
 
 class Placement:
@@ -212,15 +332,26 @@ class _Pipeline:
     """Model steps in this thread; postprocessing in a bounded pool, or here while it is
     cheap (:class:`Placement`); records in this thread."""
 
-    def __init__(self, task: TorchTask, device: Any, job: Job, threads: int) -> None:
+    def __init__(
+        self,
+        task: TorchTask,
+        device: Any,
+        job: Job,
+        threads: int,
+        stop: _Stop,
+        inflight: InFlight,
+    ) -> None:
         self.task = task
+        self.stop = stop
+        self.inflight = inflight
         self.device = device
         self.job = job
         self.kind = step_kind(task)
         self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="postprocess")
         self.max_pending = max(1, threads) * 2
-        self.pending: deque[tuple[Future, list[Item], int]] = deque()
+        self.pending: deque[tuple[Future, list[Item]]] = deque()
         self.placement = Placement()
+        self.limit = _step_limit(job.item_timeout_s) if job.item_timeout_s else None
 
     def submit(self, *args: Any) -> Future:
         if not self.placement.here():
@@ -232,8 +363,9 @@ class _Pipeline:
         return done
 
     def run(self, batches: Prefetch, non_blocking: bool) -> None:
+        abandoned = False
         try:
-            for loaded in batches:
+            for loaded in self.waiting(batches):
                 wall, cpu = time.perf_counter(), time.thread_time()
                 self.step(loaded, non_blocking)
                 batches.observe(time.perf_counter() - wall, time.thread_time() - cpu)
@@ -241,10 +373,33 @@ class _Pipeline:
                 self.job.tick()
                 if self.job.stopping:
                     break
+        except _Interrupted as exc:
+            abandoned = exc.abandoned
+            raise
         finally:
-            while self.pending:
-                self.collect(block=True)
-            self.pool.shutdown()
+            try:
+                while self.pending and not abandoned:
+                    self.collect(block=True)
+            except _Interrupted:  # run.grace_s ran out while postprocessing finished
+                abandoned = True
+                raise
+            finally:
+                self.pool.shutdown(wait=not abandoned, cancel_futures=True)
+
+    def waiting(self, batches: Prefetch) -> Iterator[Loaded]:
+        """The batches, with the wait for each marked: a stop signal ends a wait at once."""
+        it = iter(batches)
+        while True:
+            self.stop.waiting = True
+            try:
+                if self.job.stopping:
+                    return
+                loaded = next(it, None)
+            finally:
+                self.stop.waiting = False
+            if loaded is None:
+                return
+            yield loaded
 
     def fail(self, item: Item, f: tuple[str, str, str]) -> None:
         self.job.failed(self.task.item_key(item), *f)
@@ -252,24 +407,31 @@ class _Pipeline:
     def step(self, loaded: Loaded, non_blocking: bool) -> None:
         for item, f in loaded.failed:
             self.fail(item, f)
-        if not loaded.items:
-            return
-        batch = to_device(loaded.batch, self.device, non_blocking)
-        groups, failed = infer(self.task, self.device, batch, self.kind)
-        for i, f in failed:
-            self.fail(loaded.items[i], f)
-        whole = len(groups) == 1 and not failed
-        for start, results in groups:
-            n = batch_size_of(batch) if whole else 1
-            items = loaded.items[start : start + n]
-            future = self.submit(batch, start, results, self.kind, n)
-            self.pending.append((future, items, start))
+        self.note_inflight(loaded.items)
+        for items, part in loaded.parts:
+            batch = to_device(part, self.device, non_blocking)
+            groups, failed = infer(self.task, self.device, batch, self.kind, self.limit)
+            for i, f in failed:
+                self.fail(items[i], f)
+            for positions, group, results in groups:
+                future = self.submit(group, results, self.kind)
+                self.pending.append((future, [items[i] for i in positions]))
+
+    def note_inflight(self, new: tuple[Item, ...] | list[Item] = ()) -> None:
+        """Name the items in a model step or waiting for postprocessing."""
+        key = self.task.item_key
+        held = [key(it) for _, items in self.pending for it in items]
+        self.inflight.set("model", held + [key(it) for it in new])
 
     def collect(self, block: bool) -> None:
+        collected = False
         while self.pending and (block or self.pending[0][0].done()):
-            future, items, start = self.pending.popleft()
+            collected = True
+            future, items = self.pending.popleft()
             block = False
             failed = future.result()
             for pos, f in failed:
-                self.fail(items[pos - start], f)
+                self.fail(items[pos], f)
             self.job.done(len(items) - len(failed))
+        if collected:
+            self.note_inflight()

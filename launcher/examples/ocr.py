@@ -1,8 +1,11 @@
 """Page images in, text out: offline English OCR on a TorchTask.
 
 Line finding and cropping run in DataLoader workers (``load_data``); the
-recognizer sees only tensors. Lines of a whole batch of pages are sorted by
-width and recognized in groups, so little compute goes to padding.
+recognizer sees only tensors. Each page's lines are sorted by width and
+recognized in groups, so little compute goes to padding; lines are never
+grouped with other pages' lines, whose widths would change the padding (and
+so the text and confidences): a page reads the same whatever the batch size,
+shard or resume point.
 Writes ``<name>.json`` (lines with boxes and confidences) and then
 ``<name>.txt``; the ``.txt`` is what the finish check looks for.
 """
@@ -44,21 +47,20 @@ class OcrTask(TorchTask):
             return {"lines": line_tensors(im, boxes), "boxes": boxes}
 
     def inference(self, device: Any, batch_size: int, lines: list, **_: Any) -> dict[str, list]:
+        return {"read": [self.read_lines(page, device) for page in lines]}
+
+    def read_lines(self, lines: list, device: Any) -> list[tuple[str, float]]:
+        """One page's lines, ``(text, confidence)`` in page order."""
         from launcher.examples.ocr_model import collate_lines, decode
 
-        flat = [t for page in lines for t in page]
-        order = sorted(range(len(flat)), key=lambda i: flat[i].shape[-1])
-        read: list[tuple[str, float]] = [("", 0.0)] * len(flat)
+        order = sorted(range(len(lines)), key=lambda i: lines[i].shape[-1])
+        read: list[tuple[str, float]] = [("", 0.0)] * len(lines)
         for start in range(0, len(order), self.line_batch):
             group = order[start : start + self.line_batch]
-            batch = collate_lines([flat[i] for i in group]).to(device, non_blocking=True)
+            batch = collate_lines([lines[i] for i in group]).to(device, non_blocking=True)
             for i, result in zip(group, decode(self.model(batch)), strict=True):
                 read[i] = result
-        per_page, at = [], 0
-        for page in lines:
-            per_page.append(read[at : at + len(page)])
-            at += len(page)
-        return {"read": per_page}
+        return read
 
     def postprocess_each(
         self, batch_idx: int, batch_size: int, output: str, boxes: list, read: list, **_: Any

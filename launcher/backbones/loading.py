@@ -1,0 +1,215 @@
+"""DataLoaders over the plan that survive a worker that dies or hangs.
+
+A DataLoader whose worker dies (SIGKILL, a segfault, ``os._exit``) or, with a
+timeout, delivers nothing in time, raises and is unusable. Every batch handed
+to a loader is remembered here until it comes back, so when one fails the
+batches it still owed are known: the loader is dropped and those items are
+loaded again one at a time, by a loader with one worker holding one item. An
+item that kills that worker (or runs over ``run.item_timeout_s``) alone is
+recorded as ``WorkerDied`` (``ItemTimeout``); the others go on as batches of
+one, and a fresh loader then goes on with the plan. mp does the same with its
+own workers: an item costs only itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from launcher.backbones.inflight import InFlight
+from launcher.batching import Loaded
+from launcher.job import Job
+from launcher.plan import Plan
+from launcher.task import Item, Task
+
+log = logging.getLogger(__name__)
+
+# (batch sampler, workers, batches each worker holds, timeout in seconds or 0) -> DataLoader
+MAX_DEATHS_IN_A_ROW = 5  # then it is the workers, not the items
+
+MakeLoader = Callable[[Any, int, int, float], Any]
+
+
+class _Owed:
+    """A batch sampler that remembers what it handed out until :meth:`received`."""
+
+    def __init__(
+        self,
+        source: Callable[[], list[Item]],
+        job: Job,
+        on_take: Callable[[list[Item]], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.job = job
+        self.on_take = on_take
+        self.owed: deque[list[Item]] = deque()
+
+    def __iter__(self) -> Iterator[list[Item]]:
+        while not self.job.stopping:
+            items = self.source()
+            if not items:
+                return
+            self.owed.append(items)
+            if self.on_take is not None:
+                self.on_take(items)
+            yield items
+
+    def received(self) -> None:
+        self.owed.popleft()  # a DataLoader delivers batches in the order it was given them
+        if self.on_take is not None:
+            self.on_take([])
+
+
+def loader_failure(exc: BaseException) -> str | None:
+    """``"died"`` or ``"timeout"`` for the errors a DataLoader raises when a worker dies
+    or delivers nothing in time; None for any other error."""
+    message = str(exc)
+    if not isinstance(exc, RuntimeError) or "DataLoader" not in message:
+        return None
+    if "timed out" in message:
+        return "timeout"
+    if "exited unexpectedly" in message or "killed by signal" in message:
+        return "died"
+    return None
+
+
+def drop(iterator: Any) -> None:
+    """Stop a DataLoader iterator's workers now (a hung one would take seconds to join)."""
+    for w in getattr(iterator, "_workers", ()):
+        if w.is_alive():
+            w.kill()
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
+@dataclass
+class Loading:
+    """Batches (:class:`Loaded`) for the model, from loaders replaced as workers fail."""
+
+    make_loader: MakeLoader
+    plan: Plan
+    task: Task
+    job: Job
+    batch_size: int
+    workers: int
+    prefetch_factor: int
+    inflight: InFlight | None = None
+    isolate: set[str] = field(default_factory=set)  # keys to load alone whenever they come
+    plan_done: bool = False
+    suspects: deque[Item] = field(default_factory=deque)  # a failed loader's: loaded alone
+    iterator: Any = None
+    deaths_in_a_row: int = 0
+
+    @property
+    def item_timeout_s(self) -> float:
+        return self.job.item_timeout_s or 0.0
+
+    def _open(self, alone: bool) -> tuple[_Owed, Iterator[Loaded]]:
+        if alone:
+            sampler = _Owed(lambda: [self.suspects.popleft()] if self.suspects else [], self.job)
+            loader = self.make_loader(sampler, 1, 1, self.item_timeout_s)
+        else:
+            # without workers, this process loads what it hands out: the record names it
+            on_take = self._loading if not self.workers and self.inflight else None
+            sampler = _Owed(self._take, self.job, on_take)
+            # a batch is loaded item after item in one worker: it gets the time of all of them
+            timeout = self.item_timeout_s * self.batch_size
+            loader = self.make_loader(sampler, self.workers, self.prefetch_factor, timeout)
+        previous = signal.getsignal(signal.SIGCHLD)
+        self.iterator = iter(loader)
+        # the DataLoader's SIGCHLD handler raises "worker killed" wherever the main thread
+        # is (inside a model step or a postprocess); its own check finds dead workers too
+        if signal.getsignal(signal.SIGCHLD) is not previous:
+            signal.signal(signal.SIGCHLD, previous)
+        return sampler, self.iterator
+
+    def __iter__(self) -> Iterator[Loaded]:
+        """Batches, and each item a failed loader is blamed for as a ``Loaded`` holding only
+        that failure (it may run in a loader thread: the model's thread records it)."""
+        while True:
+            alone = bool(self.suspects)
+            sampler, batches = self._open(alone)
+            try:
+                for loaded in batches:
+                    sampler.received()
+                    self.deaths_in_a_row = 0
+                    yield loaded
+                if self.job.stopping or (self.plan_done and not self.suspects):
+                    return
+            except RuntimeError as exc:
+                how = loader_failure(exc)
+                if how is None:
+                    raise
+                if self.job.stopping:
+                    return  # workers may die of the same signal; what they held stays pending
+                blamed = self._settle(sampler, how, str(exc), alone)
+                if blamed is not None:
+                    yield blamed
+            finally:
+                self.close()
+
+    def _take(self) -> list[Item]:
+        """The plan's next batch, less the items to :attr:`isolate` (set aside to be loaded
+        alone)."""
+        while True:
+            items = self.plan.take(self.batch_size)
+            self.plan_done = not items
+            if not self.isolate or not items:
+                return items
+            key = self.task.item_key
+            kept = [it for it in items if key(it) not in self.isolate]
+            self.suspects.extend(it for it in items if key(it) in self.isolate)
+            if kept:
+                return kept
+
+    def _loading(self, items: list[Item]) -> None:
+        assert self.inflight is not None
+        self.inflight.set("loading", [self.task.item_key(it) for it in items])
+
+    def _settle(self, sampler: _Owed, how: str, message: str, alone: bool) -> Loaded | None:
+        """Blame the item a one-item loader failed on, or set a loader's debts aside."""
+        owed = [item for items in sampler.owed for item in items]
+        if not alone:
+            log.warning(
+                "a DataLoader worker failed (%s); loading its %d unfinished item(s) one by one",
+                message,
+                len(owed),
+            )
+            self.suspects.extendleft(reversed(owed))
+            return None
+        self.suspects.extendleft(reversed(owed[1:]))
+        if not owed:
+            return None
+        if how == "timeout":
+            error = (
+                "ItemTimeout",
+                f"loading the item ran over run.item_timeout_s={self.item_timeout_s}s; "
+                "its DataLoader worker was stopped",
+                "",
+            )
+        else:
+            self.deaths_in_a_row += 1
+            if self.deaths_in_a_row > MAX_DEATHS_IN_A_ROW:
+                raise RuntimeError(
+                    f"DataLoader workers died on {self.deaths_in_a_row} items in a row, each "
+                    f"loaded alone ({message}): this looks like the workers, not the items "
+                    "(worker_init_fn, memory, imports); stopping rather than failing every item"
+                )
+            error = (
+                "WorkerDied",
+                "the DataLoader worker died while loading this item alone, after it had taken "
+                f"down the loader of its batch or a run's own process ({message})",
+                "",
+            )
+        return Loaded([], [(owed[0], error)])
+
+    def close(self) -> None:
+        """Stop the current loader's workers (any thread may be waiting on them)."""
+        iterator, self.iterator = self.iterator, None
+        if iterator is not None:
+            drop(iterator)
