@@ -32,6 +32,7 @@ from launcher.progress import eta_s
 from launcher.stats import Stats
 
 FAILURES = "failures.jsonl"
+INFLIGHT = "inflight-{shard}.json"  # torch backbone: items in flight, named after a crash
 PROGRESS = "progress.json"
 REPORT = "report.json"
 DONE_DIR = "done"
@@ -126,10 +127,15 @@ class Records:
         self._failures.close()
         if self.state_dir is None:
             return
-        target = os.path.join(self.state_dir, f"failures.{self.shard_tag}.jsonl")
+        target = shard_failures(self.state_dir, self.shard_tag)
         tmp = target + ".tmp"
         shutil.copyfile(os.path.join(self.job_dir, FAILURES), tmp)
         os.replace(tmp, target)
+
+
+def shard_failures(state_dir: str, shard_tag: str) -> str:
+    """Where a shard's failures are kept beside its outputs, for ``run.retry_failed``."""
+    return os.path.join(state_dir, f"failures.{shard_tag}.jsonl")
 
 
 def read_failures(path: str) -> tuple[list[dict[str, Any]], list[int]]:

@@ -17,14 +17,16 @@ import threading
 import time
 from typing import Any
 
-log = logging.getLogger(__name__)
+from launcher.records import INFLIGHT, shard_failures
 
-FILE = "inflight-{shard}.json"
+log = logging.getLogger(__name__)
 
 
 def inflight_path(records: Any) -> str:
     """Beside the shard's failures when the task has a state dir, else in the job dir."""
-    return os.path.join(records.state_dir or records.job_dir, FILE.format(shard=records.shard_tag))
+    return os.path.join(
+        records.state_dir or records.job_dir, INFLIGHT.format(shard=records.shard_tag)
+    )
 
 
 def left_behind(path: str) -> dict[str, Any] | None:
@@ -60,7 +62,7 @@ def crashed_here(records: Any, left: dict[str, Any] | None) -> set[str]:
     DataLoader workers loads them alone in a worker, so they cannot take it down again."""
     keys = set(left["stages"].get("loading", ())) if left else set()
     if records.state_dir:
-        path = os.path.join(records.state_dir, f"failures.{records.shard_tag}.jsonl")
+        path = shard_failures(records.state_dir, records.shard_tag)
         try:
             with open(path, encoding="utf-8") as f:
                 failures = [json.loads(line) for line in f if line.strip()]
