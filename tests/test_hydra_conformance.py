@@ -9,6 +9,8 @@ their jobs; they are skipped with the reason where no controller answers.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hydra.test_utils.launcher_common_tests import (
     BatchedSweeperTestSuite,
@@ -16,7 +18,7 @@ from hydra.test_utils.launcher_common_tests import (
     LauncherTestSuite,
 )
 
-from tests.conftest import need_slurm
+from tests.conftest import REPO, need_slurm
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -33,6 +35,17 @@ def unset_version_base() -> None:
     state = Singleton.get_state()
     state["instances"] = {k: v for k, v in state["instances"].items() if k is not VersionBase}
     Singleton.set_state(state)
+
+
+@pytest.fixture(autouse=True)
+def plugins_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The integration suite runs its apps from temporary folders in new processes. An
+    editable install (setuptools' import hook) does not extend the ``hydra_plugins``
+    namespace that Hydra scans there, so put the checkout on their path, as a wheel
+    install would put our plugin in site-packages."""
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    )
 
 
 @pytest.fixture
