@@ -152,6 +152,7 @@ class TorchBackbone:
         # and start loading while the model loads
         batches = Prefetch(iter(loader))
         try:
+            job.stage(f"loading the model on {self.device}")
             task.load_model(self.device)
             amp = self.cfg.amp.name if isinstance(self.cfg.amp, enum.Enum) else self.cfg.amp
             autocast = (
