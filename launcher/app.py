@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from launcher.errors import ConfigError, InputError, UserError, check_bounds
+from launcher.errors import ConfigError, InputError, UserError, check_bounds, unknown_key
 from launcher.io import sweep_stale
 from launcher.job import Job, StopPlanning
 from launcher.records import (
@@ -105,6 +105,41 @@ def _check_missing(cfg: DictConfig) -> None:
         )
 
 
+def _check_keys(cfg: DictConfig) -> None:
+    """Refuse keys no schema has, even those added with ``+`` (Hydra lets ``+`` add a key
+    to a structured config, where it would be ignored without a word)."""
+    import dataclasses
+
+    from omegaconf import OmegaConf
+
+    for prefix, node in [("", cfg), *((f"{g}.", cfg.get(g)) for g in ("backbone", "shard", "run"))]:
+        schema = OmegaConf.get_type(node) if node is not None else None
+        if not dataclasses.is_dataclass(schema):
+            continue
+        known = {f.name for f in dataclasses.fields(schema)}
+        for key in node:
+            if key not in known:
+                raise unknown_key(f"{prefix}{key}", known)
+
+
+def _unknown_task_key(cfg: DictConfig, error: TypeError) -> ConfigError | None:
+    """``task.sizee=3``: the key the task's constructor does not take, and the nearest it does."""
+    import inspect
+    import re
+
+    from hydra.utils import get_class
+
+    match = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+    if match is None:
+        return None
+    try:
+        params = inspect.signature(get_class(str(cfg.get("_target_")))).parameters
+    except (ImportError, ValueError, TypeError):
+        return None
+    known = {p for p, v in params.items() if v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)}
+    return unknown_key(f"task.{match.group(1)}", known - {"self"})
+
+
 def _instantiate_task(cfg: DictConfig) -> Any:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
@@ -119,6 +154,8 @@ def _instantiate_task(cfg: DictConfig) -> Any:
             from launcher.searchpath import import_failure
 
             raise ConfigError(import_failure(str(cfg.get("_target_")), cause)) from None
+        if isinstance(cause, TypeError) and (unknown := _unknown_task_key(cfg, cause)):
+            raise unknown from None
         raise ConfigError(
             f"Could not build the task from `task` ({cfg.get('_target_')}): {cause}"
         ) from None
@@ -140,6 +177,7 @@ def build_task(cfg: DictConfig, task: Any = None) -> tuple[Shard, Any]:
     from launcher.backbones import backbone_config
 
     _check_missing(cfg)
+    _check_keys(cfg)
     shard = Shard.from_config(cfg.shard)
     check_bounds("run", OmegaConf.to_object(cfg.run), RUN_BOUNDS)
     if task is None:
@@ -468,9 +506,10 @@ class _JobRun:
                 f"processed {stats.processed}, skipped {stats.skipped}, "
                 f"failed {stats.failed}{kinds} of {stats.total}"
             )
-            if self.items_left is not None:
-                counts += f" (run.limit={self.opts.limit}); {self.items_left} item(s) left"
-        summary = f"{tag}: {counts} in {report['elapsed_s']:.1f}s; {where}"
+        counts += f" in {report['elapsed_s']:.1f}s"
+        if self.items_left is not None:
+            counts += f"; run.limit={self.opts.limit} reached, {self.items_left} item(s) left"
+        summary = f"{tag}: {counts}; {where}"
         if report["state"] == "interrupted":
             log.error("interrupted by signal %d; %s", self.job.signal, summary)
         elif report["state"] == "failed":

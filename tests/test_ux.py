@@ -1,0 +1,181 @@
+"""What a user sees around a job: where the results are, progress that reads, failures
+grouped, and mistakes refused. Each test runs the real command and reads what it
+printed or wrote."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, TEST_CONF, report
+
+
+def squares(out, *more):
+    return ["task=squares", f"task.output_dir={out}", *more]
+
+
+def summary_line(text: str) -> str:
+    (line,) = [ln for ln in text.splitlines() if "records in " in ln]
+    return line
+
+
+def test_summary_and_report_name_the_output_folder_and_the_records(launch, tmp_path):
+    thumbs = tmp_path / "thumbs"
+    r = launch(
+        "task=thumbnail",
+        "task.size=24",
+        f"task.output_dir='{thumbs}/${{hash:${{.size}},${{.format}},${{.quality}}}}'",
+    )
+    assert r.returncode == 0, r.stderr
+    rep = report(launch.job_dir)
+    (folder,) = thumbs.iterdir()
+    assert re.fullmatch(r"[0-9a-f]{10}", folder.name)
+    assert rep["output_dir"] == str(folder) and rep["job_dir"] == str(launch.job_dir)
+    line = summary_line(r.stdout + r.stderr)
+    assert f"outputs in {folder}, records in {launch.job_dir}" in line
+    # the hash-named folder says which parameters named it
+    assert rep["output_params"] == str(folder / "params.json")
+    params = json.loads((folder / "params.json").read_text())
+    assert params["hash"] == folder.name
+    assert params["params"] == {"size": 24, "format": "jpeg", "quality": 85}
+    assert "${hash:" in params["output_dir"]
+
+
+def test_dry_run_says_pending_and_done_and_a_limit_says_what_is_left(launch, tmp_path):
+    out = tmp_path / "out"
+    r = launch(*squares(out, "task.n=36"), "run.limit=6")
+    assert r.returncode == 0, r.stderr
+    line = summary_line(r.stdout + r.stderr)
+    assert "processed 6, skipped 0, failed 0 of 6" in line
+    assert "run.limit=6 reached, 30 item(s) left" in line
+    assert report(launch.job_dir)["items_left"] == 30
+
+    r = launch(*squares(out, "task.n=36"), "run.dry_run=true")
+    assert r.returncode == 0, r.stderr
+    assert "dry run: 30 pending, 6 done of 36" in summary_line(r.stdout + r.stderr)
+    assert report(launch.job_dir)["state"] == "dry_run"
+
+
+def test_start_line_and_report_agree_on_workers_started(launch, tmp_path):
+    r = launch(*squares(tmp_path / "out", "task.n=20"), "backbone=mp", "backbone.num_workers=2")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert "workers_started" not in out  # the start line is written before any worker starts
+    assert report(launch.job_dir)["backbone"]["workers_started"] == 2
+    # until items flow, the log says what the job is doing
+    assert "listing items and checking which are done" in out
+    assert "starting 2 workers" in out
+
+
+def test_a_bug_that_fails_every_item_stops_early_with_one_paragraph(launch, tmp_path):
+    fault = tmp_path / "fault"
+    fault.write_text("")
+    args = squares(tmp_path / "out", "task.n=300", "task.fail_mod=1", f"task.fault_file={fault}")
+    r = launch(*args)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    rep = report(launch.job_dir)
+    assert rep["state"] == "aborted" and 20 <= rep["failed"] < 300
+    assert "the first 20 items all failed with ValueError" in rep["stop_reason"]
+    assert "the first 20 items all failed with ValueError" in out
+    assert "Traceback (most recent call last)" in out and "bad item 0" in out
+    assert "run.systematic_failures=null" in out
+    assert len(re.findall(r"item \S+ failed: ValueError", out)) == 1  # one line, not one per item
+
+    r = launch(*args, "run.systematic_failures=null", "run.log_interval_s=3600")
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    rep = report(launch.job_dir)
+    assert (rep["state"], rep["failed"]) == ("completed", 300)
+    assert len(re.findall(r"failed: ValueError", out)) == 1
+    assert "failed 300 (ValueError 300) of 300" in summary_line(out)
+
+
+def test_repeated_failures_are_counted_periodically(launch, tmp_path):
+    fault = tmp_path / "fault"
+    fault.write_text("")
+    args = squares(tmp_path / "out", "task.n=60", "task.fail_mod=2", f"task.fault_file={fault}")
+    args.append("task.slow_s=0.02")
+    r = launch(*args, "run.log_interval_s=0.1", "backbone.num_workers=1")
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert report(launch.job_dir)["failed"] == 30  # items succeed too: no early stop
+    assert len(re.findall(r"failed: ValueError", out)) == 1
+    assert re.search(r"\d+ item\(s\) failed so far: ValueError \d+", out)
+
+
+def test_systematic_failures_is_checked_like_the_other_run_numbers(launch, tmp_path):
+    r = launch(*squares(tmp_path / "out"), "run.systematic_failures=0")
+    assert r.returncode == 2
+    assert "run.systematic_failures=0 is out of range: must be >= 1" in r.stdout + r.stderr
+
+
+def test_on_error_raise_shows_the_items_traceback(launch, tmp_path):
+    fault = tmp_path / "fault"
+    fault.write_text("")
+    args = squares(tmp_path / "out", "task.n=10", "task.fail_mod=3", f"task.fault_file={fault}")
+    r = launch(*args, "run.on_error=raise")
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "Traceback (most recent call last)" in out
+    assert 'raise ValueError(f"bad item {x}")' in out
+    assert "run.on_error=raise" in out
+
+
+@pytest.mark.parametrize(
+    ("override", "hint"),
+    [
+        ("+backbone.num_worker=4", "Did you mean num_workers?"),
+        ("+shard.idxx=1", "Did you mean idx?"),
+        ("+run.dry_rum=true", "Did you mean dry_run?"),
+        ("+task.nn=3", "Did you mean n?"),
+        ("+bakbone=1", "Did you mean backbone?"),
+    ],
+)
+def test_unknown_keys_are_refused_even_with_a_plus(launch, tmp_path, override, hint):
+    r = launch(*squares(tmp_path / "out", "task.n=5"), override)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    key = override[1:].split("=")[0]
+    assert f"{key}: no such key" in out and hint in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_shard_of_many_without_an_index_or_m_is_refused(launch, tmp_path):
+    r = launch(*squares(tmp_path / "out", "task.n=8"), "shard.num=4")
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "shard.num=4 without shard.idx" in out and "Add -m" in out and "shard.idx=I" in out
+    assert not launch.job_dir.exists() and not (tmp_path / "out").exists()
+    r = launch(*squares(tmp_path / "out", "task.n=8"), "shard.num=4", "shard.idx=1")
+    assert r.returncode == 0 and report(launch.job_dir)["processed"] == 2
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux `script`")
+def test_a_bar_under_a_pseudo_terminal_with_log_lines_above_it(tmp_path):
+    argv = [
+        sys.executable,
+        str(REPO / "launch.py"),
+        f"hydra.searchpath=[file://{TEST_CONF}]",
+        *squares(tmp_path / "out", "task.n=40"),
+        f"hydra.run.dir={tmp_path / 'job'}",
+    ]
+    r = subprocess.run(
+        ["script", "-qec", shlex.join(argv), "/dev/null"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout
+    segments = re.split(r"[\r\n]", r.stdout)
+    assert any("40/40" in s for s in segments), r.stdout  # the bar, drawn to its end
+    assert any("starting" in s and "item" in s for s in segments)  # the stage, on the bar
+    logs = [s for s in segments if "][launcher" in s]
+    assert logs and all(s.startswith("[") and "item/s" not in s for s in logs), logs
