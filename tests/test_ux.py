@@ -179,3 +179,18 @@ def test_a_bar_under_a_pseudo_terminal_with_log_lines_above_it(tmp_path):
     assert any("starting" in s and "item" in s for s in segments)  # the stage, on the bar
     logs = [s for s in segments if "][launcher" in s]
     assert logs and all(s.startswith("[") and "item/s" not in s for s in logs), logs
+
+
+def test_a_local_sweep_shows_overall_progress_while_it_runs(launch, tmp_path):
+    args = squares(tmp_path / "out", "task.n=240", "task.slow_s=0.01", "shard.num=4")
+    args += ["hydra.launcher.array_parallelism=1", "backbone.num_workers=1"]
+    r = launch(*args, "run.log_interval_s=0.3", multirun=True)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    lines = [ln for ln in out.splitlines() if "sweep: shards: 4 (" in ln]
+    assert len(lines) >= 2, out  # periodic lines while the shards run, not one at the end
+    rate = re.compile(r"items: \d+/\d+ .*done, 0 failed; [\d.]+ items/s; ETA")
+    assert any(rate.search(ln) for ln in lines)
+    # between shards and at the end: no "0.0 items/s; ETA -"
+    assert "0.0 items/s" not in out and "ETA -" not in out
+    assert "items: 240/240 done, 0 failed" in out
