@@ -194,3 +194,93 @@ def test_a_local_sweep_shows_overall_progress_while_it_runs(launch, tmp_path):
     # between shards and at the end: no "0.0 items/s; ETA -"
     assert "0.0 items/s" not in out and "ETA -" not in out
     assert "items: 240/240 done, 0 failed" in out
+
+
+def test_the_ocr_check_compares_outputs_with_the_bundled_truth(tmp_path):
+    truth = json.loads((REPO / "launcher/examples/samples/ocr/truth.json").read_text())
+    out = tmp_path / "ocr"
+    out.mkdir()
+    for name, lines in truth.items():
+        (out / (name.rsplit(".", 1)[0] + ".txt")).write_text("\n".join(lines) + "\n")
+    first = sorted(truth)[0]
+    wrong = truth[first][0].replace("quick", "quack")
+    (out / (first.rsplit(".", 1)[0] + ".txt")).write_text("\n".join([wrong, *truth[first][1:]]))
+    check = [sys.executable, "-m", "launcher.examples.check_ocr", str(out)]
+    r = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    n = sum(len(lines) for lines in truth.values())
+    assert r.returncode == 0, r.stderr
+    assert f"{n - 1}/{n} lines read exactly" in r.stdout
+    assert f"{len(truth)}/{len(truth)} pages" in r.stdout
+    assert f"{first} line 1: expected {truth[first][0]!r}, read {wrong!r}" in r.stdout
+
+    (out / (first.rsplit(".", 1)[0] + ".txt")).unlink()
+    r = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "1 page(s) have no .txt yet" in r.stdout
+    r = subprocess.run([*check[:-1], str(tmp_path / "none")], capture_output=True, text=True)
+    assert r.returncode == 2 and "run `python launch.py task=ocr` first" in r.stderr
+
+
+def cfg(*args: str) -> dict:
+    """What ``--cfg`` prints, as the user would run it."""
+    import yaml
+
+    argv = [sys.executable, "launch.py", "task=thumbnail", *args]
+    r = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return yaml.safe_load(r.stdout)
+
+
+def test_every_default_the_readme_states_is_the_codes():
+    defaults: dict[str, list] = {}
+    for node in [
+        cfg("backbone=mp", "--cfg", "job")["backbone"],
+        *(cfg("backbone=torch", "--cfg", "job")[g] for g in ("backbone", "shard", "run")),
+        cfg("hydra/launcher=slurm", "--cfg", "hydra", "--package", "hydra.launcher"),
+    ]:
+        for key, value in node.items():
+            defaults.setdefault(key, []).append(value)
+    readme = (REPO / "README.md").read_text()
+    literal = r"`(\w+)` \((?:`([^`]+)`|(\d+(?:\.\d+)?|true|false|none))[);:,]"
+    stated = [(k, a or b) for k, a, b in re.findall(literal, readme) if k in defaults]
+    assert len(stated) >= 20, stated
+    wrong = []
+    for key, text in stated:
+        if not any(same(text, d) for d in defaults[key]):
+            wrong.append(f"{key}: README {text!r}, code {defaults[key]}")
+    assert not wrong, wrong
+    assert "mem" in defaults and defaults["mem"] == [None]  # no --mem unless asked for
+
+
+def same(text: str, value) -> bool:
+    """``30`` is 30.0, ``none`` is null, ``false`` is False, ``off`` is 'off'."""
+    if value is None or isinstance(value, bool):
+        return text == str(value).lower()
+    if isinstance(value, (int, float)):
+        return re.fullmatch(r"\d+(\.\d+)?", text) is not None and float(text) == value
+    return text == str(value)
+
+
+def test_the_readme_names_every_task_and_shard_strategy():
+    readme = (REPO / "README.md").read_text()
+    (row,) = [ln for ln in readme.splitlines() if ln.startswith("| `task` |")]
+    for name in ("thumbnail", "ocr", "embed", "kagurazaka"):
+        assert f"`{name}`" in row
+    assert "your own" in row
+    assert {p.stem for p in (REPO / "launcher/conf/task").glob("*.yaml")} == {
+        "thumbnail",
+        "ocr",
+        "embed",
+        "kagurazaka",
+    }
+    r = subprocess.run(
+        [sys.executable, "launch.py", "task=thumbnail", "shard.strategy=bogus"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2
+    (listed,) = re.findall(r"expected one of \[([^\]]+)\]", r.stderr)
+    (row,) = [ln for ln in readme.splitlines() if ln.startswith("| `shard` |")]
+    for value in listed.split(", "):
+        assert f"`{value}`" in row, value
