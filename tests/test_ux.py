@@ -284,3 +284,22 @@ def test_the_readme_names_every_task_and_shard_strategy():
     (row,) = [ln for ln in readme.splitlines() if ln.startswith("| `shard` |")]
     for value in listed.split(", "):
         assert f"`{value}`" in row, value
+
+
+def test_a_torch_job_says_it_loads_the_model_before_items_flow(launch, tmp_path):
+    pytest.importorskip("torch")
+    (tmp_path / "in").mkdir()
+    for i in range(6):
+        (tmp_path / "in" / f"{i}.txt").write_text(f"{i} 1 2 3")
+    r = launch(
+        "task=sum_model",
+        f"task.input_dir={tmp_path / 'in'}",
+        f"task.output_dir={tmp_path / 'out'}",
+        "backbone=torch",
+        "backbone.num_workers=0",
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    stages = ["listing items and checking which are done", "loading the model on cpu"]
+    assert all(s in out for s in stages), out
+    assert out.index(stages[0]) < out.index(stages[1]) < out.index("processed 6,")
