@@ -123,21 +123,32 @@ def _check_keys(cfg: DictConfig) -> None:
 
 
 def _unknown_task_key(cfg: DictConfig, error: TypeError) -> ConfigError | None:
-    """``task.sizee=3``: the key the task's constructor does not take, and the nearest it does."""
+    """``task.sizee=3`` or ``task.input.foo=1``: the key a constructor the task config names
+    does not take, and the nearest one it does."""
     import inspect
     import re
 
     from hydra.utils import get_class
+    from omegaconf import OmegaConf
 
-    match = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+    match = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(error))
     if match is None:
         return None
-    try:
-        params = inspect.signature(get_class(str(cfg.get("_target_")))).parameters
-    except (ImportError, ValueError, TypeError):
-        return None
-    known = {p for p, v in params.items() if v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)}
-    return unknown_key(f"task.{match.group(1)}", known - {"self"})
+    cls_name, key = match.groups()
+    nodes = [("task", cfg)]
+    while nodes:
+        path, node = nodes.pop()
+        nodes += [(f"{path}.{k}", v) for k, v in node.items() if OmegaConf.is_dict(v)]
+        target = node.get("_target_")
+        if key not in node or not isinstance(target, str) or target.split(".")[-1] != cls_name:
+            continue
+        try:
+            params = inspect.signature(get_class(target)).parameters
+        except (ImportError, ValueError, TypeError):
+            return None
+        known = {p for p, v in params.items() if v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)}
+        return unknown_key(f"{path}.{key}", known - {"self"})
+    return None
 
 
 def _instantiate_task(cfg: DictConfig) -> Any:

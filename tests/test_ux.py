@@ -303,3 +303,12 @@ def test_a_torch_job_says_it_loads_the_model_before_items_flow(launch, tmp_path)
     stages = ["listing items and checking which are done", "loading the model on cpu"]
     assert all(s in out for s in stages), out
     assert out.index(stages[0]) < out.index(stages[1]) < out.index("processed 6,")
+
+
+def test_an_unknown_key_of_a_nested_mode_is_named_by_its_path(launch, tmp_path):
+    out = tmp_path / "out"
+    r = launch("task=thumbnail", f"task.output_dir={out}", "+task.output.extensio=.png")
+    text = r.stdout + r.stderr
+    assert r.returncode == 2, text
+    assert "task.output.extensio: no such key in task.output.*" in text
+    assert "Did you mean extension?" in text and not out.exists()
