@@ -120,7 +120,6 @@ class Job:
         if now < self._next_count_log:
             return
         self._next_count_log = now + self.count_log_s
-        self._counted_since = 0
         log.warning("%d item(s) failed so far: %s", self.stats.failed, self.failure_counts())
 
     def failure_counts(self) -> str:
