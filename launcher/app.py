@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from launcher.errors import ConfigError, InputError, UserError, check_bounds
+from launcher.errors import ConfigError, InputError, UserError, check_bounds, unknown_key
 from launcher.io import sweep_stale
 from launcher.job import Job, StopPlanning
 from launcher.records import (
@@ -31,6 +31,7 @@ from launcher.records import (
 )
 from launcher.shard import Shard, Strategy
 from launcher.stats import Stats
+from launcher.task import Task
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -47,6 +48,8 @@ class RunConfig:
 
     on_error: OnError = OnError["continue"]  # continue: record and go on; raise: stop at the first
     max_failures: int | None = None  # stop once this many items failed
+    # stop when the first N items all fail with one error type (a bug, not bad items)
+    systematic_failures: int | None = 20
     item_timeout_s: float | None = None  # kill an item's worker after this long
     retry_failed: bool = False  # process only the items that failed last time
     dry_run: bool = False  # plan and report, process nothing
@@ -60,6 +63,7 @@ class RunConfig:
 
 RUN_BOUNDS = {
     "max_failures": ">= 1",
+    "systematic_failures": ">= 1",
     "item_timeout_s": "> 0",
     "limit": ">= 1",
     "grace_s": ">= 0",
@@ -101,6 +105,52 @@ def _check_missing(cfg: DictConfig) -> None:
         )
 
 
+def _check_keys(cfg: DictConfig) -> None:
+    """Refuse keys no schema has, even those added with ``+`` (Hydra lets ``+`` add a key
+    to a structured config, where it would be ignored without a word)."""
+    import dataclasses
+
+    from omegaconf import OmegaConf
+
+    for prefix, node in [("", cfg), *((f"{g}.", cfg.get(g)) for g in ("backbone", "shard", "run"))]:
+        schema = OmegaConf.get_type(node) if node is not None else None
+        if not dataclasses.is_dataclass(schema):
+            continue
+        known = {f.name for f in dataclasses.fields(schema)}
+        for key in node:
+            if key not in known:
+                raise unknown_key(f"{prefix}{key}", known)
+
+
+def _unknown_task_key(cfg: DictConfig, error: TypeError) -> ConfigError | None:
+    """``task.sizee=3`` or ``task.input.foo=1``: the key a constructor the task config names
+    does not take, and the nearest one it does."""
+    import inspect
+    import re
+
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    match = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(error))
+    if match is None:
+        return None
+    cls_name, key = match.groups()
+    nodes = [("task", cfg)]
+    while nodes:
+        path, node = nodes.pop()
+        nodes += [(f"{path}.{k}", v) for k, v in node.items() if OmegaConf.is_dict(v)]
+        target = node.get("_target_")
+        if key not in node or not isinstance(target, str) or target.split(".")[-1] != cls_name:
+            continue
+        try:
+            params = inspect.signature(get_class(target)).parameters
+        except (ImportError, ValueError, TypeError):
+            return None
+        known = {p for p, v in params.items() if v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)}
+        return unknown_key(f"{path}.{key}", known - {"self"})
+    return None
+
+
 def _instantiate_task(cfg: DictConfig) -> Any:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
@@ -115,6 +165,8 @@ def _instantiate_task(cfg: DictConfig) -> Any:
             from launcher.searchpath import import_failure
 
             raise ConfigError(import_failure(str(cfg.get("_target_")), cause)) from None
+        if isinstance(cause, TypeError) and (unknown := _unknown_task_key(cfg, cause)):
+            raise unknown from None
         raise ConfigError(
             f"Could not build the task from `task` ({cfg.get('_target_')}): {cause}"
         ) from None
@@ -136,6 +188,7 @@ def build_task(cfg: DictConfig, task: Any = None) -> tuple[Shard, Any]:
     from launcher.backbones import backbone_config
 
     _check_missing(cfg)
+    _check_keys(cfg)
     shard = Shard.from_config(cfg.shard)
     check_bounds("run", OmegaConf.to_object(cfg.run), RUN_BOUNDS)
     if task is None:
@@ -187,7 +240,9 @@ class _JobRun:
             "task": cfg.task.get("_target_") if cfg.get("task") else None,
             "shard": None,
             "backbone": None,
-            "job_dir": os.path.abspath(job_dir),
+            "output_dir": None,  # where the results are
+            "output_params": None,  # <hash-named output folder>/params.json: what named it
+            "job_dir": os.path.abspath(job_dir),  # where these records are
             "state_dir": None,
             "started_at": now_iso(),
             **job_identity(),
@@ -202,6 +257,7 @@ class _JobRun:
         self.set_up = False
         self.error: str | None = None
         self.error_code = 0
+        self.items_left: int | None = None  # counted when run.limit stopped the job
 
     def run(self) -> int:
         try:
@@ -239,12 +295,15 @@ class _JobRun:
             task.bind_hard_shard(min(shard.idx), shard.num)
         self.backbone = make_backbone(OmegaConf.to_object(cfg.backbone), task)
         self.header["backbone"] = self.backbone.describe()
+        if task.output_dir:
+            self.header["output_dir"] = os.path.abspath(task.output_dir)
         task.check_inputs()
         state_dir = opts.state_dir or task.state_dir()
         self.header["state_dir"] = state_dir and os.path.abspath(state_dir)
         only_keys = self._retry_keys(state_dir)
         if state_dir and not opts.dry_run:
             self._hold_shard(state_dir, shard)
+            self._record_hash_params()
         _warn_outputs_in_inputs(task)
 
         self.progress = Progress(
@@ -259,9 +318,11 @@ class _JobRun:
             self.progress,
             on_error=opts.on_error.name,
             max_failures=opts.max_failures,
+            systematic_failures=opts.systematic_failures,
             item_timeout_s=opts.item_timeout_s,
             grace_s=opts.grace_s,
             heartbeat_s=opts.heartbeat_s,
+            count_log_s=opts.log_interval_s,
         )
         plan = Plan(
             task,
@@ -272,14 +333,18 @@ class _JobRun:
             on_skip=job.failed,
             interruptible=job.interruptible,
         )
-        log.info("%s on %s, %s", self.header["task"], shard.tag(), self.backbone.describe())
+        backbone = {k: v for k, v in self.backbone.describe().items() if k != "workers_started"}
+        log.info("%s on %s, %s", self.header["task"], shard.tag(), backbone)
         with job:
             job.tick(force=True)
             self.set_up = True
+            if type(task).setup is not Task.setup:
+                job.stage("setting up the task")
             with job.interruptible():
                 task.setup()
             if job.stopping:
                 return
+            job.stage("listing items and checking which are done")
             if opts.dry_run:
                 while plan.take(4096):
                     pass
@@ -287,6 +352,35 @@ class _JobRun:
                 self.backbone.run(task, plan, job)
             if plan.error is not None:
                 raise plan.error
+            if plan.limit == 0 and not opts.dry_run and not job.stopping:
+                self.items_left = self._count_left(only_keys)
+
+    def _count_left(self, only_keys: frozenset[str] | None) -> int | None:
+        """Pending items after ``run.limit`` was reached: one more listing and done check."""
+        from launcher.plan import Plan
+
+        stats = Stats()
+        plan = Plan(self.task, self.shard, stats, only_keys=only_keys)
+        while plan.take(4096):
+            pass
+        return None if plan.error is not None else stats.pending
+
+    def _record_hash_params(self) -> None:
+        """Keep, beside the outputs, the parameters that named a hash-named output folder."""
+        from omegaconf import OmegaConf
+
+        from launcher.resolvers import write_hash_params
+
+        task_cfg = self.cfg.get("task")
+        if not task_cfg or not self.task.output_dir:
+            return
+        expression = OmegaConf.to_container(task_cfg, resolve=False).get("output_dir")
+        try:
+            path = write_hash_params(self.task.output_dir, expression)
+        except OSError as e:
+            log.warning("could not write the output folder's %s: %s", "params.json", e)
+            return
+        self.header["output_params"] = path and os.path.abspath(path)
 
     def _retry_keys(self, state_dir: str | None) -> frozenset[str] | None:
         if not self.opts.retry_failed:
@@ -346,6 +440,7 @@ class _JobRun:
         return {
             **stats.as_dict(),
             "pending": stats.pending if stats.planned else None,
+            "items_left": self.items_left,
             "elapsed_s": round(elapsed, 3),
             "items_per_s": round((stats.processed + stats.failed) / elapsed, 3) if elapsed else 0.0,
             "state": state_name,
@@ -411,11 +506,21 @@ class _JobRun:
     def _summary(self, report: dict[str, Any]) -> None:
         stats = self.stats
         tag = self.shard.tag() if self.shard else "job"
-        summary = (
-            f"{tag}: processed {stats.processed}, skipped {stats.skipped}, "
-            f"failed {stats.failed} of {stats.total} in {report['elapsed_s']:.1f}s "
-            f"-> {report['job_dir']}"
-        )
+        where = f"records in {report['job_dir']}"
+        if report["output_dir"]:
+            where = f"outputs in {report['output_dir']}, {where}"
+        if report["state"] == "dry_run":
+            counts = f"dry run: {stats.pending} pending, {stats.skipped} done of {stats.total}"
+        else:
+            kinds = f" ({self.job.failure_counts()})" if stats.failed and self.job else ""
+            counts = (
+                f"processed {stats.processed}, skipped {stats.skipped}, "
+                f"failed {stats.failed}{kinds} of {stats.total}"
+            )
+        counts += f" in {report['elapsed_s']:.1f}s"
+        if self.items_left is not None:
+            counts += f"; run.limit={self.opts.limit} reached, {self.items_left} item(s) left"
+        summary = f"{tag}: {counts}; {where}"
         if report["state"] == "interrupted":
             log.error("interrupted by signal %d; %s", self.job.signal, summary)
         elif report["state"] == "failed":

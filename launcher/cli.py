@@ -27,6 +27,27 @@ def multirun_last(args: list[str]) -> list[str]:
     return rest + ["--multirun"] if len(rest) < len(args) else rest
 
 
+def one_shard_of_many(overrides: list[str]) -> str | None:
+    """The refusal of ``shard.num=4`` without ``shard.idx`` and without ``-m``: that would
+    run shard 0 of 4 alone and exit 0, which is almost never what was meant."""
+    values = {}
+    for arg in overrides:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if sep:
+            values[key] = value
+    try:
+        num = int(values.get("shard.num", "1"))
+    except ValueError:
+        return None  # an interpolation or a sweep list: Hydra and the shard check decide
+    if num <= 1 or "shard.idx" in values:
+        return None
+    return (
+        f"shard.num={num} without shard.idx would run only shard 0 of {num}. Add -m to run "
+        f"all {num} shards (a SLURM array where sbatch exists, else local processes), or set "
+        f"shard.idx=I (0..{num - 1}) to run one shard here."
+    )
+
+
 def version_line() -> str:
     from importlib.metadata import version
 
@@ -58,6 +79,9 @@ def main() -> None:
 
         sys.exit(task_help(overrides))
 
+    if not any(a in MULTIRUN for a in args) and (refused := one_shard_of_many(overrides)):
+        print(refused, file=sys.stderr)
+        sys.exit(2)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # the user's own task modules; workers inherit it
     sys.argv[1:] = multirun_last(args)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class UserError(Exception):
     """A bad config value or input; the message names the key or the item."""
@@ -33,3 +35,18 @@ def check_bounds(prefix: str, values: object, bounds: dict[str, str]) -> None:
         finite = not isinstance(value, float) or math.isfinite(value)
         if not (finite and ops[op](value, float(limit))):
             raise ConfigError(f"{prefix}.{name}={value!r} is out of range: must be {rule}.")
+
+
+def unknown_key(key: str, known: Iterable[str]) -> ConfigError:
+    """The error for a key no schema has (``+backbone.num_worker=4``), with the nearest
+    known key when one is close."""
+    import difflib
+
+    group, _, name = key.rpartition(".")
+    near = difflib.get_close_matches(name, sorted(known), n=1)
+    hint = f" Did you mean {near[0]}?" if near else ""
+    where = f"{group}.*" if group else "the top level"
+    return ConfigError(
+        f"{key}: no such key in {where} (known: {', '.join(sorted(known))}).{hint} "
+        "(A `+` can add any key to the config, but nothing would read this one.)"
+    )

@@ -41,15 +41,22 @@ class Job:
         *,
         on_error: str = "continue",
         max_failures: int | None = None,
+        systematic_failures: int | None = None,
         item_timeout_s: float | None = None,
         grace_s: float = 30.0,
         heartbeat_s: float = 5.0,
+        count_log_s: float = 30.0,
     ) -> None:
         self.stats = stats
         self.records = records
         self.progress = progress
         self.on_error = on_error
         self.max_failures = max_failures
+        self.systematic_failures = systematic_failures
+        self.count_log_s = count_log_s
+        self.errors: dict[str, int] = {}  # failed items by error type
+        self._first_failure: tuple[str, str, str, str] | None = None  # item, error, message, tb
+        self._next_count_log = time.monotonic() + count_log_s
         self.item_timeout_s = item_timeout_s
         self.grace_s = grace_s
         self.heartbeat_s = heartbeat_s
@@ -71,21 +78,83 @@ class Job:
     def done(self, n: int) -> None:
         self.stats.processed += n
 
+    def stage(self, what: str) -> None:
+        """Say what the job does until items flow (``loading the model``)."""
+        self.progress.stage(what)
+
     def failed(self, item: str, error: str, message: str, traceback: str, **extra: Any) -> None:
+        """Record a failed item. The log shows the first failure of each error type, then
+        periodic counts: a bug that fails every item must not print a line per item."""
         self.stats.failed += 1
         self.records.failure(item, error, message, traceback, **extra)
+        if self._first_failure is None:
+            self._first_failure = (item, error, message, traceback)
+        self.errors[error] = self.errors.get(error, 0) + 1
         shown = clip(message, MAX_SHOWN_CHARS)
-        log.warning("item %s failed: %s: %s", printable(item), error, shown)
         if self.on_error == "raise":
+            log.error("item %s failed: %s: %s\n%s", printable(item), error, shown, traceback)
             self.abort(f"item {item!r} failed with {error} and run.on_error=raise")
-        elif self.max_failures is not None and self.stats.failed >= self.max_failures:
+            return
+        if self.errors[error] == 1:
+            log.warning(
+                "item %s failed: %s: %s (further %s failures are counted, not shown one by one)",
+                printable(item),
+                error,
+                shown,
+                error,
+            )
+        else:
+            self._log_failure_counts()
+        if self.max_failures is not None and self.stats.failed >= self.max_failures:
             self.abort(f"{self.stats.failed} items failed, reaching run.max_failures")
+        elif self._systematic():
+            self.abort(
+                f"the first {self.stats.failed} items all failed with {error} "
+                f"(run.systematic_failures={self.systematic_failures})",
+                self._systematic_paragraph(),
+            )
 
-    def abort(self, reason: str) -> None:
+    def _log_failure_counts(self) -> None:
+        """One line with the failures so far by error type, at most every ``count_log_s``."""
+        now = time.monotonic()
+        if now < self._next_count_log:
+            return
+        self._next_count_log = now + self.count_log_s
+        log.warning("%d item(s) failed so far: %s", self.stats.failed, self.failure_counts())
+
+    def failure_counts(self) -> str:
+        """``TypeError 30, OSError 2``: the failures by error type, most frequent first."""
+        ranked = sorted(self.errors.items(), key=lambda kv: -kv[1])
+        return ", ".join(f"{error} {n}" for error, n in ranked)
+
+    def _systematic(self) -> bool:
+        n = self.systematic_failures
+        return (
+            n is not None
+            and self.stats.processed == 0
+            and len(self.errors) == 1
+            and self.stats.failed >= n
+        )
+
+    def _systematic_paragraph(self) -> str:
+        item, error, message, traceback = self._first_failure
+        return (
+            f"the first {self.stats.failed} items all failed with {error} and none succeeded: "
+            "this looks like a bug in the task or a wrong parameter, not bad items "
+            f"(run.systematic_failures={self.systematic_failures}). The first, item "
+            f"{printable(item)}: {error}: {clip(message, MAX_SHOWN_CHARS)}\n"
+            f"{traceback.rstrip()}\n"
+            "Every failure is in failures.jsonl. Fix the cause and run the same command again "
+            "(done items are skipped), or set run.systematic_failures=null to process every "
+            "item regardless."
+        )
+
+    def abort(self, reason: str, paragraph: str | None = None) -> None:
+        """Stop taking items; ``reason`` goes to the report, ``paragraph`` (if any) to the log."""
         if self.abort_reason is None:
             self.abort_reason = reason
             self._start_deadline()
-            log.error("stopping: %s", clip(reason, MAX_SHOWN_CHARS))
+            log.error("stopping: %s", paragraph or clip(reason, MAX_SHOWN_CHARS))
 
     def _start_deadline(self) -> None:
         if self.deadline is None:

@@ -1,11 +1,16 @@
 """Progress for people: a tqdm bar on a terminal, a log line every N seconds elsewhere.
 
 SLURM logs are files, where a bar's carriage returns become megabytes of noise.
+Until items flow, the bar (or a log line) says what the job is doing: setting
+up, listing, starting workers, loading the model. While a bar is shown, log
+lines are written above it rather than onto it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 import time
 
@@ -14,6 +19,7 @@ from launcher.stats import Stats
 log = logging.getLogger(__name__)
 
 BAR_REFRESH_S = 0.2
+FALLBACK_COLUMNS, FALLBACK_LINES = 100, 24  # a pseudo-terminal reporting no size (script -qc)
 
 
 def format_duration(seconds: float | None, unknown: str = "?") -> str:
@@ -30,6 +36,15 @@ def eta_s(remaining: float | None, rate: float) -> float | None:
     return remaining / rate if remaining is not None and rate > 0 else None
 
 
+def terminal_size() -> tuple[int, int]:
+    """The terminal's columns and lines; 0 where it reports none (a bare pseudo-terminal,
+    where tqdm would draw a bar 0 columns wide and hide it below row 0)."""
+    try:
+        return tuple(os.get_terminal_size(sys.stderr.fileno()))
+    except (OSError, ValueError):
+        return 0, 0
+
+
 class Progress:
     """Shows the job's counters; mode auto (a bar on a terminal), bar, log or off."""
 
@@ -39,14 +54,38 @@ class Progress:
         self.stats = stats
         self.mode = mode
         self.log_interval_s = log_interval_s
+        self.desc = desc
         self.started = time.monotonic()
         self._next_log = self.started + log_interval_s
         self._bar = None
         self._next_draw = 0.0
+        self._stage: str | None = None
+        self._logs_above = contextlib.ExitStack()
         if mode == "bar":
             from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
 
-            self._bar = tqdm(desc=desc, unit="item", dynamic_ncols=True, mininterval=0.2)
+            columns, lines = terminal_size()
+            self._bar = tqdm(
+                desc=desc,
+                unit="item",
+                dynamic_ncols=columns > 0,
+                ncols=None if columns > 0 else FALLBACK_COLUMNS,
+                nrows=None if lines > 0 else FALLBACK_LINES,
+                mininterval=0.2,
+            )
+            self._logs_above.enter_context(logging_redirect_tqdm())
+
+    def stage(self, what: str) -> None:
+        """Say what the job does before items flow (``loading the model``)."""
+        if self.stats.processed or self.stats.failed or what == self._stage:
+            return
+        self._stage = what
+        if self._bar is not None:
+            self._bar.set_description_str(f"{self.desc}: {what}", refresh=False)
+            self.update(force=True)
+        elif self.mode == "log":
+            log.info("%s: %s", self.desc, what)
 
     def update(self, force: bool = False) -> None:
         s = self.stats
@@ -57,6 +96,9 @@ class Progress:
             self._next_draw = now + BAR_REFRESH_S
             if s.planned and self._bar.total is None:
                 self._bar.total = s.total - s.skipped
+            if self._stage is not None and (s.processed or s.failed):
+                self._stage = None  # items flow: the counters say the rest
+                self._bar.set_description_str(self.desc, refresh=False)
             self._bar.n = s.processed + s.failed
             self._bar.set_postfix(skipped=s.skipped, failed=s.failed, refresh=False)
             self._bar.refresh()
@@ -79,3 +121,4 @@ class Progress:
         if self._bar is not None:
             self.update(force=True)
             self._bar.close()
+            self._logs_above.close()

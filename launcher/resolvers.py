@@ -5,16 +5,27 @@
 a parameter changes, instead of skipping items as already done).
 ``${launcher.samples:NAME}`` is the bundled sample data of an example task, wherever
 the package is installed, so ``task=thumbnail`` runs from any directory.
+A job writes the values behind a hash-named output folder into
+``<folder>/params.json`` (:func:`write_hash_params`), so a folder says what made it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from launcher.io import write_json_atomic
+
+PARAMS_FILE = "params.json"
+HASHED: dict[str, list[Any]] = {}  # digest -> the values it was made of, in this process
+_HASH_CALL = re.compile(r"\$\{hash:(.*)\}")
+_REFERENCE = re.compile(r"\$\{\.*([\w.]+)\}")
 
 
 def config_hash(*values: Any) -> str:
@@ -24,7 +35,34 @@ def config_hash(*values: Any) -> str:
         for v in values
     ]
     blob = json.dumps(plain, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+    digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
+    HASHED[digest] = plain
+    return digest
+
+
+def write_hash_params(output_dir: str, expression: Any) -> str | None:
+    """Write ``params.json`` into the hash-named folder of ``output_dir`` (the resolved
+    path; ``expression`` is the config's unresolved value); return its path, or None
+    when no folder of the path was named by ``${hash:...}``."""
+    parts = Path(output_dir).parts
+    for depth, part in enumerate(parts, 1):
+        if part not in HASHED:
+            continue
+        values = HASHED[part]
+        call = _HASH_CALL.search(expression) if isinstance(expression, str) else None
+        names = _REFERENCE.findall(call.group(1)) if call else []
+        named = len(names) == len(values)
+        record = {
+            "hash": part,
+            "output_dir": expression,
+            "params": dict(zip(names, values, strict=True)) if named else values,
+        }
+        folder = os.path.join(*parts[:depth])
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, PARAMS_FILE)
+        write_json_atomic(path, record)
+        return path
+    return None
 
 
 def sample_dir(name: str) -> str:

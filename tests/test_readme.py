@@ -35,6 +35,7 @@ SKIPPED = {  # a command containing one of these does not run here, for the reas
 }
 LONG = {  # whole commands that run too long for this test, and where they are tested
     "python launch.py task=ocr": "OCR of the 20 bundled pages on CPU: tests/test_ocr.py",
+    "python -m launcher.examples.check_ocr outputs/ocr": "needs that OCR: tests/test_ux.py",
 }
 
 

@@ -663,6 +663,7 @@ class _Run:
                 *([type(self.task).__module__] if type(self.task).__module__ != "__main__" else []),
             ]
             self.ctx.set_forkserver_preload(preload)
+        job.stage(f"starting {self.bb.num_workers} workers")
         self.shipped = self.ship()
         self.workers = self.spawn_all()
         for w in self.workers:

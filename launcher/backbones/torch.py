@@ -232,6 +232,7 @@ class TorchBackbone:
                 # workers fork here, on this thread (a fork from a thread can inherit a held
                 # lock), and start loading while the model loads
                 batches = Prefetch(iter(loading))
+                job.stage(f"loading the model on {self.device}")
                 task.load_model(self.device)
                 amp = self.cfg.amp.name if isinstance(self.cfg.amp, enum.Enum) else self.cfg.amp
                 autocast = (

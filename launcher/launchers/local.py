@@ -81,7 +81,7 @@ class LocalLauncher(ShardLauncher):
 
     def wait(self, arrays: list[arr.Array], directory: str) -> dict[tuple[int, int | None], int]:
         queue, p = self._pending
-        return run_queue(directory, queue, p)
+        return run_queue(directory, queue, p, arrays[0].config.run.log_interval_s)
 
     def launched_line(self, arrays: list[arr.Array], todo: int, skipped: int) -> str:
         p = self._pending[1]
@@ -94,9 +94,16 @@ class LocalLauncher(ShardLauncher):
 
 
 def run_queue(
-    directory: str, queue: list[dict[str, Any]], parallelism: int
+    directory: str,
+    queue: list[dict[str, Any]],
+    parallelism: int,
+    progress_s: float | None = None,
 ) -> dict[tuple[int, int | None], int]:
-    """Run the elements, ``parallelism`` at once; exit code by (array, shard)."""
+    """Run the elements, ``parallelism`` at once; exit code by (array, shard). Every
+    ``progress_s`` seconds, log the sweep's totals (as ``status`` shows them)."""
+    from launcher.status.render import progress_line
+
+    next_progress = time.monotonic() + (progress_s or 0)
     os.makedirs(os.path.join(directory, arr.LOGS), exist_ok=True)
     todo = deque(queue)
     running: dict[subprocess.Popen, dict[str, Any]] = {}
@@ -124,6 +131,10 @@ def run_queue(
                 exits.flush()
             if stop and not running:
                 break
+            if progress_s and time.monotonic() >= next_progress and (todo or running):
+                next_progress = time.monotonic() + progress_s
+                if line := progress_line(directory):
+                    log.info("sweep: %s", line)
             time.sleep(POLL_S)
     finally:
         exits.close()

@@ -59,8 +59,10 @@ def totals(summary: Summary) -> list[str]:
     states = ", ".join(f"{n[s]} {s}" for s in STATES if n[s])
     est = "" if it["estimated_total"] == it["total"] else f" (~{it['estimated_total']} estimated)"
     items = f"items: {it['done']}/{it['total']}{est} done, {it['failed']} failed"
-    if not t.finished:
+    if not t.finished and t.items_per_s:
         items += f"; {t.items_per_s:.1f} items/s; ETA {_dur(t.eta_s)}"
+    elif not t.finished:
+        items += "; rate and ETA once items are processed"
     out = [f"shards: {n['total']} ({states})", items]
     if t.finished and t.last_ended_at:
         out.append(f"ended at {t.last_ended_at} (the shards' records; outputs not re-checked)")
@@ -70,3 +72,15 @@ def totals(summary: Summary) -> list[str]:
             "(outputs deleted?): a relaunch runs them again"
         )
     return out
+
+
+def progress_line(directory: str) -> str | None:
+    """The totals of a sweep in one line, for a launcher that waits on it; None while its
+    records cannot be read."""
+    from launcher.status.collect import collect
+
+    try:
+        summary = collect(directory, write=False)
+    except (OSError, ValueError):  # NotARun and RecordError among them
+        return None
+    return "; ".join(totals(summary)[:2])

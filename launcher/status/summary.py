@@ -66,6 +66,10 @@ class Totals:
         avg = total / len(known) if known else None
         estimated = total + ((len(rows) - len(known)) * avg if avg is not None else 0)
         rate = sum(r.items_per_s or 0 for r in rows if r.state == "running")
+        if not rate:  # between shards, or shards still listing: the pace of those that ran
+            ran = [r.items_per_s for r in rows if r.state == "done" and r.items_per_s]
+            if ran:
+                rate = sum(ran) / len(ran) * max(1, by_state["running"])
         eta = eta_s(max(0.0, estimated - done - failed), rate)
         ended = [r.ended_at for r in rows if r.state == "done" and r.ended_at]
         return cls(
