@@ -80,24 +80,39 @@ class _Seen:
         twice in the block, a folder met twice in it, the size limit). Changes nothing."""
         if self.size + len(values) >= MAX_SEEN:
             return None
+        hashes = list(map(hash, values))
+        if len(set(hashes)) != len(hashes):
+            return None
+        spans = self._runs(values)
+        if spans is None:
+            return None
+        for head, a, b in spans:
+            group = self.groups.get(head)
+            if group and not group.keys().isdisjoint(hashes[a:b]):
+                return None
+        return hashes, spans
+
+    @staticmethod
+    def _runs(values: list[str]) -> list[tuple[str, int, int]] | None:
+        """The block's folders as ``(folder, start, end)`` runs; None when one comes back
+        after another (or there are many)."""
+        first = values[0]
+        head = first[: first.rfind("/") + 1]
+        if all(map(str.startswith, values, repeat(head))) and sum(
+            map(str.count, values, repeat("/"))
+        ) == head.count("/") * len(values):
+            return [(head, 0, len(values))]  # one folder: every value is head + a name
         heads = list(map(_FOLDER, map(str.rpartition, values, repeat("/"))))
         runs = [len(list(run)) for _, run in groupby(heads)]
         if len(runs) > MAX_RUNS or len(runs) != len(set(heads)):
-            return None
-        hashes = list(map(hash, values))
-        if len(set(hashes)) != len(hashes):
             return None
         spans = []
         start = 0
         for length in runs:
             first = values[start]
-            head = first[: first.rfind("/") + 1]
-            group = self.groups.get(head)
-            if group and not group.keys().isdisjoint(hashes[start : start + length]):
-                return None
-            spans.append((head, start, start + length))
+            spans.append((first[: first.rfind("/") + 1], start, start + length))
             start += length
-        return hashes, spans
+        return spans
 
     def take(self, fit: Fit, owners: list[str]) -> None:
         """Remember what :meth:`fits` accepted, each value with its owner."""
@@ -135,28 +150,31 @@ class _Checks:
         self.outputs = _Seen("output")
 
     def block(self, block: list[Item]) -> None:
-        if not all(map(isinstance, block, repeat(dict))):
+        exact = set(map(type, block)) == {dict}
+        if not exact and not all(map(isinstance, block, repeat(dict))):
             it = next(it for it in block if not isinstance(it, dict))
             raise InputError(
                 f"{self.task.describe_inputs()} gave a {type(it).__name__} "
                 f"({clip(repr(it), 200)}): each item must be a dict, the keyword "
                 "arguments of process()."
             )
-        if not (self.keys_distinct and self.outputs_distinct) and not self.at_once(block):
+        if not (self.keys_distinct and self.outputs_distinct) and not self.at_once(block, exact):
             for it in block:
                 self.item(it)
 
-    def at_once(self, block: list[Item]) -> bool:
-        """The checks of :meth:`item` for a whole block, in C (maps over the block, set
-        operations); False, having changed nothing, when the block has anything
-        :meth:`item` must look at item by item: then it does, exactly as before."""
-        if set(map(type, block)) != {dict}:
+    def at_once(self, block: list[Item], exact: bool = True) -> bool:
+        """The checks of :meth:`item` for a block of plain dicts (``exact``), in C (maps
+        over the block, set operations); False, having changed nothing, when the block
+        has anything :meth:`item` must look at item by item: then it does, as before."""
+        if not exact or not block:
             return False
         keys = list(map(dict.get, block, repeat("key")))
         outputs = list(map(dict.get, block, repeat("output")))
-        key_types, output_types = set(map(type, keys)), set(map(type, outputs))
-        check_keys = not self.keys_distinct and str in key_types
-        check_outputs = str in output_types
+        n = len(block)
+        key_types = set() if keys.count(None) == n else set(map(type, keys))
+        output_types = set() if outputs.count(None) == n else set(map(type, outputs))
+        check_keys = not self.keys_distinct and bool(key_types)
+        check_outputs = bool(output_types)
         if (check_keys and key_types != {str}) or (check_outputs and output_types != {str}):
             return False
         root = self.root

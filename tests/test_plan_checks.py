@@ -72,11 +72,12 @@ def test_block_checks_equal_per_item_checks(seed, task, max_seen, monkeypatch):
     dup_rate = rng.choice([0.0, 0.001, 0.05])
     for _ in range(30):
         size = rng.choice([1, 3, 16, 200])
-        if dup_rate == 0.0:  # distinct keys, in folders: the block-at-once path takes these
+        if dup_rate == 0.0:  # distinct keys in runs of folders: the block-at-once path's
             base = rng.randrange(1 << 30)
-            folder = rng.choice(["", "a/", "b/"])
+            folders = sorted(rng.sample(["", "a/", "b/", "a/b/", "/", "//"], rng.randint(1, 3)))
             block: list = [
-                {"key": f"{folder}{base}-{i}", "output": f"{ROOT}/{folder}{base}-{i}.txt"}
+                {"key": f"{f}{base}-{i}", "output": f"{ROOT}/{f}{base}-{i}.txt"}
+                for f in folders
                 for i in range(size)
             ]
         else:
@@ -97,4 +98,6 @@ def test_the_block_path_takes_clean_blocks_and_leaves_the_rest(monkeypatch):
     assert not checks.at_once(clean[:1])  # met before: the per-item check names it
     assert not checks.at_once([{"key": "b/1", "output": "/elsewhere/b/1.txt"}])
     assert not checks.at_once([{"key": "c/1"}, {"key": "c/1"}])
+    assert not checks.at_once([{"key": "d/1"}, {"key": "e/1"}, {"key": "d/2"}])  # d comes back
+    assert checks.at_once([{"key": "d/1"}, {"key": "e/1"}, {"key": "e/f/2"}])
     assert checks.at_once([{"x": i} for i in range(10)])  # nothing to check
