@@ -33,6 +33,7 @@ from bench.workloads import (
     file_items,
     numbers,
 )
+from launcher.task import Task
 
 
 @dataclass
@@ -90,14 +91,19 @@ def w3(mode: Mode) -> Built:
     return Built(contenders(t, tune=not mode.quick), info(t))
 
 
-def w4a(mode: Mode) -> Built:
+def resume_set(mode: Mode, task: Callable[[int, frozenset[int]], Task]) -> Throughput:
+    """W4a's items and done set; Pool filters in the parent with the same set."""
     n = mode.pick(20_000, 100_000)
     done = done_set(n)
     args = ["--workload", "resume-set", "--items", str(n)]
-    t = Throughput(
-        n, "square", lambda: ResumeInMemory(n, done), args,
+    return Throughput(
+        n, "square", lambda: task(n, done), args,
         lambda: numbers(n), pending=lambda it: it["x"] not in done,
     )  # fmt: skip
+
+
+def w4a(mode: Mode) -> Built:
+    t = resume_set(mode, ResumeInMemory)
     return Built(contenders(t, tune=not mode.quick), info(t))
 
 
@@ -129,13 +135,7 @@ def w1_opt(mode: Mode) -> Built:
 
 
 def w4a_opt(mode: Mode) -> Built:
-    n = mode.pick(20_000, 100_000)
-    done = done_set(n)
-    args = ["--workload", "resume-set", "--items", str(n)]
-    t = Throughput(
-        n, "square", lambda: ResumeByBlock(n, done), args,
-        lambda: numbers(n), pending=lambda it: it["x"] not in done,
-    )  # fmt: skip
+    t = resume_set(mode, ResumeByBlock)
     return Built(opt_in(t, not mode.quick, "unfinished(items), a C-level filter"), info(t))
 
 
