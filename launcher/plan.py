@@ -311,7 +311,13 @@ class Plan:
             if self.limit is not None and len(pending) > self.limit:
                 pending = pending[: self.limit]
                 last = pending[-1]
-                owned = next(i for i, it in enumerate(block) if it is last) + 1
+                owned = next((i for i, it in enumerate(block) if it is last), None)
+                if owned is None:
+                    raise InputError(
+                        f"{type(task).__name__}.unfinished() returned items that are not "
+                        "among those it was given: return a sub-list of the same dicts."
+                    )
+                owned += 1
             stats.total += owned
             stats.skipped += owned - len(pending)
             if self.limit is not None:

@@ -33,13 +33,15 @@ class DoneSetSquares(Squares):
     """:class:`Squares` whose done items (all but every ``pending_every``-th) live in a set,
     answered a block at a time; ``is_executed`` must never be called."""
 
-    def __init__(self, *args, pending_every: int = 10, **kwargs) -> None:
+    def __init__(self, *args, pending_every: int = 10, copies: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.done = {f"{i:06d}" for i in range(self.n) if i % pending_every}
+        self.copies = copies  # answer with copies of the items: a wrong answer
 
     def unfinished(self, items: list[Item]) -> list[Item]:
         keys = map(itemgetter("key"), items)
-        return list(compress(items, map(not_, map(self.done.__contains__, keys))))
+        pending = list(compress(items, map(not_, map(self.done.__contains__, keys))))
+        return [dict(it) for it in pending] if self.copies else pending
 
     def is_executed(self, **item) -> bool:
         raise AssertionError("the planner called is_executed although unfinished is overridden")
