@@ -13,11 +13,16 @@ class ChunkSquares(Squares):
     """:class:`Squares` through ``process_chunk``: an item's ``ValueError`` is its own failure;
     ``raise_key`` makes the whole call raise when it reaches that item."""
 
-    def __init__(self, *args, raise_key: str | None = None, **kwargs) -> None:
+    def __init__(
+        self, *args, raise_key: str | None = None, bad_answer: bool = False, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.raise_key = raise_key
+        self.bad_answer = bad_answer  # answer with a list: a wrong answer
 
     def process_chunk(self, items: list[Item]) -> ChunkFailures:
+        if self.bad_answer:
+            return ["not", "a", "mapping"]
         failed = {}
         for pos, item in enumerate(items):
             if item["key"] == self.raise_key:

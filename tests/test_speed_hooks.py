@@ -54,6 +54,15 @@ def test_process_chunk_failures_are_recorded_per_item(launch, tmp_path):
     assert twice <= keys(10, 15)
 
 
+def test_a_wrong_answer_from_process_chunk_fails_each_item_saying_why(launch, tmp_path):
+    r = launch(*chunked(tmp_path / "out", "task.n=30", "task.bad_answer=true"))
+    assert r.returncode == 1, r.stderr
+    fails = failures(launch.job_dir)
+    assert sorted(f["item"] for f in fails) == sorted(keys(0, 30))
+    assert {f["error"] for f in fails} == {"TypeError"}
+    assert "must return None or {position in items: exception}" in fails[0]["message"]
+
+
 @pytest.mark.timeout(120)
 def test_a_worker_killed_in_process_chunk_costs_its_chunk_and_blames_one_item(launch, tmp_path):
     out, ledger = tmp_path / "out", tmp_path / "ledger"

@@ -8,7 +8,9 @@ That is what lets the parent, when a worker dies or an item overruns
 one item, and hand the unstarted rest to other workers. An item that kills a
 worker is retried once on its own; a second death records it as
 ``WorkerDied``. ``multiprocessing.Pool`` hangs forever in that case and
-``ProcessPoolExecutor`` breaks as a whole.
+``ProcessPoolExecutor`` breaks as a whole. A task that implements
+``process_chunk`` (the opt-in for tiny items) gets one call per chunk and its
+worker marks only the chunk: a lost chunk's items each run again alone.
 
 Chunks are sized from measured item times (about ``TARGET_CHUNK_S`` of work
 each, between 1 and ``MAX_CHUNK``). Until the first item is timed, each worker
@@ -47,6 +49,7 @@ from typing import Any, ClassVar
 from launcher.errors import ConfigError
 from launcher.job import Job
 from launcher.plan import Plan
+from launcher.records import clip
 from launcher.task import Item, Task
 
 log = logging.getLogger(__name__)
@@ -232,15 +235,16 @@ def _chunk_failures(failed: Any, n: int) -> list | None:
     """``process_chunk``'s answer as ``(position, error, message, traceback)`` tuples."""
     if not failed:
         return None
-    out = []
-    for pos, exc in dict(failed).items():
-        if type(pos) is not int or not 0 <= pos < n or not isinstance(exc, BaseException):
-            raise TypeError(
-                "process_chunk() must return None or {position in items: exception}, "
-                f"got the entry {pos!r}: {exc!r}"
-            )
-        out.append((pos, *_failure(exc)))
-    return out
+    try:
+        entries = list(dict(failed).items())
+    except (TypeError, ValueError):
+        entries = [(None, None)]
+    if not all(type(p) is int and 0 <= p < n and isinstance(e, BaseException) for p, e in entries):
+        raise TypeError(
+            "process_chunk() must return None or {position in items: exception}, got "
+            f"{clip(repr(failed), 200)}"
+        )
+    return [(pos, *_failure(exc)) for pos, exc in entries]
 
 
 def _run_batches(
