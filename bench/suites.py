@@ -7,8 +7,10 @@ that cannot run here (L1 without a SLURM cluster) says why in ``Built.skip``.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,19 +18,22 @@ from typing import Any
 from bench import fixtures, peers, planning, startup, throughput
 from bench.harness import Contender, Sample, timed
 from bench.memory import MIB, peak_rss
-from bench.throughput import WORKERS, Throughput, available, contenders, info
+from bench.throughput import WORKERS, Throughput, available, contenders, info, opt_in
 from bench.workloads import (
     DONE_EVERY,
     ONE,
     Naps,
+    ResumeByBlock,
     ResumeInMemory,
     ResumeOnDisk,
     Spins,
     Squares,
+    SquaresByChunk,
     done_set,
     file_items,
     numbers,
 )
+from launcher.task import Task
 
 
 @dataclass
@@ -86,14 +91,19 @@ def w3(mode: Mode) -> Built:
     return Built(contenders(t, tune=not mode.quick), info(t))
 
 
-def w4a(mode: Mode) -> Built:
+def resume_set(mode: Mode, task: Callable[[int, frozenset[int]], Task]) -> Throughput:
+    """W4a's items and done set; Pool filters in the parent with the same set."""
     n = mode.pick(20_000, 100_000)
     done = done_set(n)
     args = ["--workload", "resume-set", "--items", str(n)]
-    t = Throughput(
-        n, "square", lambda: ResumeInMemory(n, done), args,
+    return Throughput(
+        n, "square", lambda: task(n, done), args,
         lambda: numbers(n), pending=lambda it: it["x"] not in done,
     )  # fmt: skip
+
+
+def w4a(mode: Mode) -> Built:
+    t = resume_set(mode, ResumeInMemory)
     return Built(contenders(t, tune=not mode.quick), info(t))
 
 
@@ -112,6 +122,21 @@ def w4b(mode: Mode) -> Built:
         "Pool.imap_unordered, os.path.exists in the workers",
     )  # fmt: skip
     return Built(contenders(t, not mode.quick, [extra]), {**info(t), "outputs": root})
+
+
+# -- W1-opt, W4a-opt: the opt-ins of issue 14 against the same tuned Pool -------------------------
+
+
+def w1_opt(mode: Mode) -> Built:
+    n = mode.pick(20_000, 200_000)
+    args = ["--workload", "square", "--items", str(n)]
+    t = Throughput(n, "square", lambda: SquaresByChunk(n), args, lambda: numbers(n))
+    return Built(opt_in(t, not mode.quick, "process_chunk(items)"), info(t))
+
+
+def w4a_opt(mode: Mode) -> Built:
+    t = resume_set(mode, ResumeByBlock)
+    return Built(opt_in(t, not mode.quick, "unfinished(items), a C-level filter"), info(t))
 
 
 # -- W5: a few slow items on many workers ---------------------------------------------------------
@@ -228,6 +253,50 @@ def p1(mode: Mode) -> Built:
     )
 
 
+# -- P2: planning a big generator, time and memory -----------------------------------------------
+
+
+def _p2(measure: str) -> Callable[[Mode], Built]:
+    """P2 (seconds to plan everything) or P2-mem (peak RSS of that process): one fresh
+    ``python -m bench.planchild`` per contender and repetition."""
+
+    def build(mode: Mode) -> Built:
+        from bench import planchild
+
+        n = mode.pick(200_000, 10_000_000)
+        expect = -(-n // DONE_EVERY)
+        notes = {
+            "ours": "Plan, is_executed(**item) per item",
+            "ours[unfinished]": "Plan, the task's unfinished(items) per block, in C",
+            "loop": "for item in generator: if not done: count (inline test)",
+        }
+
+        def contender(name: str) -> Contender:
+            def prepare() -> Callable[[], Sample]:
+                def sample() -> Sample:
+                    with tempfile.TemporaryDirectory(prefix="bench-p2-") as tmp:
+                        out = os.path.join(tmp, "result.json")
+                        argv = [sys.executable, "-m", "bench.planchild", name, str(n), out]
+                        peak, wall = peak_rss(argv)
+                        with open(out) as f:
+                            got = json.load(f)
+                    if got["pending"] != expect:
+                        raise RuntimeError(f"P2 {name}: {got['pending']} pending, not {expect}")
+                    mib, seconds = round(peak / MIB, 1), got["seconds"]
+                    extra = {"items": n, "seconds": round(seconds, 3), "peak_mib": mib}
+                    return Sample(seconds if measure == "s" else mib, extra)
+
+                return sample
+
+            return Contender(name, prepare, notes[name])
+
+        cs = [contender(name) for name in planchild.CONTENDERS]
+        info = {"items": n, "pending": expect}
+        return Built(cs, info, reps=mode.reps or mode.pick(2, 3), cpu_bound=measure == "s")
+
+    return build
+
+
 # -- T1: the torch backbone ----------------------------------------------------------------------
 
 
@@ -244,6 +313,30 @@ def _t1(step_s: float, note: str) -> Callable[[Mode], Built]:
             Contender("hand-loop", lambda: lambda: torch_loop.hand_loop(n, step_s, workers), note),
         ]
         return Built(cs, {"items": n, "batch_size": torch_loop.BATCH, "step_s": step_s})
+
+    return build
+
+
+def _t1_cuda(write: bool) -> Callable[[Mode], Built]:
+    def build(mode: Mode) -> Built:
+        from bench import cuda_loop
+
+        reason = cuda_loop.no_cuda()
+        if reason:
+            return Built([], skip=f"{reason}; CUDA figures stay unmeasured until a GPU runs them")
+        n = mode.pick(512, 4_096)
+        docs = cuda_loop.sentences(n)
+        what = "writes one .npy per item" if write else "results dropped"
+        cs = [
+            Contender("ours", cuda_loop.contender(cuda_loop.ours, docs, write), "torch backbone"),
+            Contender(
+                "hand-loop",
+                cuda_loop.contender(cuda_loop.hand_loop, docs, write),
+                f"for batch in DataLoader: model(batch); {what}",
+            ),
+        ]
+        info = {"items": n, "batch_size": cuda_loop.BATCH, "docs": docs, "write": write}
+        return Built(cs, info, reps=mode.reps or mode.pick(2, 5))
 
     return build
 
@@ -291,6 +384,10 @@ WORKLOADS = [
         "W4a", f"resume, done-set in memory ({100 - 100 // DONE_EVERY}% done)", "items/s", True, w4a
     ),
     Workload("W4b", "resume, output files on disk (90% done)", "items/s", True, w4b),
+    Workload("W1-opt", "tiny items, the task's process_chunk (opt-in)", "items/s", True, w1_opt),
+    Workload(
+        "W4a-opt", "resume, done-set, the task's unfinished (opt-in)", "items/s", True, w4a_opt
+    ),
     Workload("W5", "slow items: 16 waits on 16 workers, wall time", "s", False, w5),
     Workload("M1", "memory: a generator of items, peak RSS of the process tree", "MiB", False, m1),
     Workload("S1-help", "startup: --help, cold process", "s", False, s1_help),
@@ -298,6 +395,8 @@ WORKLOADS = [
     Workload(
         "P1", "planning: time to the first pending item, 90% of outputs present", "s", False, p1
     ),
+    Workload("P2", "planning a generator, 90% done: time to plan it all", "s", False, _p2("s")),
+    Workload("P2-mem", "planning a generator, 90% done: peak RSS", "MiB", False, _p2("MiB")),
     Workload(
         "T1a",
         "torch: a small CPU model, no postprocess cost",
@@ -311,6 +410,20 @@ WORKLOADS = [
         "items/s",
         True,
         _t1(0.005, "sequential: infer, then postprocess"),
+    ),
+    Workload(
+        "T1a-cuda",
+        "torch on CUDA: MiniLM embeddings, results dropped",
+        "items/s",
+        True,
+        _t1_cuda(write=False),
+    ),
+    Workload(
+        "T1b-cuda",
+        "torch on CUDA: MiniLM embeddings, one .npy written per item",
+        "items/s",
+        True,
+        _t1_cuda(write=True),
     ),
     Workload("L1", "SLURM submission: N shards from a cold launch.py -m", "s", False, l1),
     Workload("ST1", "status: reading a 1000-shard sweep, cold process", "s", False, st1),

@@ -216,5 +216,14 @@ def contenders(t: Throughput, tune: bool, extra: list[Contender] | None = None) 
     return cs
 
 
+def opt_in(t: Throughput, tune: bool, what: str) -> list[Contender]:
+    """An opt-in's row: ours with the task using it, and the tuned Pool its target names."""
+    ours = _ours(t, "forkserver")
+    ours.note = f"launcher mp backbone, default config, the task implements {what}"
+    filt = ", parent-filtered" if t.pending else ""
+    pool = stdlib(t, "pool", ONE[t.work], peers.pool_imap, tune, f"Pool.imap_unordered{filt}")
+    return [ours, pool]
+
+
 def info(t: Throughput) -> dict[str, int]:
     return {"items": t.n, "workers": WORKERS, "pending_for_peers": _peer_count(t)}

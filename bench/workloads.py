@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from itertools import compress
+from operator import itemgetter, not_
 from typing import Any
 
 from launcher import AppendExtension, Task
@@ -176,6 +178,39 @@ class ResumeInMemory(Squares):
 
     def is_executed(self, x: int) -> bool:
         return x in self.done
+
+
+class SquaresByChunk(Squares):
+    """W1-opt: ``x*x`` per item, a whole chunk per call (the ``Task.process_chunk`` opt-in)."""
+
+    def process_chunk(self, items: list[Item]) -> None:
+        for item in items:
+            item["x"] * item["x"]  # noqa: B018
+
+
+_x = itemgetter("x")
+
+
+class ResumeByBlock(ResumeInMemory):
+    """W4a-opt: the same done-set, asked a block at a time (the ``Task.unfinished`` opt-in),
+    filtered in C: no Python call per item."""
+
+    def unfinished(self, items: list[Item]) -> list[Item]:
+        return list(compress(items, map(not_, map(self.done.__contains__, map(_x, items)))))
+
+
+class DoneByRule(Squares):
+    """P2: item ``x`` is done unless ``x % DONE_EVERY == 0``; no set held (10M items)."""
+
+    def is_executed(self, x: int) -> bool:
+        return x % DONE_EVERY != 0
+
+
+class DoneByRuleBlock(DoneByRule):
+    """P2 with the block-level done check, filtered in C."""
+
+    def unfinished(self, items: list[Item]) -> list[Item]:
+        return list(compress(items, map(not_, map(DONE_EVERY.__rmod__, map(_x, items)))))
 
 
 class ResumeOnDisk(Task):

@@ -15,7 +15,8 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from itertools import islice
+from itertools import groupby, islice, repeat
+from operator import itemgetter
 
 from launcher.errors import InputError
 from launcher.job import StopPlanning
@@ -30,6 +31,10 @@ FIRST_BLOCK = 16  # small first blocks: the first pending item reaches a worker 
 MAX_BLOCK = 1024
 MAX_GROUPS = 64  # folders whose keys / outputs are remembered for the duplicate check
 MAX_SEEN = 1 << 20  # ... and at most this many of them in all
+MAX_RUNS = 16  # folders in one block that the block-at-once duplicate check takes
+
+_FOLDER = itemgetter(0, 1)  # (folder, "/") of rpartition: a folder, told apart from the root
+Fit = tuple[list[int], list[tuple[str, int, int]]]  # a block's hashes; (folder, start, end) runs
 
 OnSkip = Callable[[str, str, str, str], None]  # (item, error, message, traceback)
 
@@ -69,6 +74,55 @@ class _Seen:
             log.info("the duplicate %s check stopped after %d in one folder", self.what, MAX_SEEN)
         return None
 
+    def fits(self, values: list[str]) -> Fit | None:
+        """Whether a block's values can be remembered at once, with no Python call per
+        value: None when :meth:`first` must decide value by value (a value met before or
+        twice in the block, a folder met twice in it, the size limit). Changes nothing."""
+        if self.size + len(values) >= MAX_SEEN:
+            return None
+        hashes = list(map(hash, values))
+        if len(set(hashes)) != len(hashes):
+            return None
+        spans = self._runs(values)
+        if spans is None:
+            return None
+        for head, a, b in spans:
+            group = self.groups.get(head)
+            if group and not group.keys().isdisjoint(hashes[a:b]):
+                return None
+        return hashes, spans
+
+    @staticmethod
+    def _runs(values: list[str]) -> list[tuple[str, int, int]] | None:
+        """The block's folders as ``(folder, start, end)`` runs; None when one comes back
+        after another (or there are many)."""
+        first = values[0]
+        head = first[: first.rfind("/") + 1]
+        if all(map(str.startswith, values, repeat(head))) and sum(
+            map(str.count, values, repeat("/"))
+        ) == head.count("/") * len(values):
+            return [(head, 0, len(values))]  # one folder: every value is head + a name
+        heads = list(map(_FOLDER, map(str.rpartition, values, repeat("/"))))
+        runs = [len(list(run)) for _, run in groupby(heads)]
+        if len(runs) > MAX_RUNS or len(runs) != len(set(heads)):
+            return None
+        spans = []
+        start = 0
+        for length in runs:
+            first = values[start]
+            spans.append((first[: first.rfind("/") + 1], start, start + length))
+            start += length
+        return spans
+
+    def take(self, fit: Fit, owners: list[str]) -> None:
+        """Remember what :meth:`fits` accepted, each value with its owner."""
+        hashes, spans = fit
+        for head, a, b in spans:
+            if head != self.head:
+                self._enter(head)
+            self.group.update(zip(hashes[a:b], owners[a:b], strict=True))
+            self.size += b - a
+
     def _enter(self, head: str) -> None:
         self.head = head
         group = self.groups.get(head)
@@ -96,16 +150,50 @@ class _Checks:
         self.outputs = _Seen("output")
 
     def block(self, block: list[Item]) -> None:
-        for it in block:
-            if type(it) is not dict and not isinstance(it, dict):
-                raise InputError(
-                    f"{self.task.describe_inputs()} gave a {type(it).__name__} "
-                    f"({clip(repr(it), 200)}): each item must be a dict, the keyword "
-                    "arguments of process()."
-                )
-        if not (self.keys_distinct and self.outputs_distinct):
+        exact = set(map(type, block)) == {dict}
+        if not exact and not all(map(isinstance, block, repeat(dict))):
+            it = next(it for it in block if not isinstance(it, dict))
+            raise InputError(
+                f"{self.task.describe_inputs()} gave a {type(it).__name__} "
+                f"({clip(repr(it), 200)}): each item must be a dict, the keyword "
+                "arguments of process()."
+            )
+        if not (self.keys_distinct and self.outputs_distinct) and not self.at_once(block, exact):
             for it in block:
                 self.item(it)
+
+    def at_once(self, block: list[Item], exact: bool = True) -> bool:
+        """The checks of :meth:`item` for a block of plain dicts (``exact``), in C (maps
+        over the block, set operations); False, having changed nothing, when the block
+        has anything :meth:`item` must look at item by item: then it does, as before."""
+        if not exact or not block:
+            return False
+        keys = list(map(dict.get, block, repeat("key")))
+        outputs = list(map(dict.get, block, repeat("output")))
+        n = len(block)
+        key_types = set() if keys.count(None) == n else set(map(type, keys))
+        output_types = set() if outputs.count(None) == n else set(map(type, outputs))
+        check_keys = not self.keys_distinct and bool(key_types)
+        check_outputs = bool(output_types)
+        if (check_keys and key_types != {str}) or (check_outputs and output_types != {str}):
+            return False
+        root = self.root
+        if check_outputs and root is not None:
+            inside = all(map(str.startswith, outputs, repeat(root)))
+            if not inside or any(map(str.__contains__, outputs, repeat("/.."))):
+                return False
+        dedupe_outputs = check_outputs and not self.outputs_distinct
+        if dedupe_outputs and (key_types != {str} or type(self.task).item_key is not Task.item_key):
+            return False  # the outputs' owners would take a call per item
+        key_fit = self.keys.fits(keys) if check_keys else None
+        output_fit = self.outputs.fits(outputs) if dedupe_outputs else None
+        if (check_keys and key_fit is None) or (dedupe_outputs and output_fit is None):
+            return False
+        if key_fit is not None:
+            self.keys.take(key_fit, keys)
+        if output_fit is not None:
+            self.outputs.take(output_fit, keys)
+        return True
 
     def item(self, it: Item) -> None:
         key = it.get("key")
@@ -223,7 +311,13 @@ class Plan:
             if self.limit is not None and len(pending) > self.limit:
                 pending = pending[: self.limit]
                 last = pending[-1]
-                owned = next(i for i, it in enumerate(block) if it is last) + 1
+                owned = next((i for i, it in enumerate(block) if it is last), None)
+                if owned is None:
+                    raise InputError(
+                        f"{type(task).__name__}.unfinished() returned items that are not "
+                        "among those it was given: return a sub-list of the same dicts."
+                    )
+                owned += 1
             stats.total += owned
             stats.skipped += owned - len(pending)
             if self.limit is not None:

