@@ -6,6 +6,7 @@ launcher shares this path; tests/test_slurm.py runs it on the real cluster).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -207,6 +208,11 @@ def test_a_second_launch_into_a_sweep_dir_with_running_shards_is_refused(launch,
     gate.unlink()
     assert sorted(ended(ledger, sweep)) == [f"{i:03d}.txt" for i in range(6)]
     assert not (tmp_path / "other").exists()
+    # every shard is done; its scheduler may still be writing the sweep's records
+    scheduler = json.loads((state / "sweep.json").read_text())["scheduler"]["pid"]
+    deadline = time.monotonic() + 60
+    while os.path.exists(f"/proc/{scheduler}") and time.monotonic() < deadline:
+        time.sleep(0.1)
     # once the first launch has ended, the same dir takes a launch: its own config files
     launch.n -= 1
     r = launch(*other, multirun=True)
