@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from launcher import driving
 from launcher.errors import ConfigError, InputError, UserError, check_bounds
 from launcher.io import sweep_stale
 from launcher.job import Job, StopPlanning
@@ -236,11 +237,11 @@ class _JobRun:
         self.header["shard"] = shard.describe()
         self.opts = opts = OmegaConf.to_object(cfg.run)
         if shard.strategy is Strategy.hard:
-            task.bind_hard_shard(min(shard.idx), shard.num)
+            driving.bind_hard_shard(task, min(shard.idx), shard.num)
         self.backbone = make_backbone(OmegaConf.to_object(cfg.backbone), task)
         self.header["backbone"] = self.backbone.describe()
         task.check_inputs()
-        state_dir = opts.state_dir or task.state_dir()
+        state_dir = opts.state_dir or driving.state_dir(task)
         self.header["state_dir"] = state_dir and os.path.abspath(state_dir)
         only_keys = self._retry_keys(state_dir)
         if state_dir and not opts.dry_run:

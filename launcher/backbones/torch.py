@@ -31,7 +31,6 @@ from typing import Any, ClassVar
 
 from launcher.backbones.inflight import InFlight, crashed_here, inflight_path, take_left_behind
 from launcher.backbones.loading import Loading
-from launcher.backbones.mp import available_cpus
 from launcher.backbones.prefetch import CLOSE_WAIT_S, Prefetch
 from launcher.batching import (
     ItemDataset,
@@ -45,6 +44,7 @@ from launcher.batching import (
 )
 from launcher.errors import ConfigError
 from launcher.job import Job
+from launcher.machine import available_cpus
 from launcher.plan import Plan
 from launcher.task import Item, Task, TorchTask
 

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from launcher import driving
 from launcher.errors import ConfigError
 from launcher.io import atomic_write
 from launcher.launchers import markers
@@ -244,12 +245,12 @@ def _state_dirs(cfg: DictConfig, shard: Shard, task: Any, shards: list[int | Non
     if cfg.run.state_dir:
         return [str(cfg.run.state_dir)] * len(shards)
     if shard.strategy is not Strategy.hard:
-        return [task.state_dir()] * len(shards)
+        return [driving.state_dir(task)] * len(shards)
     out = []
     for i in shards:
         bound = copy.copy(task)
-        bound.bind_hard_shard(min(shard.idx) if i is None else i, shard.num)
-        out.append(bound.state_dir())
+        driving.bind_hard_shard(bound, min(shard.idx) if i is None else i, shard.num)
+        out.append(driving.state_dir(bound))
     return out
 
 

@@ -38,6 +38,7 @@ from hydra.errors import CompactHydraException
 
 from launcher.errors import UserError
 from launcher.launchers.arrays import STATE
+from launcher.machine import available_cpus
 
 if TYPE_CHECKING:
     from hydra.types import HydraContext, TaskFunction
@@ -167,8 +168,6 @@ class JobFailed(RuntimeError):
 
 
 def _local(launcher: ShardLauncher, folder: Path, overrides: list[list[str]]) -> list[JobReturn]:
-    from launcher.backbones.mp import available_cpus
-
     parallelism = launcher.opts.array_parallelism or available_cpus()
     todo = deque(range(len(overrides)))
     running: dict[subprocess.Popen, int] = {}

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from launcher.launchers import arrays as arr
 from launcher.launchers.base import ShardLauncher
 from launcher.launchers.config import LocalConfig
+from launcher.machine import available_cpus
 from launcher.records import now_iso
 
 log = logging.getLogger("launcher")
@@ -33,8 +34,6 @@ POLL_S = 0.05
 
 def default_parallelism(cfg: Any) -> int:
     """As many shards at once as fit the CPUs here, given each one's backbone workers."""
-    from launcher.backbones.mp import available_cpus
-
     workers = cfg.backbone.get("num_workers") or available_cpus()
     return max(1, available_cpus() // max(1, int(workers)))
 

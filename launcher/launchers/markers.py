@@ -20,6 +20,7 @@ from collections.abc import Callable
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from launcher.driving import bind_hard_shard, unfinished_filter
 from launcher.records import marker_path
 from launcher.shard import Shard, Strategy, stable_hash
 
@@ -40,7 +41,9 @@ def stale(task: Any, shard: Shard, key: str, marked: list[Element]) -> list[Elem
             found = {}
             for e in marked:
                 bound = copy.copy(task)
-                bound.bind_hard_shard(e.shard if e.shard is not None else min(shard.idx), shard.num)
+                bind_hard_shard(
+                    bound, e.shard if e.shard is not None else min(shard.idx), shard.num
+                )
                 counts, pending = _owned(bound, shard, [e])
                 found[e.tag] = (counts[e.tag], e.tag in pending)
         else:
@@ -84,7 +87,7 @@ def _owned(task: Any, shard: Shard, marked: list[Element]) -> tuple[Counter, set
         which = lambda pos, item: tag if select is None or select(pos, item) else None  # noqa: E731
     else:
         which = owner_tags(shard, key_of, count, {e.shard: e.tag for e in marked})
-    unfinished = task.finish_check()
+    unfinished = unfinished_filter(task)
     counts: Counter = Counter()
     pending: set[str] = set()
     items = enumerate(task.generate_tasks())
