@@ -35,6 +35,7 @@ from launcher import driving
 from launcher.errors import ConfigError
 from launcher.io import atomic_write
 from launcher.launchers import markers
+from launcher.launchers.cluster import live_jobs
 from launcher.records import config_key, done_shards, now_iso
 from launcher.shard import Shard, Strategy
 
@@ -408,8 +409,6 @@ def live_elements(directory: str) -> str | None:
     if not isinstance(record, dict):
         return None
     if record.get("backend") == "slurm":
-        from launcher.launchers.slurm import live_jobs
-
         ids = [j for a in record.get("arrays", []) for j in a.get("slurm_jobs", [])]
         live = live_jobs(ids)
         return f"SLURM job(s) {', '.join(live)}" if live else None

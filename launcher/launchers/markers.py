@@ -18,18 +18,23 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from launcher.driving import bind_hard_shard, unfinished_filter
 from launcher.records import marker_path
 from launcher.shard import Shard, Strategy, stable_hash
 
-if TYPE_CHECKING:
-    from launcher.launchers.arrays import Element
-
 log = logging.getLogger(__name__)
 
 BLOCK = 4096
+
+
+class Element(Protocol):
+    """An array element as the marker checks read it (``arrays.Element``)."""
+
+    shard: int | None
+    tag: str
+    state_dir: str | None
 
 
 def stale(task: Any, shard: Shard, key: str, marked: list[Element]) -> list[Element]:
