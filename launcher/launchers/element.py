@@ -173,14 +173,11 @@ class _Usr2:
         return cls._instance
 
     def _watch(self) -> None:
-        from launcher.job import Job
+        from launcher import stops
 
         signal.sigwait({signal.SIGUSR2})
         self.received.set()
-        stop = signal.getsignal(signal.SIGTERM)
-        job = getattr(stop, "__self__", None)
-        if isinstance(job, Job) and not job.stopping:
-            stop(signal.SIGUSR2, None)
+        stops.request(signal.SIGUSR2)
 
 
 def _slurm_main(chunk_pickle: str) -> None:
