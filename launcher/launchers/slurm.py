@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from launcher.launchers import arrays as arr
 from launcher.launchers import probe
-from launcher.launchers.base import ShardLauncher
+from launcher.launchers.base import Launched, ShardLauncher, counts
 from launcher.launchers.cluster import (
     DEFAULT_PARALLELISM,
     Cluster,
@@ -110,7 +110,7 @@ class SlurmLauncher(ShardLauncher):
         params = sbatch_options(self.opts, name, array, log, self._cpus(a))
         return sbatch_script(params, list(self.opts.setup), command, note), pickle_path
 
-    def start(self, arrays: list[arr.Array], directory: str) -> dict[str, Any]:
+    def start(self, arrays: list[arr.Array], directory: str) -> Launched:
         from submitit.helpers import DelayedSubmission
 
         from launcher.launchers.element import ShardElement
@@ -145,21 +145,15 @@ class SlurmLauncher(ShardLauncher):
                 e.extra["slurm_id"] = f"{job_id}_{task}"
                 e.extra["log"] = os.path.join(arr.LOGS, f"{job_id}_{task}")
             chunk.array.extra.setdefault("slurm_jobs", []).append(job_id)
-        self._submitted = submitted
-        return {"max_array_size": cluster.max_array_size}
-
-    def launched_line(self, arrays: list[arr.Array], todo: int, skipped: int) -> str:
+        todo, skipped = counts(arrays)
         done = f"; {skipped} shard(s) already done, not submitted" if skipped else ""
-        jobs = len(self._submitted)
-        return f"Submitted {todo} shard(s) as {jobs} SLURM array job(s){done}:"
-
-    def id_lines(self, arrays: list[arr.Array]) -> list[str]:
-        lines = []
-        for s in self._submitted:
+        headline = f"Submitted {todo} shard(s) as {len(submitted)} SLURM array job(s){done}:"
+        ids = []
+        for s in submitted:
             shards = "(own selection)" if s["shards"] == [None] else arr.ranges(s["shards"])
             what = " ".join(arrays[s["array"]].shown)
-            lines.append(f"  job {s['job_id']}: shards {shards} {what}".rstrip())
-        return lines
+            ids.append(f"  job {s['job_id']}: shards {shards} {what}".rstrip())
+        return Launched({"max_array_size": cluster.max_array_size}, headline, ids)
 
     def describe_backend(self, arrays: list[arr.Array], directory: str) -> list[str]:
         cluster = Cluster.query()
@@ -170,7 +164,7 @@ class SlurmLauncher(ShardLauncher):
             lines.extend("    " + x for x in script.rstrip().splitlines())
         return lines
 
-    def wait(self, arrays: list[arr.Array], directory: str) -> dict[tuple[int, int | None], int]:
+    def wait(self, launched: Launched, directory: str) -> dict[tuple[int, int | None], int]:
         from launcher.status import collect
 
         while True:
