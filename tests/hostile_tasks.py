@@ -94,6 +94,11 @@ class Hostile(Task):
                 time.sleep(120)
                 os._exit(0)
             os.kill(os.getpid(), signal.SIGKILL)
+        if fault == "dies_once":  # a crash that does not come back (memory pressure, say)
+            died = os.path.join(os.path.dirname(output), f".{key}.died")
+            if not os.path.exists(died):
+                open(died, "w").close()
+                os.kill(os.getpid(), signal.SIGKILL)
         if fault == "worker_thread":
             threading.Thread(target=time.sleep, args=(120,), name="leftover").start()
         if self.sleep_s:

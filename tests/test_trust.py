@@ -101,6 +101,20 @@ def test_a_worker_that_exits_holding_an_item_is_a_dead_worker(tmp_path, fault):
     assert len(files(tmp_path / "out")) == 7
 
 
+@pytest.mark.timeout(180)
+def test_an_item_that_killed_its_worker_once_is_retried_alone_and_done(tmp_path):
+    """The first death only makes the item a suspect: it fails as WorkerDied only if it
+    kills the worker it then runs in alone."""
+    job_dir, out = tmp_path / "job", tmp_path / "out"
+    r = subprocess.run(argv(*hostile(out, "task.fault=dies_once"), job_dir=job_dir), cwd=REPO,
+                       capture_output=True, text=True, timeout=150)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = report(job_dir)
+    assert (rep["state"], rep["processed"], rep["failed"]) == ("completed", 8, 0)
+    assert (out / ".0003.died").exists()  # it did kill a worker once
+    assert (out / "0003.txt").read_text() == "3\n" and len(files(out)) == 8
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("method", ["forkserver", "fork"])
 def test_an_item_that_cannot_be_pickled_fails_alone(launch, tmp_path, method):
