@@ -255,7 +255,7 @@ def _state_dirs(cfg: DictConfig, shard: Shard, task: Any, shards: list[int | Non
     return out
 
 
-def plan(
+def plan_sweep(
     hydra_context: HydraContext, master: DictConfig, specs: list[ArraySpec], skip_done: bool
 ) -> list[Array]:
     """Compose each array once, refuse a bad config before anything runs, skip done shards."""

@@ -147,9 +147,9 @@ class ShardLauncher(Launcher):
         arr.check_options(self.opts)
         hydra_cfg = HydraConfig.instance().cfg
         try:
-            arrays = arr.plan(self.hydra_context, self.config, specs, self.opts.skip_done)
+            arrays = arr.plan_sweep(self.hydra_context, self.config, specs, self.opts.skip_done)
         finally:
-            HydraConfig.instance().cfg = hydra_cfg  # plan() sets each array's
+            HydraConfig.instance().cfg = hydra_cfg  # plan_sweep() sets each array's
         directory = arr.sweep_dir(self.config)
         todo = sum(len(a.todo) for a in arrays)
         total = sum(len(a.elements) for a in arrays)

@@ -48,7 +48,7 @@ POLL_S = 2.0
 
 
 @dataclass
-class Chunk:
+class SbatchArray:
     """The elements of one array that one ``sbatch --array`` submits."""
 
     array: arr.Array
@@ -61,16 +61,16 @@ class Chunk:
         return [0 if e.shard is None else e.shard - (self.offset or 0) for e in self.elements]
 
 
-def chunks(array: arr.Array, max_array_size: int) -> list[Chunk]:
+def chunks(array: arr.Array, max_array_size: int) -> list[SbatchArray]:
     """Split an array so that every task id is below the cluster's MaxArraySize."""
     todo = array.todo
     if todo and todo[0].shard is None:
-        return [Chunk(array, 0, None, todo)]
+        return [SbatchArray(array, 0, None, todo)]
     by_chunk: dict[int, list[arr.Element]] = {}
     for e in todo:
         assert e.shard is not None
         by_chunk.setdefault(e.shard // max_array_size, []).append(e)
-    return [Chunk(array, c, c * max_array_size, els) for c, els in sorted(by_chunk.items())]
+    return [SbatchArray(array, c, c * max_array_size, els) for c, els in sorted(by_chunk.items())]
 
 
 class SlurmLauncher(ShardLauncher):
@@ -82,7 +82,7 @@ class SlurmLauncher(ShardLauncher):
         super().preflight()
         probe.require_controller()
 
-    def _plan_chunks(self, arrays: list[arr.Array], cluster: Cluster) -> list[Chunk]:
+    def _sbatch_arrays(self, arrays: list[arr.Array], cluster: Cluster) -> list[SbatchArray]:
         check_options(self.opts)
         for a in arrays:
             check_request(self.opts, self._cpus(a), cluster)
@@ -94,7 +94,7 @@ class SlurmLauncher(ShardLauncher):
         workers = array.config.backbone.get("num_workers")
         return workers if isinstance(workers, int) and workers > 0 else None
 
-    def _script(self, chunk: Chunk, directory: str, log: str) -> tuple[str, str]:
+    def _script(self, chunk: SbatchArray, directory: str, log: str) -> tuple[str, str]:
         a = chunk.array
         p = self.opts.array_parallelism or DEFAULT_PARALLELISM
         ids = chunk.task_ids
@@ -116,13 +116,13 @@ class SlurmLauncher(ShardLauncher):
         from launcher.launchers.element import ShardElement
 
         cluster = Cluster.query()
-        plan = self._plan_chunks(arrays, cluster)
+        parts = self._sbatch_arrays(arrays, cluster)
         for a in arrays:
             folder = os.path.join(arr.submission_dir(directory, a.submission), SUBMITIT)
             os.makedirs(folder, exist_ok=True)
         os.makedirs(os.path.join(directory, arr.LOGS), exist_ok=True)
         submitted: list[dict[str, Any]] = []
-        for chunk in plan:
+        for chunk in parts:
             log_base = os.path.join(directory, arr.LOGS, "%A_%a")
             script, pickle_path = self._script(chunk, directory, log_base)
             delayed = DelayedSubmission(ShardElement(chunk.array.spec_path, chunk.offset))
@@ -158,7 +158,7 @@ class SlurmLauncher(ShardLauncher):
     def describe_backend(self, arrays: list[arr.Array], directory: str) -> list[str]:
         cluster = Cluster.query()
         lines = []
-        for chunk in self._plan_chunks(arrays, cluster):
+        for chunk in self._sbatch_arrays(arrays, cluster):
             script, _ = self._script(chunk, directory, os.path.join(directory, arr.LOGS, "%A_%a"))
             lines.append(f"  sbatch script of array {chunk.array.index}, chunk {chunk.number}:")
             lines.extend("    " + x for x in script.rstrip().splitlines())
