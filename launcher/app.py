@@ -18,6 +18,7 @@ from launcher.errors import ConfigError, InputError, UserError, check_bounds
 from launcher.io import sweep_stale
 from launcher.job import Job, StopPlanning
 from launcher.records import (
+    FAILURES,
     MAX_RECORD_CHARS,
     LockedError,
     Records,
@@ -422,7 +423,7 @@ class _JobRun:
         elif report["state"] == "failed":
             log.error("%s: failed (exit %d)", summary, report["exit_code"])
         elif stats.failed:
-            log.error("%s (see %s)", summary, os.path.join(self.job_dir, "failures.jsonl"))
+            log.error("%s (see %s)", summary, os.path.join(self.job_dir, FAILURES))
         else:
             log.info(summary)
 
