@@ -37,6 +37,8 @@ from launcher.stats import Stats
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
+    from launcher.plan import Plan
+
 log = logging.getLogger("launcher")
 
 OnError = enum.Enum("OnError", ["continue", "raise"])
@@ -227,6 +229,10 @@ class _JobRun:
         self.error_code = max(self.error_code, code)
 
     def body(self) -> None:
+        self.execute(self.build())
+
+    def build(self) -> Plan:
+        """The task, its shard, backbone, state dir and lock, the job and its plan."""
         from omegaconf import OmegaConf
 
         from launcher.backbones import make_backbone
@@ -275,6 +281,12 @@ class _JobRun:
             interruptible=job.interruptible,
         )
         log.info("%s on %s, %s", self.header["task"], shard.tag(), self.backbone.describe())
+        return plan
+
+    def execute(self, plan: Plan) -> None:
+        """The user's setup, then the plan's items through the backbone (or only planned)."""
+        job, opts, task = self.job, self.opts, self.task
+        assert job is not None and opts is not None
         with job:
             job.tick(force=True)
             self.set_up = True
