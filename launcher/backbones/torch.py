@@ -176,9 +176,14 @@ class TorchBackbone:
             "device": str(self.device) if self.device is not None else cfg.device,
             "batch_size": cfg.batch_size,
             "num_workers": self._num_workers(),
-            "amp": cfg.amp.name if isinstance(cfg.amp, enum.Enum) else cfg.amp,
+            "amp": self._amp(),
             "postprocess_workers": cfg.postprocess_workers,
         }
+
+    def _amp(self) -> str:
+        """``backbone.amp`` by name: an ``Amp`` from the schema, a string from ``launcher.run``."""
+        amp = self.cfg.amp
+        return amp.name if isinstance(amp, enum.Enum) else amp
 
     def _num_workers(self) -> int:
         n = self.cfg.num_workers
@@ -233,7 +238,7 @@ class TorchBackbone:
                 # lock), and start loading while the model loads
                 batches = Prefetch(iter(loading))
                 task.load_model(self.device)
-                amp = self.cfg.amp.name if isinstance(self.cfg.amp, enum.Enum) else self.cfg.amp
+                amp = self._amp()
                 autocast = (
                     torch.autocast(self.device.type, dtype=AMP_DTYPES[amp](torch))
                     if amp != "off"
