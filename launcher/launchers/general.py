@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("launcher")
 
 
-class ShardLauncher(Protocol):
+class Launching(Protocol):
     """What a general launch reads of the shard launcher that hands it the jobs."""
 
     backend: str
@@ -128,7 +128,7 @@ def _slurm_job_id() -> str | None:
 
 
 def launch(
-    launcher: ShardLauncher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    launcher: Launching, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
 ) -> list[JobReturn]:
     """Run a batch of any app's jobs on the launcher's backend; their JobReturns, in order."""
     from hydra.core.singleton import Singleton
@@ -186,7 +186,7 @@ class JobFailed(RuntimeError):
 # -- local ---------------------------------------------------------------------------------------
 
 
-def _local(launcher: ShardLauncher, folder: Path, overrides: list[list[str]]) -> list[JobReturn]:
+def _local(launcher: Launching, folder: Path, overrides: list[list[str]]) -> list[JobReturn]:
     parallelism = launcher.opts.array_parallelism or available_cpus()
     todo = deque(range(len(overrides)))
     running: dict[subprocess.Popen, int] = {}
@@ -245,7 +245,7 @@ def run_local_job(pickle_path: str) -> int:
 # -- slurm ---------------------------------------------------------------------------------------
 
 
-def _cluster(launcher: ShardLauncher) -> Cluster:
+def _cluster(launcher: Launching) -> Cluster:
     """What the cluster can give, once the request is known to fit it."""
     cluster = Cluster.query()
     try:
@@ -256,7 +256,7 @@ def _cluster(launcher: ShardLauncher) -> Cluster:
 
 
 def _slurm(
-    launcher: ShardLauncher, cluster: Cluster, folder: Path, overrides: list[list[str]]
+    launcher: Launching, cluster: Cluster, folder: Path, overrides: list[list[str]]
 ) -> list[JobReturn]:
     opts = launcher.opts
     assert launcher.config is not None

@@ -29,15 +29,15 @@ log = logging.getLogger(__name__)
 BLOCK = 4096
 
 
-class Element(Protocol):
-    """An array element as the marker checks read it (``arrays.Element``)."""
+class Marked(Protocol):
+    """An array element as the marker checks read it (an ``arrays.Element``)."""
 
     shard: int | None
     tag: str
     state_dir: str | None
 
 
-def stale(task: Any, shard: Shard, key: str, marked: list[Element]) -> list[Element]:
+def stale(task: Any, shard: Shard, key: str, marked: list[Marked]) -> list[Marked]:
     """The elements of ``marked`` (shards with a marker for config ``key``) to launch again."""
     if not marked:
         return []
@@ -82,7 +82,7 @@ def _marker_total(state_dir: str | None, key: str, tag: str) -> int | None:
         return None
 
 
-def _owned(task: Any, shard: Shard, marked: list[Element]) -> tuple[Counter, set[str]]:
+def _owned(task: Any, shard: Shard, marked: list[Marked]) -> tuple[Counter, set[str]]:
     """One pass over the task's items: how many each marked shard owns, which have pending ones."""
     key_of = task.item_key
     count = sum(1 for _ in task.generate_tasks()) if shard.needs_count else None
