@@ -18,7 +18,7 @@ from launcher.launchers import local
 from launcher.status import Facts, infer
 from launcher.status.jobfiles import JobRecord
 from launcher.status.slurm import SlurmView
-from tests.conftest import REPO, files, report, status
+from tests.conftest import REPO, files, need_slurm, report, status
 
 
 def squares(out: Path, *extra: str) -> list[str]:
@@ -651,10 +651,7 @@ def test_the_grid_is_coloured_on_a_terminal_unless_no_color(tmp_path):
 @pytest.mark.slurm
 @pytest.mark.timeout(180)
 def test_a_held_slurm_element_is_held_with_slurms_reason(launch, tmp_path):
-    from tests.test_slurm import _no_cluster
-
-    if reason := _no_cluster():
-        pytest.skip(f"no SLURM cluster ({reason})")
+    need_slurm()
     r = launch(
         *squares(tmp_path / "out", "task.n=4", "shard.num=2"),
         "hydra/launcher=slurm",
