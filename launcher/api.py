@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from launcher.errors import ConfigError
+from launcher.records import REPORT
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -127,5 +128,5 @@ def _run_job(cfg: DictConfig, task: Task | None) -> dict[str, Any]:
         handler.close()
     if ret.status is JobStatus.FAILED:
         raise ret._return_value
-    with open(os.path.join(job_dir, "report.json"), encoding="utf-8") as f:
+    with open(os.path.join(job_dir, REPORT), encoding="utf-8") as f:
         return json.load(f)

@@ -13,10 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from launcher import driving
 from launcher.errors import ConfigError, InputError, UserError, check_bounds, unknown_key
 from launcher.io import sweep_stale
 from launcher.job import Job, StopPlanning
 from launcher.records import (
+    FAILURES,
     MAX_RECORD_CHARS,
     LockedError,
     Records,
@@ -35,6 +37,8 @@ from launcher.task import Task
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+
+    from launcher.plan import Plan
 
 log = logging.getLogger("launcher")
 
@@ -281,6 +285,10 @@ class _JobRun:
         self.error_code = max(self.error_code, code)
 
     def body(self) -> None:
+        self.execute(self.build())
+
+    def build(self) -> Plan:
+        """The task, its shard, backbone, state dir and lock, the job and its plan."""
         from omegaconf import OmegaConf
 
         from launcher.backbones import make_backbone
@@ -292,15 +300,15 @@ class _JobRun:
         self.header["shard"] = shard.describe()
         self.opts = opts = OmegaConf.to_object(cfg.run)
         if shard.strategy is Strategy.hard:
-            task.bind_hard_shard(min(shard.idx), shard.num)
+            driving.bind_hard_shard(task, min(shard.idx), shard.num)
         self.backbone = make_backbone(OmegaConf.to_object(cfg.backbone), task)
         self.header["backbone"] = self.backbone.describe()
         if task.output_dir:
             self.header["output_dir"] = os.path.abspath(task.output_dir)
         task.check_inputs()
-        state_dir = opts.state_dir or task.state_dir()
+        state_dir = opts.state_dir or driving.state_dir(task)
         self.header["state_dir"] = state_dir and os.path.abspath(state_dir)
-        only_keys = self._retry_keys(state_dir)
+        self.only_keys = only_keys = self._retry_keys(state_dir)
         if state_dir and not opts.dry_run:
             self._hold_shard(state_dir, shard)
             self._record_hash_params()
@@ -335,6 +343,12 @@ class _JobRun:
         )
         backbone = {k: v for k, v in self.backbone.describe().items() if k != "workers_started"}
         log.info("%s on %s, %s", self.header["task"], shard.tag(), backbone)
+        return plan
+
+    def execute(self, plan: Plan) -> None:
+        """The user's setup, then the plan's items through the backbone (or only planned)."""
+        job, opts, task = self.job, self.opts, self.task
+        assert job is not None and opts is not None
         with job:
             job.tick(force=True)
             self.set_up = True
@@ -353,7 +367,7 @@ class _JobRun:
             if plan.error is not None:
                 raise plan.error
             if plan.limit == 0 and not opts.dry_run and not job.stopping:
-                self.items_left = self._count_left(only_keys)
+                self.items_left = self._count_left(self.only_keys)
 
     def _count_left(self, only_keys: frozenset[str] | None) -> int | None:
         """Pending items after ``run.limit`` was reached: one more listing and done check."""
@@ -526,7 +540,7 @@ class _JobRun:
         elif report["state"] == "failed":
             log.error("%s: failed (exit %d)", summary, report["exit_code"])
         elif stats.failed:
-            log.error("%s (see %s)", summary, os.path.join(self.job_dir, "failures.jsonl"))
+            log.error("%s (see %s)", summary, os.path.join(self.job_dir, FAILURES))
         else:
             log.info(summary)
 

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from launcher.task import Item, TorchTask
+from launcher.task import Item, TorchTask, batch_size_of, item_kwargs
 
 Failure = tuple[str, str, str]  # error type, message, traceback
 
@@ -96,10 +96,6 @@ def _collate_fields(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
-def batch_size_of(batch: dict[str, Any]) -> int:
-    return len(next(iter(batch.values()))) if batch else 0
-
-
 def batch_of_one(batch: dict[str, Any], i: int, device: Any) -> dict[str, Any]:
     """Item ``i`` of a collated batch as :func:`collate` makes a batch of that item alone:
     a tensor kept in a list (its batch-mates had other shapes) is stacked too."""
@@ -111,16 +107,6 @@ def batch_of_one(batch: dict[str, Any], i: int, device: Any) -> dict[str, Any]:
         else v[i : i + 1]
         for k, v in batch.items()
     }
-
-
-def item_kwargs(batch: dict[str, Any], results: Any, i: int) -> dict[str, Any]:
-    """Item ``i``'s fields and results, as kagurazaka's ``postprocess_each`` receives them."""
-    out = {k: v[i] for k, v in batch.items()}
-    if isinstance(results, dict):
-        out.update({k: v[i] for k, v in results.items()})
-    else:
-        out["result"] = results[i]
-    return out
 
 
 class ItemTimeout(Exception):  # noqa: N818 - the name failures.jsonl shows, as on mp

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from launcher import stops
 from launcher.progress import Progress
 from launcher.records import MAX_SHOWN_CHARS, Records, clip, printable, progress_record
 from launcher.stats import Stats
@@ -217,11 +218,17 @@ class Job:
             self._interruptible = False
             raise StopPlanning
 
+    def _on_stop_request(self, signum: int) -> None:
+        if not self.stopping:  # a request is never the second Ctrl-C
+            self._on_signal(signum, None)
+
     def __enter__(self) -> Job:
         for sig in STOP_SIGNALS:
             self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+        stops.register(self._on_stop_request)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        stops.unregister(self._on_stop_request)
         for sig, handler in self._old_handlers.items():
             signal.signal(sig, handler)

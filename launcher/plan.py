@@ -18,12 +18,13 @@ from contextlib import AbstractContextManager
 from itertools import groupby, islice, repeat
 from operator import itemgetter
 
+from launcher.driving import Unfinished, unfinished_filter
 from launcher.errors import InputError
 from launcher.job import StopPlanning
 from launcher.records import clip, printable
 from launcher.shard import Shard
 from launcher.stats import Stats
-from launcher.task import Item, Task, Unfinished
+from launcher.task import Item, Task
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +277,7 @@ class Plan:
                 count = sum(1 for _ in task.generate_tasks())
             self._unlisted.clear()  # recorded by the listing that follows
         select = self.shard.selector(key_of, count)
-        done = task.finish_check()
+        done = unfinished_filter(task)
         only = self.only_keys
         checks = _Checks(task)
         source = iter(task.generate_tasks())

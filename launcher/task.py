@@ -8,51 +8,31 @@ resources (models, clients) in ``setup_worker``.
 
 from __future__ import annotations
 
-import inspect
 import json
-import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from launcher.errors import ConfigError
 from launcher.modes import DirListings, InputMode, OutputMode, join
 
-log = logging.getLogger(__name__)
-
 Item = dict[str, Any]
-Unfinished = Callable[[list[Item]], list[Item]]  # a block of items -> those not done yet
 ChunkFailures = Mapping[int, BaseException]  # position in the chunk -> that item's exception
 
 
-def unfinished_by(is_executed: Callable[..., bool]) -> Unfinished:
-    """The planner's block filter from an ``is_executed(**item)``: the method is called
-    straight from the comprehension, with no wrapper call per item."""
-
-    def unfinished(block: list[Item]) -> list[Item]:
-        try:
-            return [it for it in block if not is_executed(**it)]
-        except TypeError as exc:
-            _explain_check_arguments(is_executed, block, exc)
-            raise
-
-    return unfinished
+def batch_size_of(batch: dict[str, Any]) -> int:
+    """How many items a collated batch holds (dim 0 of each field)."""
+    return len(next(iter(batch.values()))) if batch else 0
 
 
-def _explain_check_arguments(check: Callable[..., bool], block: list[Item], exc: Exception) -> None:
-    """A done check whose parameters are not the item's fields: say why it cannot get more."""
-    for it in block:
-        try:
-            inspect.signature(check).bind(**it)
-        except TypeError as why:
-            raise ConfigError(
-                f"{check.__qualname__}() cannot be called with item {it!r} ({why}): done "
-                "checks run while planning, before anything is loaded, and receive only the "
-                f"item's own fields ({', '.join(it)}), not the fields load_data() or the "
-                "dataset would add. Compute what the check needs from those fields."
-            ) from exc
-        except ValueError:  # no signature to compare (a builtin)
-            return
+def item_kwargs(batch: dict[str, Any], results: Any, i: int) -> dict[str, Any]:
+    """Item ``i``'s fields and results, as kagurazaka's ``postprocess_each`` receives them."""
+    out = {k: v[i] for k, v in batch.items()}
+    if isinstance(results, dict):
+        out.update({k: v[i] for k, v in results.items()})
+    else:
+        out["result"] = results[i]
+    return out
 
 
 def _same_dir(a: str | None, b: str | None) -> bool:
@@ -185,43 +165,10 @@ class Task:
     def setup_worker(self, worker_id: int) -> None:
         """Once per worker process before its first item: load models here."""
 
-    def prepare_workers(self, num_workers: int, batch_size: int) -> None:
-        """Called by the mp backbone in the launching process before it starts workers."""
-
     def teardown_worker(self) -> None:
         """Once per worker process after its last item."""
 
     # -- used by the launcher -------------------------------------------------------------
-
-    batched = False  # True: workers hand items to process_batch() in groups
-
-    @property
-    def chunked(self) -> bool:
-        """True when the task overrides :meth:`process_chunk` (and is not batched)."""
-        return not self.batched and type(self).process_chunk is not Task.process_chunk
-
-    forkserver_preload: tuple[str, ...] = ()  # modules a forkserver imports once for all workers
-
-    def finish_check(self) -> Unfinished | None:
-        """The planner's done filter (a block of items -> those not done), or None when
-        nothing can be done already.
-
-        An overridden :meth:`unfinished` is called per block, an overridden
-        :meth:`is_executed` per item; otherwise the output mode answers from
-        cached directory listings (one per directory).
-        """
-        if type(self).unfinished is not Task.unfinished:
-            return self.unfinished
-        if type(self).is_executed is not Task.is_executed:
-            return unfinished_by(self.is_executed)
-        return self._output_check()
-
-    def _output_check(self) -> Unfinished | None:
-        if self.output is None:
-            return None
-        listings = DirListings()
-        is_done = self.output.is_done
-        return lambda block: [it for it in block if not is_done(it["output"], listings)]
 
     def check_inputs(self) -> None:
         """Fail early, naming the key, when the input mode's source is missing."""
@@ -232,21 +179,6 @@ class Task:
         if self.input is None:
             return f"{type(self).__name__}.generate_tasks()"
         return f"{self.input.describe()} in task.input_dir={self.input_dir!r}"
-
-    def bind_hard_shard(self, idx: int, num: int) -> None:
-        """Point input and output at this shard's own folders (``{shard_idx}`` templates)."""
-        if not self.input_dir or "{shard_idx}" not in self.input_dir:
-            raise ConfigError(
-                "shard=hard needs a '{shard_idx}' placeholder in task.input_dir "
-                f"(got {self.input_dir!r}), e.g. task.input_dir=/data/part_{{shard_idx}}."
-            )
-        self.input_dir = self.input_dir.format(shard_idx=idx, shard_num=num)
-        if self.output_dir:
-            self.output_dir = self.output_dir.format(shard_idx=idx, shard_num=num)
-
-    def state_dir(self) -> str | None:
-        """Where run state that belongs with the outputs lives (failures for retries)."""
-        return os.path.join(self.output_dir, ".launcher") if self.output_dir else None
 
 
 class TorchTask(Task):
@@ -261,11 +193,6 @@ class TorchTask(Task):
     indices). :meth:`is_each_executed` is checked per item before anything is
     loaded. Nothing here imports torch until a model runs.
     """
-
-    batched = True
-    _mp_threads = 0
-    _mp_batch_size = 1
-    _device: Any = None
 
     # -- model and data ---------------------------------------------------------------------
 
@@ -303,23 +230,6 @@ class TorchTask(Task):
     def is_executed(self, **item: Any) -> bool:
         return self.is_each_executed(**item)
 
-    def finish_check(self) -> Unfinished | None:
-        cls = type(self)
-        if cls.unfinished is not Task.unfinished:
-            return self.unfinished
-        if cls.is_each_executed is not TorchTask.is_each_executed:
-            return unfinished_by(self.is_each_executed)
-        if cls.is_executed is not TorchTask.is_executed:
-            return unfinished_by(self.is_executed)
-        if self.output is None and cls.get_dataset is not TorchTask.get_dataset:
-            log.warning(
-                "%s takes its items from get_dataset() and has neither an output mode "
-                "(task.output) nor is_each_executed(key, index): no item can be found done, "
-                "so every run redoes every item.",
-                cls.__name__,
-            )
-        return self._output_check()
-
     # -- processing -------------------------------------------------------------------------
 
     def inference(self, device: Any, batch_size: int, **batch: Any) -> Any:
@@ -332,40 +242,10 @@ class TorchTask(Task):
 
     def postprocess(self, batch_size: int, results: Any, **batch: Any) -> None:
         """Write a whole batch's results (override instead of :meth:`postprocess_each`)."""
-        from launcher.batching import item_kwargs
-
         for i in range(batch_size):
             self.postprocess_each(i, batch_size, **item_kwargs(batch, results, i))
 
     def process(self, device: Any, batch: dict[str, Any]) -> None:  # type: ignore[override]
         """The whole step for a batch (override to take it over)."""
-        from launcher.batching import batch_size_of
-
         n = batch_size_of(batch)
         self.postprocess(n, self.inference(device, n, **batch), **batch)
-
-    # -- on the mp backbone -----------------------------------------------------------------
-
-    def prepare_workers(self, num_workers: int, batch_size: int) -> None:
-        from launcher.backbones.mp import available_cpus
-
-        self._mp_threads = max(1, available_cpus() // num_workers)
-        self._mp_batch_size = batch_size
-
-    def setup_worker(self, worker_id: int) -> None:
-        """On the mp backbone: the model on the CPU, once per worker, threads shared fairly."""
-        import torch
-
-        if self._mp_threads:
-            torch.set_num_threads(self._mp_threads)
-        self._device = torch.device("cpu")
-        self.load_model(self._device)
-
-    def process_batch(
-        self, items: list[Item], mark: Callable[[int], None] | None = None
-    ) -> list[tuple[int, tuple[str, str, str]]]:
-        """Process items as batches in this worker; return ``(position, failure)`` pairs.
-        ``mark(i)`` is told the item being loaded, and -1 for each model step."""
-        from launcher.batching import run_batches
-
-        return run_batches(self, self._device, items, self._mp_batch_size, mark)

@@ -22,7 +22,12 @@ class Launch:
         self.n = 0
 
     def __call__(
-        self, *args: str, multirun: bool = False, timeout: float = 120, env: dict | None = None
+        self,
+        *args: str,
+        multirun: bool = False,
+        timeout: float = 120,
+        env: dict | None = None,
+        cwd: Path = REPO,
     ) -> subprocess.CompletedProcess:
         """Run ``launch.py`` with the test configs on the search path, in a fresh job dir."""
         self.n += 1
@@ -42,7 +47,7 @@ class Launch:
             argv.append(f"hydra.run.dir={self.job_dir}")
         return subprocess.run(
             argv,
-            cwd=REPO,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=timeout,

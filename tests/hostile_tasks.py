@@ -16,7 +16,7 @@ class Hostile(Task):
     """``n`` items ``{"key", "x", "output"}`` writing ``x`` to ``<output_dir>/<key>.txt``.
 
     ``fault`` picks the misbehaviour; ``at`` is the item it hits (by ``x``).
-    ``ledger`` gets one line ``key pid`` per processed item.
+    ``ledger`` gets one line ``key pid`` per processed item, ``begun`` one per item begun.
     """
 
     def __init__(
@@ -28,6 +28,7 @@ class Hostile(Task):
         sleep_s: float = 0.0,
         ledger: str | None = None,
         pidfile: str | None = None,
+        begun: str | None = None,
     ) -> None:
         super().__init__(output_dir=output_dir)
         self.n = n
@@ -36,6 +37,7 @@ class Hostile(Task):
         self.sleep_s = sleep_s
         self.ledger = ledger
         self.pidfile = pidfile
+        self.begun = begun
 
     def generate_tasks(self) -> Iterator[Any]:
         fault = self.fault
@@ -77,6 +79,9 @@ class Hostile(Task):
 
     def process(self, key: str, x: int, output: str, **extra: Any) -> None:
         fault = self.fault if x == self.at else "none"
+        if self.begun:
+            with open(self.begun, "a") as f:
+                f.write(f"{key}\n")
         if fault == "exit0":
             os._exit(0)
         if fault == "huge_message":
@@ -94,6 +99,11 @@ class Hostile(Task):
                 time.sleep(120)
                 os._exit(0)
             os.kill(os.getpid(), signal.SIGKILL)
+        if fault == "dies_once":  # a crash that does not come back (memory pressure, say)
+            died = os.path.join(os.path.dirname(output), f".{key}.died")
+            if not os.path.exists(died):
+                open(died, "w").close()
+                os.kill(os.getpid(), signal.SIGKILL)
         if fault == "worker_thread":
             threading.Thread(target=time.sleep, args=(120,), name="leftover").start()
         if self.sleep_s:

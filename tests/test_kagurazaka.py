@@ -218,6 +218,7 @@ def test_a_template_applied_at_import_loses_its_own_soft_shard(caplog):
 
 def test_the_adapter_pickles_as_its_recipe_and_keeps_its_hard_shard(tmp_path):
     from launcher.compat.kagurazaka import from_file
+    from launcher.driving import bind_hard_shard
 
     texts(tmp_path / "part_1")
     mixin = {
@@ -227,7 +228,7 @@ def test_the_adapter_pickles_as_its_recipe_and_keeps_its_hard_shard(tmp_path):
         }
     }
     task = from_file(str(NORMAL), "TemplateWordCount", args=["--label", "n"], mixin=mixin)
-    task.bind_hard_shard(1, 2)
+    bind_hard_shard(task, 1, 2)
     clone = pickle.loads(pickle.dumps(task))
     items = list(clone.generate_tasks())
     assert clone.item_key(items[-1]) == "sub/deep.txt"
@@ -238,14 +239,15 @@ def test_the_adapter_pickles_as_its_recipe_and_keeps_its_hard_shard(tmp_path):
 
 def test_a_torch_adapter_pickles_and_runs_in_a_fresh_worker(tmp_path):
     from launcher.compat.kagurazaka import from_file
+    from launcher.driving import worker_side
 
     expected = numbers(tmp_path / "in", 6)
     args = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")]
     task = from_file(str(TORCH), "SumBatch", args=args)
-    task.prepare_workers(num_workers=1, batch_size=4)
-    worker = pickle.loads(pickle.dumps(task))  # what a spawn or forkserver worker receives
+    shipped = worker_side(task, num_workers=1, batch_size=4)
+    worker = pickle.loads(pickle.dumps(shipped))  # what a spawn or forkserver worker receives
     worker.setup_worker(0)
-    assert worker.process_batch(list(worker.generate_tasks())) == []
+    assert worker.process_batch(list(worker.task.generate_tasks())) == []
     assert text(tmp_path / "out") == expected
 
 

@@ -9,17 +9,17 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from launcher.errors import ConfigError
 from launcher.launchers.arrays import Array, ArraySpec, Element, ranges
-from launcher.launchers.config import SlurmConfig
-from launcher.launchers.slurm import (
+from launcher.launchers.cluster import (
     Cluster,
     Node,
     _gpus,
     _minutes,
     check_request,
-    chunks,
     sbatch_options,
     sbatch_script,
 )
+from launcher.launchers.config import SlurmConfig
+from launcher.launchers.slurm import chunks
 from launcher.launchers.sweeper import array_specs, axes
 
 GOLDEN = """\

@@ -109,6 +109,12 @@ def test_failures_then_a_rerun_launches_only_the_missing_shards(launch, tmp_path
         row["note"].startswith("done before, at ") and row["note"].endswith(f"in {first}/{i}")
         for i, row in ((r["shard"], r) for r in earlier)
     )
+    # and the first sweep's status counts its failed shards done by this relaunch
+    second, again = launch.job_dir, summary(first)
+    relaunched = [row for row in again["shards"] if row["shard"] in (0, 3)]
+    assert [row["state"] for row in relaunched] == ["done", "done"], relaunched
+    assert all(f"done later in {second}/{row['shard']}" in row["note"] for row in relaunched)
+    assert again["totals"]["shards"]["done"] == 4
 
     r = launch(*args, multirun=True)
     assert r.returncode == 0 and "Nothing to launch: all 4 shard(s) already completed" in r.stdout

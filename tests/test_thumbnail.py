@@ -20,12 +20,18 @@ def make_images(root: Path, n: int) -> None:
         )
 
 
-def test_bundled_samples_run_with_no_arguments(launch):
-    r = launch()
+def test_bundled_samples_run_with_no_arguments(launch, tmp_path):
+    """Run from an empty folder, so the relative output_dir lands in it, not in the repo."""
+    r = launch(cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     rep = report(launch.job_dir)
-    assert rep["total"] == 36 and rep["processed"] + rep["skipped"] == 36
+    assert (rep["total"], rep["processed"], rep["skipped"], rep["failed"]) == (36, 36, 0, 0)
     assert rep["task"] == "launcher.examples.thumbnail.ThumbnailTask"
+    (out,) = (tmp_path / "outputs" / "thumbnail").iterdir()
+    assert len(files(out)) == 36
+    r = launch(cwd=tmp_path)  # the rerun finds them all done
+    assert r.returncode == 0, r.stderr
+    assert (report(launch.job_dir)["processed"], report(launch.job_dir)["skipped"]) == (0, 36)
 
 
 @pytest.mark.slow

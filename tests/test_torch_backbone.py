@@ -111,7 +111,9 @@ def test_slow_postprocessing_goes_to_the_pool_and_waiting_steps_get_a_loader_thr
     assert writes[:12] == ["MainThread"] * 12
     assert all(name.startswith("postprocess") for name in writes[12:])
     # the first five steps are timed with the batches loaded here, then a thread loads them
-    assert loads[:20] == ["MainThread"] * 20 and set(loads[-32:]) == {"loader"}
+    # (both are decided after a fixed count of calls, on times a busy machine only lengthens:
+    # each step sleeps 20 ms with the GIL released, each item's write 5 ms)
+    assert loads == ["MainThread"] * 20 + ["loader"] * 44
 
 
 def test_postprocessing_placement_follows_the_timed_calls():

@@ -101,6 +101,20 @@ def test_a_worker_that_exits_holding_an_item_is_a_dead_worker(tmp_path, fault):
     assert len(files(tmp_path / "out")) == 7
 
 
+@pytest.mark.timeout(180)
+def test_an_item_that_killed_its_worker_once_is_retried_alone_and_done(tmp_path):
+    """The first death only makes the item a suspect: it fails as WorkerDied only if it
+    kills the worker it then runs in alone."""
+    job_dir, out = tmp_path / "job", tmp_path / "out"
+    r = subprocess.run(argv(*hostile(out, "task.fault=dies_once"), job_dir=job_dir), cwd=REPO,
+                       capture_output=True, text=True, timeout=150)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = report(job_dir)
+    assert (rep["state"], rep["processed"], rep["failed"]) == ("completed", 8, 0)
+    assert (out / ".0003.died").exists()  # it did kill a worker once
+    assert (out / "0003.txt").read_text() == "3\n" and len(files(out)) == 8
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("method", ["forkserver", "fork"])
 def test_an_item_that_cannot_be_pickled_fails_alone(launch, tmp_path, method):
@@ -123,15 +137,12 @@ def test_a_sweep_of_no_shard_is_refused(launch, tmp_path):
 
 @pytest.mark.timeout(120)
 def test_sigterm_ends_the_whole_job_within_one_grace_period(tmp_path):
-    job_dir = tmp_path / "job"
+    job_dir, begun = tmp_path / "job", tmp_path / "begun"
     args = hostile(
         tmp_path / "out", "task.n=6", "task.sleep_s=60", "backbone.num_workers=6", "run.grace_s=2"
     )
-    args += ["run.heartbeat_s=0.2", "run.log_interval_s=0.2"]
-    proc = start(*args, job_dir=job_dir)
-    log_file = job_dir / "job.log"
-    wait_for(lambda: log_file.exists() and "processed 0/6" in log_file.read_text(), proc)
-    time.sleep(1)  # every worker is on its 60 s item
+    proc = start(*args, f"task.begun={begun}", "run.heartbeat_s=0.2", job_dir=job_dir)
+    wait_for(lambda: begun.exists() and len(begun.read_text().split()) == 6, proc)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
@@ -139,7 +150,27 @@ def test_sigterm_ends_the_whole_job_within_one_grace_period(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, out
     assert took < 15, f"{took:.1f}s after SIGTERM with run.grace_s=2 (6 workers)"
     rep = ended_badly(job_dir, 143, "interrupted")
-    assert rep["processed"] == 0
+    # the grace period was waited out, then the six hung items abandoned: pending, not lost
+    assert (rep["processed"], rep["pending"]) == (0, 6) and rep["elapsed_s"] >= 2, rep
+
+
+@pytest.mark.timeout(120)
+def test_a_second_ctrl_c_abandons_the_items_in_flight_at_once(tmp_path):
+    """The first SIGINT waits for items in flight (here up to an hour: run.grace_s=3600);
+    the second stops waiting, and the records still say what happened."""
+    job_dir, begun = tmp_path / "job", tmp_path / "begun"
+    args = hostile(tmp_path / "out", "task.n=4", "task.sleep_s=600", "backbone.num_workers=2")
+    proc = start(*args, f"task.begun={begun}", "run.grace_s=3600", job_dir=job_dir)
+    log_file = job_dir / "job.log"
+    wait_for(lambda: begun.exists() and len(begun.read_text().split()) == 2, proc)
+    proc.send_signal(signal.SIGINT)
+    wait_for(lambda: "received SIGINT" in log_file.read_text(), proc)
+    assert proc.poll() is None  # the first Ctrl-C waits for the hour-long items
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGINT, out
+    rep = ended_badly(job_dir, 128 + signal.SIGINT, "interrupted")
+    assert rep["processed"] == 0 and "interrupted twice" in rep["stop_reason"], rep
 
 
 @pytest.mark.timeout(120)

@@ -46,11 +46,13 @@ from dataclasses import dataclass, field
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, ClassVar
 
+from launcher.driving import TorchOnWorkers, chunked, forkserver_modules, worker_side
 from launcher.errors import ConfigError
 from launcher.job import Job
+from launcher.machine import available_cpus
 from launcher.plan import Plan
 from launcher.records import clip
-from launcher.task import Item, Task
+from launcher.task import Item, Task, TorchTask
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +88,6 @@ class MpConfig:
         "chunksize": ">= 1",
         "batch_size": ">= 1",
     }
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (honours taskset and SLURM's cpus-per-task)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 # -- worker side --------------------------------------------------------------------------------
@@ -151,7 +145,13 @@ def _worker_main(
         outbox.send(("setup_error", *_failure(exc)))
         return
     outbox.send(("ready",))
-    run = _run_batches if task.batched else _run_chunk if task.chunked else _run_items
+    run = (
+        _run_batches
+        if isinstance(task, TorchOnWorkers)
+        else _run_chunk
+        if chunked(task)
+        else _run_items
+    )
     while True:
         try:
             msg = inbox.recv()
@@ -355,14 +355,14 @@ class _Run:
         self.solo: deque[Item] = deque()  # items that killed a worker once: run alone
         self.suspects: set[str] = set()
         self.next_id = 0
-        self.min_chunk = backbone.batch_size if task.batched else 1
-        self.chunked = task.chunked
+        self.min_chunk = backbone.batch_size if isinstance(task, TorchTask) else 1
+        self.chunked = chunked(task)
         self.chunksize = backbone.fixed_chunksize or self.min_chunk
         self.per_item_s: float | None = None
         self.startup_deaths = 0
         self.plan_done = False
         self.timed = bool(job.item_timeout_s)
-        self.shipped: Task | bytes = task
+        self.shipped: Task | TorchOnWorkers | bytes = task
         # one poll set for the loop, kept as workers come and go (connection.wait builds one
         # per call): fd -> (worker, is its death sentinel)
         self.poller = select.poll()
@@ -392,7 +392,7 @@ class _Run:
         sender.start()
         return _Worker(slot, proc, in_w, out_r, status, stop, sendq, sender)
 
-    def ship(self) -> Task | bytes:
+    def ship(self, task: Task | TorchOnWorkers) -> Task | TorchOnWorkers | bytes:
         """The task as workers receive it: pickled once here, for every worker.
 
         A fork-server or spawn start blocks until the child has read its
@@ -401,12 +401,12 @@ class _Run:
         inherit the object itself.
         """
         if self.bb.start_method == "fork":
-            return self.task
+            return task
         try:
-            return pickle.dumps(self.task, protocol=pickle.HIGHEST_PROTOCOL)
+            return pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # noqa: BLE001 - multiprocessing's pickler may still manage
             self.unpicklable = exc  # (it knows its own locks and queues): let it try
-            return self.task
+            return task
 
     def spawn_all(self) -> list[_Worker]:
         """Start every worker.
@@ -720,17 +720,12 @@ class _Run:
         job = self.job
         if not self.plan.has_pending():
             return  # everything is done already: start no worker
-        self.task.prepare_workers(self.bb.num_workers, self.bb.batch_size)
         if self.bb.start_method == "forkserver":  # workers fork with these already imported
-            preload = [
-                "launcher.backbones.forkserver_preload",
-                __name__,
-                *self.task.forkserver_preload,
-                *([type(self.task).__module__] if type(self.task).__module__ != "__main__" else []),
-            ]
-            self.ctx.set_forkserver_preload(preload)
+            self.ctx.set_forkserver_preload(
+                ["launcher.backbones.forkserver_preload", __name__, *forkserver_modules(self.task)]
+            )
         job.stage(f"starting {self.bb.num_workers} workers")
-        self.shipped = self.ship()
+        self.shipped = self.ship(worker_side(self.task, self.bb.num_workers, self.bb.batch_size))
         self.workers = self.spawn_all()
         for w in self.workers:
             self.watch(w)

@@ -31,7 +31,6 @@ from typing import Any, ClassVar
 
 from launcher.backbones.inflight import InFlight, crashed_here, inflight_path, take_left_behind
 from launcher.backbones.loading import Loading
-from launcher.backbones.mp import available_cpus
 from launcher.backbones.prefetch import CLOSE_WAIT_S, Prefetch
 from launcher.batching import (
     ItemDataset,
@@ -45,6 +44,7 @@ from launcher.batching import (
 )
 from launcher.errors import ConfigError
 from launcher.job import Job
+from launcher.machine import available_cpus
 from launcher.plan import Plan
 from launcher.task import Item, Task, TorchTask
 
@@ -176,9 +176,14 @@ class TorchBackbone:
             "device": str(self.device) if self.device is not None else cfg.device,
             "batch_size": cfg.batch_size,
             "num_workers": self._num_workers(),
-            "amp": cfg.amp.name if isinstance(cfg.amp, enum.Enum) else cfg.amp,
+            "amp": self._amp(),
             "postprocess_workers": cfg.postprocess_workers,
         }
+
+    def _amp(self) -> str:
+        """``backbone.amp`` by name: an ``Amp`` from the schema, a string from ``launcher.run``."""
+        amp = self.cfg.amp
+        return amp.name if isinstance(amp, enum.Enum) else amp
 
     def _num_workers(self) -> int:
         n = self.cfg.num_workers
@@ -234,7 +239,7 @@ class TorchBackbone:
                 batches = Prefetch(iter(loading))
                 job.stage(f"loading the model on {self.device}")
                 task.load_model(self.device)
-                amp = self.cfg.amp.name if isinstance(self.cfg.amp, enum.Enum) else self.cfg.amp
+                amp = self._amp()
                 autocast = (
                     torch.autocast(self.device.type, dtype=AMP_DTYPES[amp](torch))
                     if amp != "off"

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from launcher.compat import _kagurazaka_template as template
+from launcher.driving import Unfinished, unfinished_by
 from launcher.errors import ConfigError, InputError
-from launcher.task import Item, Task, TorchTask, Unfinished, unfinished_by
+from launcher.task import Item, Task, TorchTask, batch_size_of
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +306,7 @@ class KagurazakaTaskAdapter(_Adapter, Task):
     def generate_tasks(self) -> Iterable[Item]:
         return self._kg.generate_tasks()
 
-    def finish_check(self) -> Unfinished | None:
+    def unfinished_filter(self) -> Unfinished | None:
         if not self._has_check:
             log.warning("%s defines no is_executed: every item runs every time", self._recipe.label)
             return None
@@ -399,7 +400,7 @@ class KagurazakaTorchAdapter(_Adapter, TorchTask):
         hard = self._modes["hard_shard_mode"]
         return self._modes["input_mode"].generate_tasks(hard.get_shard_input())
 
-    def finish_check(self) -> Unfinished | None:
+    def unfinished_filter(self) -> Unfinished | None:
         if self._check is None:
             log.warning(
                 "%s defines no is_each_executed/is_executed: every item runs every time",
@@ -426,8 +427,6 @@ class KagurazakaTorchAdapter(_Adapter, TorchTask):
         self._kg.load_model(str(device))
 
     def process(self, device: Any, batch: dict[str, Any]) -> None:  # type: ignore[override]
-        from launcher.batching import batch_size_of
-
         n = batch_size_of(batch)
         done = batch.get(DONE) or [False] * n
         rows = [i for i in range(n) if not done[i]]

@@ -14,7 +14,7 @@ from typing import Any
 
 from launcher.launchers import arrays as arr
 from launcher.launchers import probe
-from launcher.launchers.base import ShardLauncher
+from launcher.launchers.base import Launched, ShardLauncher
 from launcher.launchers.config import AutoConfig, LocalConfig
 from launcher.launchers.local import LocalLauncher
 from launcher.launchers.slurm import SlurmLauncher
@@ -56,6 +56,12 @@ class AutoLauncher(ShardLauncher):
 
     def launch(self, job_overrides: Any, initial_job_idx: int) -> Any:
         return self.impl.launch(job_overrides, initial_job_idx)
+
+    def start(self, arrays: list[arr.Array], directory: str) -> Launched:
+        return self.impl.start(arrays, directory)
+
+    def wait(self, launched: Launched, directory: str) -> dict[tuple[int, int | None], int]:
+        return self.impl.wait(launched, directory)
 
 
 def _default(f: dataclasses.Field) -> Any:

@@ -7,6 +7,7 @@ until they end, return their exit codes).
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import logging
 import os
@@ -56,6 +57,16 @@ def to_options(cls: type, params: dict[str, Any]) -> Any:
         except OmegaConfBaseException as e:
             raise ConfigError(f"hydra.launcher.{k}={v}: {e.msg}.") from None
     return cls(**{k: v for k, v in OmegaConf.to_container(typed).items() if k != "_target_"})
+
+
+@dataclasses.dataclass
+class Launched:
+    """What :meth:`ShardLauncher.start` launched, as the sweep record and the user see it;
+    backends add what their :meth:`~ShardLauncher.wait` needs to follow it."""
+
+    record: dict[str, Any]  # extra fields for the sweep record
+    headline: str  # what was launched, in one line
+    ids: list[str] = dataclasses.field(default_factory=list)  # a line per backend job
 
 
 class ShardLauncher(Launcher):
@@ -136,9 +147,9 @@ class ShardLauncher(Launcher):
         arr.check_options(self.opts)
         hydra_cfg = HydraConfig.instance().cfg
         try:
-            arrays = arr.plan(self.hydra_context, self.config, specs, self.opts.skip_done)
+            arrays = arr.plan_sweep(self.hydra_context, self.config, specs, self.opts.skip_done)
         finally:
-            HydraConfig.instance().cfg = hydra_cfg  # plan() sets each array's
+            HydraConfig.instance().cfg = hydra_cfg  # plan_sweep() sets each array's
         directory = arr.sweep_dir(self.config)
         todo = sum(len(a.todo) for a in arrays)
         total = sum(len(a.elements) for a in arrays)
@@ -155,13 +166,13 @@ class ShardLauncher(Launcher):
         os.makedirs(directory, exist_ok=True)
         with arr.claim(directory):
             arr.write_specs(arrays)
-            extra = self.start(arrays, directory)
-            arr.write_record(directory, self.backend, arrays, **extra)
-        print(self.started_message(arrays, directory), flush=True)
+            launched = self.start(arrays, directory)
+            arr.write_record(directory, self.backend, arrays, **launched.record)
+        print(self.started_message(launched, directory), flush=True)
         if not self.waits:
             return []
         try:
-            codes = self.wait(arrays, directory)
+            codes = self.wait(launched, directory)
         except KeyboardInterrupt:
             follow = status_command(directory)
             print(f"Stopped waiting; the shards go on. Follow them with: {follow}", flush=True)
@@ -197,11 +208,8 @@ class ShardLauncher(Launcher):
         lines.extend(self.describe_backend(arrays, directory))
         return "\n".join(lines)
 
-    def started_message(self, arrays: list[arr.Array], directory: str) -> str:
-        todo = sum(len(a.todo) for a in arrays)
-        skipped = sum(len(a.elements) for a in arrays) - todo
-        lines = [self.launched_line(arrays, todo, skipped)]
-        lines.extend(self.id_lines(arrays))
+    def started_message(self, launched: Launched, directory: str) -> str:
+        lines = [launched.headline, *launched.ids]
         lines.append(f"Sweep dir: {directory}")
         lines.append(f"Logs:      {os.path.join(directory, arr.LOGS)}/")
         lines.append(f"Status:    {status_command(directory)}")
@@ -214,22 +222,22 @@ class ShardLauncher(Launcher):
         if self.bad_options is not None:
             raise self.bad_options
 
-    def start(self, arrays: list[arr.Array], directory: str) -> dict[str, Any]:
-        """Launch every element to do; return extra fields for the sweep record."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def start(self, arrays: list[arr.Array], directory: str) -> Launched:
+        """Launch every element to do; say what was launched."""
 
-    def wait(self, arrays: list[arr.Array], directory: str) -> dict[tuple[int, int | None], int]:
+    @abc.abstractmethod
+    def wait(self, launched: Launched, directory: str) -> dict[tuple[int, int | None], int]:
         """Block until every launched element ended; exit code by (array, shard)."""
-        raise NotImplementedError
 
     def describe_backend(self, arrays: list[arr.Array], directory: str) -> list[str]:
         return []
 
-    def launched_line(self, arrays: list[arr.Array], todo: int, skipped: int) -> str:
-        raise NotImplementedError
 
-    def id_lines(self, arrays: list[arr.Array]) -> list[str]:
-        return []
+def counts(arrays: list[arr.Array]) -> tuple[int, int]:
+    """How many shards are launched, and how many were skipped as done."""
+    todo = sum(len(a.todo) for a in arrays)
+    return todo, sum(len(a.elements) for a in arrays) - todo
 
 
 def status_command(directory: str) -> str:

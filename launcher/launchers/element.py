@@ -25,6 +25,8 @@ import sys
 import threading
 from typing import Any
 
+from launcher.records import FAILURES, REPORT, read_failures
+
 USR2_AFTER_TERM_S = 3.0
 EXIT_MEANING = {1: "items failed or the job stopped on an error", 2: "bad config or input"}
 
@@ -84,7 +86,7 @@ def failure_summary(job_dir: str, code: int, examples: int = 3) -> str:
     if code in EXIT_MEANING:
         lines[0] += f" ({EXIT_MEANING[code]})"
     try:
-        with open(os.path.join(job_dir, "report.json"), encoding="utf-8") as f:
+        with open(os.path.join(job_dir, REPORT), encoding="utf-8") as f:
             report = json.load(f)
         lines.append(
             f"processed {report['processed']}, skipped {report['skipped']}, "
@@ -96,17 +98,19 @@ def failure_summary(job_dir: str, code: int, examples: int = 3) -> str:
     except (OSError, ValueError, KeyError):
         pass
     seen: dict[str, int] = {}
-    path = os.path.join(job_dir, "failures.jsonl")
+    path = os.path.join(job_dir, FAILURES)
     try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                rec = json.loads(line)
-                n = seen[rec["error"]] = seen.get(rec["error"], 0) + 1
-                if n == 1 and len(seen) <= examples:
-                    lines.append(f"--- first {rec['error']}, item {rec['item']}:")
-                    lines.append(rec["traceback"].rstrip() or f"{rec['error']}: {rec['message']}")
-    except (OSError, ValueError, KeyError):
-        pass
+        records, _ = read_failures(path)
+    except OSError:
+        records = []
+    for rec in records:
+        error = str(rec.get("error"))
+        n = seen[error] = seen.get(error, 0) + 1
+        if n == 1 and len(seen) <= examples:
+            lines.append(f"--- first {error}, item {rec.get('item')}:")
+            lines.append(
+                str(rec.get("traceback") or "").rstrip() or f"{error}: {rec.get('message')}"
+            )
     log = os.path.join(job_dir, "job.log")
     if seen:
         counts = ", ".join(f"{n} {err}" for err, n in seen.items())
@@ -173,14 +177,11 @@ class _Usr2:
         return cls._instance
 
     def _watch(self) -> None:
-        from launcher.job import Job
+        from launcher import stops
 
         signal.sigwait({signal.SIGUSR2})
         self.received.set()
-        stop = signal.getsignal(signal.SIGTERM)
-        job = getattr(stop, "__self__", None)
-        if isinstance(job, Job) and not job.stopping:
-            stop(signal.SIGUSR2, None)
+        stops.request(signal.SIGUSR2)
 
 
 def _slurm_main(chunk_pickle: str) -> None:

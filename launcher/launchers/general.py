@@ -31,22 +31,42 @@ import traceback
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 
 from launcher.errors import UserError
 from launcher.launchers.arrays import STATE
+from launcher.launchers.cluster import (
+    DEFAULT_PARALLELISM,
+    Cluster,
+    SubmitError,
+    check_request,
+    sbatch,
+    sbatch_options,
+    sbatch_script,
+)
+from launcher.machine import available_cpus
 
 if TYPE_CHECKING:
     from hydra.types import HydraContext, TaskFunction
     from omegaconf import DictConfig
 
-    from launcher.launchers.base import ShardLauncher
-    from launcher.launchers.slurm import Cluster
-
 log = logging.getLogger("launcher")
+
+
+class Launching(Protocol):
+    """What a general launch reads of the shard launcher that hands it the jobs."""
+
+    backend: str
+    opts: Any
+    config: DictConfig | None
+    hydra_context: HydraContext | None
+    task_function: TaskFunction | None
+
+    def preflight(self) -> None: ...
+
 
 JOBS = "jobs"  # in <sweep>/.launcher/
 POLL_S = 0.05
@@ -108,7 +128,7 @@ def _slurm_job_id() -> str | None:
 
 
 def launch(
-    launcher: ShardLauncher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    launcher: Launching, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
 ) -> list[JobReturn]:
     """Run a batch of any app's jobs on the launcher's backend; their JobReturns, in order."""
     from hydra.core.singleton import Singleton
@@ -166,9 +186,7 @@ class JobFailed(RuntimeError):
 # -- local ---------------------------------------------------------------------------------------
 
 
-def _local(launcher: ShardLauncher, folder: Path, overrides: list[list[str]]) -> list[JobReturn]:
-    from launcher.backbones.mp import available_cpus
-
+def _local(launcher: Launching, folder: Path, overrides: list[list[str]]) -> list[JobReturn]:
     parallelism = launcher.opts.array_parallelism or available_cpus()
     todo = deque(range(len(overrides)))
     running: dict[subprocess.Popen, int] = {}
@@ -227,23 +245,19 @@ def run_local_job(pickle_path: str) -> int:
 # -- slurm ---------------------------------------------------------------------------------------
 
 
-def _cluster(launcher: ShardLauncher) -> Cluster:
+def _cluster(launcher: Launching) -> Cluster:
     """What the cluster can give, once the request is known to fit it."""
-    from launcher.launchers import slurm
-
-    cluster = slurm.Cluster.query()
+    cluster = Cluster.query()
     try:
-        slurm.check_request(launcher.opts, launcher.opts.cpus_per_task, cluster)
+        check_request(launcher.opts, launcher.opts.cpus_per_task, cluster)
     except UserError as e:
         raise LaunchError(str(e)) from None
     return cluster
 
 
 def _slurm(
-    launcher: ShardLauncher, cluster: Cluster, folder: Path, overrides: list[list[str]]
+    launcher: Launching, cluster: Cluster, folder: Path, overrides: list[list[str]]
 ) -> list[JobReturn]:
-    from launcher.launchers import slurm
-
     opts = launcher.opts
     assert launcher.config is not None
     name = opts.job_name or str(launcher.config.hydra.job.name)
@@ -253,17 +267,17 @@ def _slurm(
     step = cluster.max_array_size
     for start in range(0, len(overrides), step):
         count = min(step, len(overrides) - start)
-        p = min(opts.array_parallelism or slurm.DEFAULT_PARALLELISM, count)
+        p = min(opts.array_parallelism or DEFAULT_PARALLELISM, count)
         command = [python, "-u", "-m", "launcher.launchers.general", *_path_args()]
         command += ["--slurm", shlex.quote(str(folder)), "--offset", str(start)]
         logs = str(folder / "%A_%a_0_log")  # submitit's names: its error messages show them
-        params = slurm.sbatch_options(opts, name, f"0-{count - 1}%{p}", logs, opts.cpus_per_task)
+        params = sbatch_options(opts, name, f"0-{count - 1}%{p}", logs, opts.cpus_per_task)
         note = f"shard-launcher: jobs {start}..{start + count - 1} of {folder}"
         script_path = folder / f"array-{start}.sbatch"
-        script_path.write_text(slurm.sbatch_script(params, list(opts.setup), command, note))
+        script_path.write_text(sbatch_script(params, list(opts.setup), command, note))
         try:
-            job_id = slurm.sbatch(str(script_path))
-        except slurm.SubmitError as e:  # all or nothing, as for our arrays
+            job_id = sbatch(str(script_path))
+        except SubmitError as e:  # all or nothing, as for our arrays
             if submitted:
                 subprocess.run(["scancel", *submitted], capture_output=True, timeout=60)
                 e.args = (f"{e}; cancelled the array job(s) already submitted: {submitted}",)

@@ -17,11 +17,13 @@ import subprocess
 import sys
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from launcher.launchers import arrays as arr
-from launcher.launchers.base import ShardLauncher
+from launcher.launchers.base import Launched, ShardLauncher, counts
 from launcher.launchers.config import LocalConfig
+from launcher.machine import available_cpus
 from launcher.records import now_iso
 
 log = logging.getLogger("launcher")
@@ -33,10 +35,17 @@ POLL_S = 0.05
 
 def default_parallelism(cfg: Any) -> int:
     """As many shards at once as fit the CPUs here, given each one's backbone workers."""
-    from launcher.backbones.mp import available_cpus
-
     workers = cfg.backbone.get("num_workers") or available_cpus()
     return max(1, available_cpus() // max(1, int(workers)))
+
+
+@dataclass
+class LocalLaunch(Launched):
+    """The queue of elements to run here, and how many at once."""
+
+    queue: list[dict[str, Any]] = field(default_factory=list)
+    parallelism: int = 1
+    progress_s: float | None = None  # a totals line this often while waiting (run.log_interval_s)
 
 
 class LocalLauncher(ShardLauncher):
@@ -59,12 +68,22 @@ class LocalLauncher(ShardLauncher):
     def parallelism(self, arrays: list[arr.Array]) -> int:
         return self.opts.array_parallelism or default_parallelism(arrays[0].config)
 
-    def start(self, arrays: list[arr.Array], directory: str) -> dict[str, Any]:
+    def start(self, arrays: list[arr.Array], directory: str) -> LocalLaunch:
         queue = self._queue(arrays, directory)
         p = self.parallelism(arrays)
-        self._pending = (queue, p)
+        todo, skipped = counts(arrays)
+        how = "running" if self.waits else "started in the background"
+        done = f", {skipped} already done" if skipped else ""
+        headline = f"Local: {todo} shard(s) in {len(arrays)} array(s) {how}, {p} at once{done}."
+        launched = LocalLaunch(
+            {"parallelism": p},
+            headline,
+            queue=queue,
+            parallelism=p,
+            progress_s=arrays[0].config.run.log_interval_s,
+        )
         if self.waits:
-            return {"parallelism": p}
+            return launched
         path = os.path.join(directory, arr.STATE, QUEUE)
         with open(path, "w", encoding="utf-8") as f:
             json.dump({"parallelism": p, "cwd": os.getcwd(), "queue": queue}, f)
@@ -77,17 +96,12 @@ class LocalLauncher(ShardLauncher):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        return {"parallelism": p, "scheduler": {"pid": proc.pid, "host": os.uname().nodename}}
+        launched.record["scheduler"] = {"pid": proc.pid, "host": os.uname().nodename}
+        return launched
 
-    def wait(self, arrays: list[arr.Array], directory: str) -> dict[tuple[int, int | None], int]:
-        queue, p = self._pending
-        return run_queue(directory, queue, p, arrays[0].config.run.log_interval_s)
-
-    def launched_line(self, arrays: list[arr.Array], todo: int, skipped: int) -> str:
-        p = self._pending[1]
-        how = "running" if self.waits else "started in the background"
-        done = f", {skipped} already done" if skipped else ""
-        return f"Local: {todo} shard(s) in {len(arrays)} array(s) {how}, {p} at once{done}."
+    def wait(self, launched: Launched, directory: str) -> dict[tuple[int, int | None], int]:
+        assert isinstance(launched, LocalLaunch)
+        return run_queue(directory, launched.queue, launched.parallelism, launched.progress_s)
 
     def describe_backend(self, arrays: list[arr.Array], directory: str) -> list[str]:
         return [f"  local processes, {self.parallelism(arrays)} at once"]

@@ -18,20 +18,26 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from launcher.driving import bind_hard_shard, unfinished_filter
 from launcher.records import marker_path
 from launcher.shard import Shard, Strategy, stable_hash
-
-if TYPE_CHECKING:
-    from launcher.launchers.arrays import Element
 
 log = logging.getLogger(__name__)
 
 BLOCK = 4096
 
 
-def stale(task: Any, shard: Shard, key: str, marked: list[Element]) -> list[Element]:
+class Marked(Protocol):
+    """An array element as the marker checks read it (an ``arrays.Element``)."""
+
+    shard: int | None
+    tag: str
+    state_dir: str | None
+
+
+def stale(task: Any, shard: Shard, key: str, marked: list[Marked]) -> list[Marked]:
     """The elements of ``marked`` (shards with a marker for config ``key``) to launch again."""
     if not marked:
         return []
@@ -40,7 +46,9 @@ def stale(task: Any, shard: Shard, key: str, marked: list[Element]) -> list[Elem
             found = {}
             for e in marked:
                 bound = copy.copy(task)
-                bound.bind_hard_shard(e.shard if e.shard is not None else min(shard.idx), shard.num)
+                bind_hard_shard(
+                    bound, e.shard if e.shard is not None else min(shard.idx), shard.num
+                )
                 counts, pending = _owned(bound, shard, [e])
                 found[e.tag] = (counts[e.tag], e.tag in pending)
         else:
@@ -74,7 +82,7 @@ def _marker_total(state_dir: str | None, key: str, tag: str) -> int | None:
         return None
 
 
-def _owned(task: Any, shard: Shard, marked: list[Element]) -> tuple[Counter, set[str]]:
+def _owned(task: Any, shard: Shard, marked: list[Marked]) -> tuple[Counter, set[str]]:
     """One pass over the task's items: how many each marked shard owns, which have pending ones."""
     key_of = task.item_key
     count = sum(1 for _ in task.generate_tasks()) if shard.needs_count else None
@@ -84,7 +92,7 @@ def _owned(task: Any, shard: Shard, marked: list[Element]) -> tuple[Counter, set
         which = lambda pos, item: tag if select is None or select(pos, item) else None  # noqa: E731
     else:
         which = owner_tags(shard, key_of, count, {e.shard: e.tag for e in marked})
-    unfinished = task.finish_check()
+    unfinished = unfinished_filter(task)
     counts: Counter = Counter()
     pending: set[str] = set()
     items = enumerate(task.generate_tasks())

@@ -1,0 +1,175 @@
+"""How the launcher drives a task: what the user contract in ``task.py`` leaves out.
+
+The planner's done filter, binding a task to its hard shard's folders, where run
+state lives beside the outputs, and how the mp backbone's workers run a task
+(a TorchTask in CPU batches). A task class may supply its own
+``unfinished_filter()`` or ``bind_hard_shard(idx, num)`` (the kagurazaka adapter
+does) and a ``forkserver_preload`` tuple of modules; these functions use them
+when present.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from launcher.batching import Failure, run_batches
+from launcher.errors import ConfigError
+from launcher.machine import available_cpus
+from launcher.modes import DirListings
+from launcher.task import Item, Task, TorchTask
+
+log = logging.getLogger(__name__)
+
+Unfinished = Callable[[list[Item]], list[Item]]  # a block of items -> those not done yet
+
+
+# -- planning ----------------------------------------------------------------------------------
+
+
+def unfinished_filter(task: Task) -> Unfinished | None:
+    """The planner's done filter (a block of items -> those not done), or None when
+    nothing can be done already.
+
+    An overridden :meth:`Task.unfinished` is called per block, an overridden done
+    check per item; otherwise the output mode answers
+    from cached directory listings (one per directory).
+    """
+    own = getattr(task, "unfinished_filter", None)
+    if own is not None:
+        return own()
+    cls = type(task)
+    if cls.unfinished is not Task.unfinished:  # the opt-in block check comes first
+        return task.unfinished
+    if isinstance(task, TorchTask):
+        if cls.is_each_executed is not TorchTask.is_each_executed:
+            return unfinished_by(task.is_each_executed)
+        if cls.is_executed is not TorchTask.is_executed:
+            return unfinished_by(task.is_executed)
+        if task.output is None and cls.get_dataset is not TorchTask.get_dataset:
+            log.warning(
+                "%s takes its items from get_dataset() and has neither an output mode "
+                "(task.output) nor is_each_executed(key, index): no item can be found done, "
+                "so every run redoes every item.",
+                cls.__name__,
+            )
+    elif cls.is_executed is not Task.is_executed:
+        return unfinished_by(task.is_executed)
+    if task.output is None:
+        return None
+    listings = DirListings()
+    is_done = task.output.is_done
+    return lambda block: [it for it in block if not is_done(it["output"], listings)]
+
+
+def unfinished_by(is_executed: Callable[..., bool]) -> Unfinished:
+    """The planner's block filter from an ``is_executed(**item)``: the method is called
+    straight from the comprehension, with no wrapper call per item."""
+
+    def unfinished(block: list[Item]) -> list[Item]:
+        try:
+            return [it for it in block if not is_executed(**it)]
+        except TypeError as exc:
+            _explain_check_arguments(is_executed, block, exc)
+            raise
+
+    return unfinished
+
+
+def _explain_check_arguments(check: Callable[..., bool], block: list[Item], exc: Exception) -> None:
+    """A done check whose parameters are not the item's fields: say why it cannot get more."""
+    for it in block:
+        try:
+            inspect.signature(check).bind(**it)
+        except TypeError as why:
+            raise ConfigError(
+                f"{check.__qualname__}() cannot be called with item {it!r} ({why}): done "
+                "checks run while planning, before anything is loaded, and receive only the "
+                f"item's own fields ({', '.join(it)}), not the fields load_data() or the "
+                "dataset would add. Compute what the check needs from those fields."
+            ) from exc
+        except ValueError:  # no signature to compare (a builtin)
+            return
+
+
+# -- where a shard's task reads and writes ----------------------------------------------------
+
+
+def bind_hard_shard(task: Task, idx: int, num: int) -> None:
+    """Point input and output at this shard's own folders (``{shard_idx}`` templates)."""
+    own = getattr(task, "bind_hard_shard", None)
+    if own is not None:
+        own(idx, num)
+        return
+    if not task.input_dir or "{shard_idx}" not in task.input_dir:
+        raise ConfigError(
+            "shard=hard needs a '{shard_idx}' placeholder in task.input_dir "
+            f"(got {task.input_dir!r}), e.g. task.input_dir=/data/part_{{shard_idx}}."
+        )
+    task.input_dir = task.input_dir.format(shard_idx=idx, shard_num=num)
+    if task.output_dir:
+        task.output_dir = task.output_dir.format(shard_idx=idx, shard_num=num)
+
+
+def state_dir(task: Task) -> str | None:
+    """Where run state that belongs with the outputs lives (failures for retries)."""
+    return os.path.join(task.output_dir, ".launcher") if task.output_dir else None
+
+
+# -- on the mp backbone ------------------------------------------------------------------------
+
+
+def forkserver_modules(task: Task) -> tuple[str, ...]:
+    """Modules a forkserver imports once for all workers: the task's own, and those it names."""
+    own = type(task).__module__
+    return (*getattr(task, "forkserver_preload", ()), *(() if own == "__main__" else (own,)))
+
+
+def chunked(task: Any) -> bool:
+    """Whether the mp workers hand this task whole chunks (it overrides ``process_chunk``)."""
+    return (
+        isinstance(task, Task)
+        and not isinstance(task, TorchTask)
+        and (type(task).process_chunk is not Task.process_chunk)
+    )
+
+
+def worker_side(task: Task, num_workers: int, batch_size: int) -> Task | TorchOnWorkers:
+    """What the mp backbone ships to its workers: a plain task as it is, a TorchTask
+    wrapped so that each worker steps through its items ``batch_size`` at a time."""
+    if isinstance(task, TorchTask):
+        return TorchOnWorkers(task, max(1, available_cpus() // num_workers), batch_size)
+    return task
+
+
+@dataclass
+class TorchOnWorkers:
+    """A TorchTask in an mp worker: the model on the CPU, loaded once per worker, the
+    machine's threads shared fairly among the workers."""
+
+    task: TorchTask
+    threads: int
+    batch_size: int
+    device: Any = None
+
+    def setup_worker(self, worker_id: int) -> None:
+        import torch
+
+        torch.set_num_threads(self.threads)
+        self.device = torch.device("cpu")
+        self.task.load_model(self.device)
+        self.task.setup_worker(worker_id)
+
+    def teardown_worker(self) -> None:
+        self.task.teardown_worker()
+
+    def process_batch(
+        self, items: list[Item], mark: Callable[[int], None] | None = None
+    ) -> list[tuple[int, Failure]]:
+        """Process items as batches; return ``(position, failure)`` pairs. ``mark(i)`` is
+        told the item being loaded, and -1 for each model step."""
+        return run_batches(self.task, self.device, items, self.batch_size, mark)
