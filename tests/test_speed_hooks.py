@@ -55,7 +55,11 @@ def test_process_chunk_failures_are_recorded_per_item(launch, tmp_path):
 
 
 def test_a_wrong_answer_from_process_chunk_fails_each_item_saying_why(launch, tmp_path):
-    r = launch(*chunked(tmp_path / "out", "task.n=30", "task.bad_answer=true"))
+    # every item fails the same way on purpose: no early stop for a systematic failure
+    r = launch(
+        *chunked(tmp_path / "out", "task.n=30", "task.bad_answer=true"),
+        "run.systematic_failures=null",
+    )
     assert r.returncode == 1, r.stderr
     fails = failures(launch.job_dir)
     assert sorted(f["item"] for f in fails) == sorted(keys(0, 30))

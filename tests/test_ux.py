@@ -84,7 +84,8 @@ def test_a_bug_that_fails_every_item_stops_early_with_one_paragraph(launch, tmp_
     assert rep["state"] == "aborted" and 20 <= rep["failed"] < 300
     assert "the first 20 items all failed with ValueError" in rep["stop_reason"]
     assert "the first 20 items all failed with ValueError" in out
-    assert "Traceback (most recent call last)" in out and "bad item 0" in out
+    # the first failure's traceback (which item fails first depends on the workers' order)
+    assert "Traceback (most recent call last)" in out and re.search(r"bad item \d+", out)
     assert "run.systematic_failures=null" in out
     assert len(re.findall(r"item \S+ failed: ValueError", out)) == 1  # one line, not one per item
 
