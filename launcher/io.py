@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import IO, Any
 
+from launcher.machine import pid_alive
+
 TMP_MARK = ".tmp-"
 STALE_TMP_S = 6 * 3600  # a temporary file this old is a killed writer's, whatever its host
 HOST_ID = hashlib.blake2b(socket.gethostname().encode(), digest_size=4).hexdigest()
@@ -27,14 +29,7 @@ def _writer_gone(name: str, path: str) -> bool:
     host, _, rest = name.rpartition(TMP_MARK)[2].partition("-")
     pid = rest.partition("-")[0]
     if host == HOST_ID and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass
-        else:
-            return False
+        return not pid_alive(int(pid))
     try:
         return time.time() - os.lstat(path).st_mtime > STALE_TMP_S
     except FileNotFoundError:

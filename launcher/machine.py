@@ -1,4 +1,5 @@
-"""Facts about the machine this process runs on, read where the launcher sizes its work."""
+"""Facts about the machine this process runs on: CPUs to size work by, and which of its
+processes still live (lock holders, schedulers, writers of temporaries)."""
 
 from __future__ import annotations
 
@@ -11,3 +12,16 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def pid_alive(pid: object) -> bool:
+    """Whether a process of this host with that pid exists (a pid we may not signal does)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True

@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from launcher.io import write_json_atomic
+from launcher.machine import pid_alive
 from launcher.progress import eta_s
 from launcher.stats import Stats
 
@@ -234,7 +235,7 @@ class ShardLock:
         if mine and holder.get("slurm", {}).get("job_id") == mine:
             return True  # an earlier run of this very SLURM job, requeued
         if holder.get("host") == self.me["host"]:
-            return not _alive(holder.get("pid"))
+            return not pid_alive(holder.get("pid"))
         return False
 
     def _describe(self, holder: dict[str, Any] | None) -> str:
@@ -267,18 +268,6 @@ def _read_lock(path: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def job_identity() -> dict[str, Any]:

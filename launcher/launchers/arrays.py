@@ -36,6 +36,7 @@ from launcher.errors import ConfigError
 from launcher.io import atomic_write
 from launcher.launchers import markers
 from launcher.launchers.cluster import live_jobs
+from launcher.machine import pid_alive
 from launcher.records import config_key, done_shards, now_iso
 from launcher.shard import Shard, Strategy
 
@@ -420,15 +421,7 @@ def live_elements(directory: str) -> str | None:
 
 
 def _alive(host: Any, pid: Any) -> bool:
-    if host != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return host == socket.gethostname() and pid != os.getpid() and pid_alive(pid)
 
 
 # -- launcher options ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import time
 from dataclasses import replace
 
 from launcher.io import atomic_write
+from launcher.machine import pid_alive
 from launcher.records import SUMMARY, done_shards, marker_path, now_iso
 from launcher.status import slurm
 from launcher.status.infer import Facts, Verdict, infer
@@ -68,16 +69,6 @@ def collect(directory: str, write: bool = True) -> Summary:
 # -- one job -------------------------------------------------------------------------------------
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
-
-
 def _mtime(path: str | None) -> float:
     try:
         return os.path.getmtime(path) if path else 0.0
@@ -94,7 +85,7 @@ def job_facts(
     p = files.progress.record
     alive = None
     if p is not None and p.pid and p.host == HOST and not files.report.exists:
-        alive = _alive(p.pid)
+        alive = pid_alive(p.pid)
         if not alive:  # it may have written its report just before it exited
             files = read_job(job_dir)
     age = None if p is None or p.updated_unix is None else max(0.0, now - p.updated_unix)
@@ -152,7 +143,7 @@ def _launched_rows(record: SweepRecord, directory: str) -> list[ShardRow]:
     views, queue_ok = slurm.query(ids) if record.backend == "slurm" else ({}, False)
     exits = local_exits(directory) if record.backend == "local" else {}
     sched = record.scheduler
-    sched_gone = sched is not None and sched.host == HOST and not _alive(sched.pid)
+    sched_gone = sched is not None and sched.host == HOST and not pid_alive(sched.pid)
     created = _mtime(sweep_record_path(directory))
     markers = _Markers()
     now = time.time()
