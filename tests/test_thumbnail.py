@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,10 @@ def test_bundled_samples_run_with_no_arguments(launch, tmp_path):
     assert (rep["total"], rep["processed"], rep["skipped"], rep["failed"]) == (36, 36, 0, 0)
     assert rep["task"] == "launcher.examples.thumbnail.ThumbnailTask"
     (out,) = (tmp_path / "outputs" / "thumbnail").iterdir()
-    assert len(files(out)) == 36
+    made = files(out)
+    params = json.loads(made.pop("params.json"))  # the parameters that named the folder
+    assert params["hash"] == out.name and len(made) == 36
+    assert all(name.endswith(".jpeg") for name in made)
     r = launch(cwd=tmp_path)  # the rerun finds them all done
     assert r.returncode == 0, r.stderr
     assert (report(launch.job_dir)["processed"], report(launch.job_dir)["skipped"]) == (0, 36)
