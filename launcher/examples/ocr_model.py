@@ -257,7 +257,7 @@ def decode(logits: torch.Tensor) -> list[tuple[str, float]]:
     table = np.array(["", *CHARACTERS], dtype=object)
     results = []
     for i in range(idx.shape[0]):
-        text = "".join(table[idx[i, emit[i]]])
+        text = "".join(table[idx[i, emit[i]]]).strip()  # a space read off padding is no text
         p = best[i, idx[i] != 0].astype(np.float64)
         conf = float(p.prod() ** (2.0 / math.sqrt(len(p)))) if len(p) else 0.0
         results.append((text, conf))
