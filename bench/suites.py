@@ -324,7 +324,7 @@ def _t1_cuda(write: bool) -> Callable[[Mode], Built]:
         reason = cuda_loop.no_cuda()
         if reason:
             return Built([], skip=f"{reason}; CUDA figures stay unmeasured until a GPU runs them")
-        n = mode.pick(512, 4_096)
+        n = mode.pick(1_024, 16_384)
         docs = cuda_loop.sentences(n)
         what = "writes one .npy per item" if write else "results dropped"
         cs = [
@@ -335,7 +335,13 @@ def _t1_cuda(write: bool) -> Callable[[Mode], Built]:
                 f"for batch in DataLoader: model(batch); {what}",
             ),
         ]
-        info = {"items": n, "batch_size": cuda_loop.BATCH, "docs": docs, "write": write}
+        info = {
+            "items": n,
+            "batch_size": cuda_loop.BATCH,
+            "loader_workers": cuda_loop.WORKERS,
+            "docs": docs,
+            "write": write,
+        }
         return Built(cs, info, reps=mode.reps or mode.pick(2, 5))
 
     return build
