@@ -1,4 +1,4 @@
-"""The workloads of issue 5 and, for each, its contenders and sizes (quick or full).
+"""The workloads and, for each, its contenders and sizes (quick or full).
 
 A :class:`Workload` builds its contenders for a mode; building is also where
 the peers' chunk sizes are tuned, before any measured repetition. A workload
@@ -124,7 +124,7 @@ def w4b(mode: Mode) -> Built:
     return Built(contenders(t, not mode.quick, [extra]), {**info(t), "outputs": root})
 
 
-# -- W1-opt, W4a-opt: the opt-ins of issue 14 against the same tuned Pool -------------------------
+# -- W1-opt, W4a-opt: the opt-in hooks against the same tuned Pool -------------------------------
 
 
 def w1_opt(mode: Mode) -> Built:

@@ -1,4 +1,4 @@
-"""Issue 5's targets, checked against a run's summaries: one source for the table and the README."""
+"""The performance targets, checked against a run's summaries: one source for table and README."""
 
 from __future__ import annotations
 
