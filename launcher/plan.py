@@ -20,8 +20,8 @@ from operator import itemgetter
 
 from launcher.driving import Unfinished, unfinished_filter
 from launcher.errors import InputError
-from launcher.job import StopPlanning
 from launcher.records import clip, printable
+from launcher.run_state import StopPlanning
 from launcher.shard import Shard
 from launcher.stats import Stats
 from launcher.task import Item, Task

@@ -58,9 +58,9 @@ from launcher.backbones.mp_worker import (
 )
 from launcher.driving import TorchOnWorkers, chunked, forkserver_modules, worker_side
 from launcher.errors import ConfigError
-from launcher.job import Job
 from launcher.machine import available_cpus
 from launcher.plan import Plan
+from launcher.run_state import RunState
 from launcher.task import Item, Task, TorchTask
 
 log = logging.getLogger(__name__)
@@ -152,18 +152,18 @@ class MpBackbone:
             "workers_started": self.workers_started,
         }
 
-    def run(self, task: Task, plan: Plan, job: Job) -> None:
-        _Run(self, task, plan, job).run()
+    def run(self, task: Task, plan: Plan, state: RunState) -> None:
+        _Run(self, task, plan, state).run()
 
 
 class _Run:
     """One execution of the pool loop; all state lives here, in the parent's main thread."""
 
-    def __init__(self, backbone: MpBackbone, task: Task, plan: Plan, job: Job) -> None:
+    def __init__(self, backbone: MpBackbone, task: Task, plan: Plan, state: RunState) -> None:
         self.bb = backbone
         self.task = task
         self.plan = plan
-        self.job = job
+        self.state = state
         self.ctx = backbone.ctx
         self.workers: list[_Worker] = []
         self.requeued: deque[Item] = deque()  # unstarted items salvaged from lost workers
@@ -177,7 +177,7 @@ class _Run:
         self.per_item_s: float | None = None
         self.startup_deaths = 0
         self.plan_done = False
-        self.timed = bool(job.item_timeout_s)
+        self.timed = bool(state.item_timeout_s)
         self.shipped: Task | TorchOnWorkers | bytes = task
         # one poll set for the loop, kept as workers come and go (connection.wait builds one
         # per call): fd -> (worker, is its death sentinel)
@@ -325,7 +325,7 @@ class _Run:
     def feed(self) -> None:
         depth = self.depth()
         for w in self.workers:
-            while w.ready and len(w.inflight) < depth and not self.job.stopping:
+            while w.ready and len(w.inflight) < depth and not self.state.stopping:
                 items = self.next_items()
                 if not items:
                     return
@@ -348,7 +348,7 @@ class _Run:
                 try:
                     ForkingPickler.dumps(item)
                 except Exception as exc:  # noqa: BLE001 - recorded as the item's failure
-                    self.job.failed(
+                    self.state.failed(
                         self.task.item_key(item),
                         type(exc).__name__,
                         f"the item cannot be sent to a worker process (pickled): {exc}",
@@ -379,7 +379,7 @@ class _Run:
             _, chunk_id, pos, error, message, tb = msg
             chunk = next(c for c in w.inflight if c.id == chunk_id)
             chunk.failed += 1
-            self.job.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
+            self.state.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
         elif kind == "done":
             _, chunk_id, n, elapsed, failures = msg
             chunk = w.inflight.popleft()
@@ -391,16 +391,16 @@ class _Run:
                 return
             for pos, error, message, tb in failures or ():
                 chunk.failed += 1
-                self.job.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
-            self.job.done(n - chunk.failed)
+                self.state.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
+            self.state.done(n - chunk.failed)
             self.tune(n, elapsed)
-            if n < len(chunk.items) and not self.job.stopping:
+            if n < len(chunk.items) and not self.state.stopping:
                 self.requeued.extendleft(reversed(chunk.items[n:]))
         elif kind == "ready":
             w.ready = True
         elif kind == "setup_error":
             _, error, message, tb = msg
-            self.job.abort(f"setup_worker failed in worker {w.slot}: {error}: {message}\n{tb}")
+            self.state.abort(f"setup_worker failed in worker {w.slot}: {error}: {message}\n{tb}")
 
     def drain(self, w: _Worker) -> None:
         try:
@@ -435,7 +435,7 @@ class _Run:
             self.solo.extend(chunk.items)
         elif holding:
             pos = int(w.status[POS])
-            self.job.done(pos - chunk.failed)
+            self.state.done(pos - chunk.failed)
             at = int(w.status[ITEM])
             end = pos + at + 1 if at >= 0 else pos + self.bb.batch_size
             held = chunk.items[pos + max(at, 0) : end]
@@ -458,7 +458,7 @@ class _Run:
         def blame(item: Item) -> None:
             key = self.task.item_key(item)
             if key in self.suspects:
-                self.job.failed(
+                self.state.failed(
                     key,
                     "WorkerDied",
                     f"the worker process died ({how}) while processing this item, twice",
@@ -481,13 +481,13 @@ class _Run:
         self.salvage(w, blame, suspect=True)
         self.replace(w)
         if self.startup_deaths > MAX_STARTUP_DEATHS:
-            self.job.abort(
+            self.state.abort(
                 f"workers keep dying before finishing any item ({how}); "
                 "check the task's imports and setup_worker"
             )
 
     def check_timeouts(self) -> None:
-        limit = self.job.item_timeout_s
+        limit = self.state.item_timeout_s
         if not limit:
             return
         now = time.monotonic()
@@ -502,7 +502,7 @@ class _Run:
                 w.proc.join()
 
                 def blame(item: Item) -> None:
-                    self.job.failed(
+                    self.state.failed(
                         self.task.item_key(item),
                         "ItemTimeout",
                         f"the item ran over run.item_timeout_s={limit}s; its worker was killed",
@@ -516,7 +516,7 @@ class _Run:
     def replace(self, w: _Worker) -> None:
         self.retire(w, kill=True)
         i = self.workers.index(w)
-        if self.job.stopping:
+        if self.state.stopping:
             self.workers.pop(i)
         else:
             self.workers[i] = self.spawn(w.slot)
@@ -538,14 +538,14 @@ class _Run:
         )
 
     def run(self) -> None:
-        job = self.job
+        state = self.state
         if not self.plan.has_pending():
             return  # everything is done already: start no worker
         if self.bb.start_method == "forkserver":  # workers fork with these already imported
             self.ctx.set_forkserver_preload(
                 ["launcher.backbones.forkserver_preload", __name__, *forkserver_modules(self.task)]
             )
-        job.stage(f"starting {self.bb.num_workers} workers")
+        state.stage(f"starting {self.bb.num_workers} workers")
         self.shipped = self.ship(worker_side(self.task, self.bb.num_workers, self.bb.batch_size))
         self.workers = self.spawn_all()
         for w in self.workers:
@@ -553,7 +553,7 @@ class _Run:
         try:
             self.loop()
         except KeyboardInterrupt:
-            job.abort("interrupted twice: items in flight were abandoned")
+            state.abort("interrupted twice: items in flight were abandoned")
             for w in self.workers:
                 self.retire(w, kill=True)
             self.workers = []
@@ -561,21 +561,21 @@ class _Run:
             self.shutdown()
 
     def loop(self) -> None:
-        job = self.job
+        state = self.state
         while True:
-            if job.stopping:
+            if state.stopping:
                 for w in self.workers:
                     w.stop[0] = 1
                 if not self.busy():
                     return
-                if job.time_left() <= 0:
+                if state.time_left() <= 0:
                     log.error("items still running after run.grace_s: killing their workers")
                     return
             else:
                 self.feed()
                 if self.finished():
                     return
-            idle = not job.stopping and len(self.ahead) < READ_AHEAD and not self.plan_done
+            idle = not state.stopping and len(self.ahead) < READ_AHEAD and not self.plan_done
             events = self.poller.poll(0 if idle else TICK_S * 1000)
             if not events and idle:
                 self.read_ahead()
@@ -596,7 +596,7 @@ class _Run:
                 self.next_check = now + TICK_S
                 self.check_exits()
                 self.check_timeouts()
-            job.tick()
+            state.tick()
 
     def check_exits(self) -> None:
         """Deaths the sentinel does not show: a forked worker's sentinel stays open while
@@ -608,7 +608,7 @@ class _Run:
     def shutdown(self) -> None:
         """Workers end by one deadline: the stop's (``run.grace_s`` after it began), or
         ``run.grace_s`` from now after a normal end."""
-        deadline = time.monotonic() + self.job.time_left()
+        deadline = time.monotonic() + self.state.time_left()
         for w in self.workers:
             w.sendq.put(None)
         for w in self.workers:
