@@ -190,6 +190,32 @@ class TorchBackbone:
         return max(1, min(8, available_cpus() - 1)) if n is None else n
 
     def run(self, task: Task, plan: Plan, state: RunState) -> None:
+        workers = self._check(task, state)
+        record = inflight_path(state.records)
+        left = take_left_behind(record)
+        if not plan.has_pending():
+            return  # everything is done already: import and load nothing
+        self.device = resolve_device(self.cfg.device)
+        log.info("torch backbone on %s", self.device)
+        dataset = ItemDataset(task, task.get_dataset())
+        loading = Loading(
+            lambda sampler, n, prefetch, timeout: self._loader(
+                task, dataset, sampler, n, prefetch, timeout
+            ),
+            plan,
+            task,
+            state,
+            self.cfg.batch_size,
+            workers,
+            self.cfg.prefetch_factor,
+            inflight := InFlight(record),
+            isolate=set() if workers else crashed_here(state.records, left),
+        )
+        self._execute(task, state, loading, inflight)
+
+    def _check(self, task: Task, state: RunState) -> int:
+        """Refuse what this backbone cannot run, before anything loads; the DataLoader
+        workers it will use."""
         if not isinstance(task, TorchTask):
             raise ConfigError(
                 f"backbone=torch needs a launcher.TorchTask; {type(task).__name__} is a plain Task "
@@ -208,28 +234,15 @@ class TorchBackbone:
                 "model step (batch_size times that for a whole batch); postprocessing is not timed",
                 state.item_timeout_s,
             )
-        record = inflight_path(state.records)
-        left = take_left_behind(record)
-        if not plan.has_pending():
-            return  # everything is done already: import and load nothing
-        self.device = resolve_device(self.cfg.device)
-        log.info("torch backbone on %s", self.device)
+        return workers
+
+    def _execute(
+        self, task: TorchTask, state: RunState, loading: Loading, inflight: InFlight
+    ) -> None:
+        """Load the model while the loaders start, then run the pipeline; on every way out
+        close the loaders and the in-flight record, and give SIGALRM back."""
         import torch
 
-        dataset = ItemDataset(task, task.get_dataset())
-        loading = Loading(
-            lambda sampler, n, prefetch, timeout: self._loader(
-                task, dataset, sampler, n, prefetch, timeout
-            ),
-            plan,
-            task,
-            state,
-            self.cfg.batch_size,
-            workers,
-            self.cfg.prefetch_factor,
-            inflight := InFlight(record),
-            isolate=set() if workers else crashed_here(state.records, left),
-        )
         alarm = signal.getsignal(signal.SIGALRM)  # the model steps' time limit takes it
         with _Stop(state) as stop:
             batches = None
@@ -239,13 +252,7 @@ class TorchBackbone:
                 batches = Prefetch(iter(loading))
                 state.stage(f"loading the model on {self.device}")
                 task.load_model(self.device)
-                amp = self._amp()
-                autocast = (
-                    torch.autocast(self.device.type, dtype=AMP_DTYPES[amp](torch))
-                    if amp != "off"
-                    else nullcontext()
-                )
-                with torch.inference_mode(), autocast:
+                with torch.inference_mode(), self._autocast():
                     _Pipeline(
                         task, self.device, state, self.cfg.postprocess_workers, stop, inflight
                     ).run(batches, non_blocking=self.device.type == "cuda")
@@ -261,6 +268,15 @@ class TorchBackbone:
                     batches.close(0.0 if state.signal else CLOSE_WAIT_S)
                 inflight.close()
                 signal.signal(signal.SIGALRM, alarm)
+
+    def _autocast(self) -> AbstractContextManager:
+        """``backbone.amp``: the model steps autocast to bf16 or fp16, or run as they are."""
+        amp = self._amp()
+        if amp == "off":
+            return nullcontext()
+        import torch
+
+        return torch.autocast(self.device.type, dtype=AMP_DTYPES[amp](torch))
 
     def _loader(
         self,
