@@ -1,6 +1,6 @@
 """Our contender: one real job through the launcher, in this process, the way ``app.run`` builds it.
 
-Task + Shard + Stats + Plan + Records + Progress("off") + Job + MpBackbone, so
+Task + Shard + Stats + Plan + Records + Progress("off") + RunState + MpBackbone, so
 planning, dispatch and the records are all counted, and Python's and Hydra's
 startup are not (S1 measures those with real ``launch.py`` processes).
 """
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from launcher.backbones import Backbone
 from launcher.backbones.mp import MpBackbone, MpConfig, StartMethod
-from launcher.job import Job
 from launcher.plan import Plan
 from launcher.progress import Progress
 from launcher.records import Records
+from launcher.run_state import RunState
 from launcher.shard import Shard, Strategy
 from launcher.stats import Stats
 from launcher.task import Task
@@ -59,7 +59,7 @@ def run_job(
         plan = Plan(task, WHOLE, stats)
         records = Records(job_dir)
         progress = Progress(stats, "off", 30.0, WHOLE.tag())
-        job = Job(stats, records, progress)
+        job = RunState(stats, records, progress)
         backbone = backbone or MpBackbone(
             MpConfig(
                 num_workers=workers,

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from launcher import driving
 from launcher.errors import ConfigError, InputError, UserError, check_bounds, unknown_key
 from launcher.io import sweep_stale
-from launcher.job import Job, StopPlanning
 from launcher.records import (
     FAILURES,
     MAX_RECORD_CHARS,
@@ -31,6 +30,7 @@ from launcher.records import (
     now_iso,
     versions,
 )
+from launcher.run_state import RunState, StopPlanning
 from launcher.shard import Shard, Strategy
 from launcher.stats import Stats
 from launcher.task import Task
@@ -255,7 +255,7 @@ class _JobRun:
         self.task: Any = None
         self.opts: RunConfig | None = None
         self.backbone: Any = None
-        self.job: Job | None = None
+        self.job: RunState | None = None
         self.progress: Any = None
         self.lock: ShardLock | None = None
         self.set_up = False
@@ -320,7 +320,7 @@ class _JobRun:
             opts.log_interval_s,
             shard.tag(),
         )
-        self.job = job = Job(
+        self.job = job = RunState(
             self.stats,
             self.records,
             self.progress,

@@ -20,8 +20,8 @@ from operator import itemgetter
 
 from launcher.driving import Unfinished, unfinished_filter
 from launcher.errors import InputError
-from launcher.job import StopPlanning
 from launcher.records import clip, printable
+from launcher.run_state import StopPlanning
 from launcher.shard import Shard
 from launcher.stats import Stats
 from launcher.task import Item, Task
@@ -309,16 +309,7 @@ class Plan:
             else:
                 with self.interruptible():
                     pending, owned = self._unfinished(block, done)
-            if self.limit is not None and len(pending) > self.limit:
-                pending = pending[: self.limit]
-                last = pending[-1]
-                owned = next((i for i, it in enumerate(block) if it is last), None)
-                if owned is None:
-                    raise InputError(
-                        f"{type(task).__name__}.unfinished() returned items that are not "
-                        "among those it was given: return a sub-list of the same dicts."
-                    )
-                owned += 1
+            pending, owned = self._within_limit(block, pending, owned)
             stats.total += owned
             stats.skipped += owned - len(pending)
             if self.limit is not None:
@@ -327,6 +318,23 @@ class Plan:
                 yield pending
         self._record_unlisted()
         stats.planned = True
+
+    def _within_limit(
+        self, block: list[Item], pending: list[Item], owned: int
+    ) -> tuple[list[Item], int]:
+        """``run.limit``: at most that many pending items; the block's items up to the last
+        one kept are the ones planned (counted in the total)."""
+        if self.limit is None or len(pending) <= self.limit:
+            return pending, owned
+        pending = pending[: self.limit]
+        last = pending[-1]
+        at = next((i for i, it in enumerate(block) if it is last), None)
+        if at is None:
+            raise InputError(
+                f"{type(self.task).__name__}.unfinished() returned items that are not "
+                "among those it was given: return a sub-list of the same dicts."
+            )
+        return pending, at + 1
 
     def _record_unlisted(self) -> None:
         """Folders the listing could not read: one failure each, and the listing goes on."""

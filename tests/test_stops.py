@@ -6,15 +6,17 @@ from __future__ import annotations
 import signal
 
 from launcher import stops
-from launcher.job import Job
 from launcher.progress import Progress
 from launcher.records import Records
+from launcher.run_state import RunState
 from launcher.stats import Stats
 
 
-def _job(tmp_path) -> Job:
+def _job(tmp_path) -> RunState:
     stats = Stats()
-    return Job(stats, Records(str(tmp_path)), Progress(stats, "off", 30.0, "test"), grace_s=5.0)
+    return RunState(
+        stats, Records(str(tmp_path)), Progress(stats, "off", 30.0, "test"), grace_s=5.0
+    )
 
 
 def test_a_request_stops_the_running_job_gracefully(tmp_path):

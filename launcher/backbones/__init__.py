@@ -1,6 +1,6 @@
 """Backbones: how a job's pending items are executed on one machine.
 
-One module per backbone behind one contract: ``Backbone(cfg).run(task, plan, job)``.
+One module per backbone behind one contract: ``Backbone(cfg).run(task, plan, state)``.
 ``auto`` picks ``torch`` for a TorchTask and ``mp`` otherwise; its config holds
 the keys of both, so ``backbone.num_workers=8`` means what the chosen one means.
 """
@@ -15,8 +15,8 @@ from typing import Any, Protocol
 from launcher.backbones.mp import MpConfig
 from launcher.backbones.torch import TorchConfig
 from launcher.errors import check_bounds
-from launcher.job import Job
 from launcher.plan import Plan
+from launcher.run_state import RunState
 from launcher.task import Task, TorchTask
 
 # name -> (module, backbone class, config class)
@@ -34,7 +34,7 @@ class AutoConfig(TorchConfig, MpConfig):
 
 
 class Backbone(Protocol):
-    def run(self, task: Task, plan: Plan, job: Job) -> None: ...
+    def run(self, task: Task, plan: Plan, state: RunState) -> None: ...
 
     def describe(self) -> dict[str, Any]: ...
 

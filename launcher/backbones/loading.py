@@ -22,8 +22,8 @@ from typing import Any
 
 from launcher.backbones.inflight import InFlight
 from launcher.batching import Loaded
-from launcher.job import Job
 from launcher.plan import Plan
+from launcher.run_state import RunState
 from launcher.task import Item, Task
 
 log = logging.getLogger(__name__)
@@ -40,16 +40,16 @@ class _Owed:
     def __init__(
         self,
         source: Callable[[], list[Item]],
-        job: Job,
+        state: RunState,
         on_take: Callable[[list[Item]], None] | None = None,
     ) -> None:
         self.source = source
-        self.job = job
+        self.state = state
         self.on_take = on_take
         self.owed: deque[list[Item]] = deque()
 
     def __iter__(self) -> Iterator[list[Item]]:
-        while not self.job.stopping:
+        while not self.state.stopping:
             items = self.source()
             if not items:
                 return
@@ -94,7 +94,7 @@ class Loading:
     make_loader: MakeLoader
     plan: Plan
     task: Task
-    job: Job
+    state: RunState
     batch_size: int
     workers: int
     prefetch_factor: int
@@ -107,16 +107,16 @@ class Loading:
 
     @property
     def item_timeout_s(self) -> float:
-        return self.job.item_timeout_s or 0.0
+        return self.state.item_timeout_s or 0.0
 
     def _open(self, alone: bool) -> tuple[_Owed, Iterator[Loaded]]:
         if alone:
-            sampler = _Owed(lambda: [self.suspects.popleft()] if self.suspects else [], self.job)
+            sampler = _Owed(lambda: [self.suspects.popleft()] if self.suspects else [], self.state)
             loader = self.make_loader(sampler, 1, 1, self.item_timeout_s)
         else:
             # without workers, this process loads what it hands out: the record names it
             on_take = self._loading if not self.workers and self.inflight else None
-            sampler = _Owed(self._take, self.job, on_take)
+            sampler = _Owed(self._take, self.state, on_take)
             # a batch is loaded item after item in one worker: it gets the time of all of them
             timeout = self.item_timeout_s * self.batch_size
             loader = self.make_loader(sampler, self.workers, self.prefetch_factor, timeout)
@@ -139,13 +139,13 @@ class Loading:
                     sampler.received()
                     self.deaths_in_a_row = 0
                     yield loaded
-                if self.job.stopping or (self.plan_done and not self.suspects):
+                if self.state.stopping or (self.plan_done and not self.suspects):
                     return
             except RuntimeError as exc:
                 how = loader_failure(exc)
                 if how is None:
                     raise
-                if self.job.stopping:
+                if self.state.stopping:
                     return  # workers may die of the same signal; what they held stays pending
                 blamed = self._settle(sampler, how, str(exc), alone)
                 if blamed is not None:

@@ -24,6 +24,9 @@ A worker is dead when it exits while it holds an item, whatever its exit
 code (only a worker told to stop leaves between items), and its exit is seen
 by polling the process too: an item that forks a long-lived child (which
 inherits the pipes the parent watches) cannot hide its worker's death.
+
+This module is the parent's side (config, scheduling, salvage); what runs in
+each worker process is :mod:`launcher.backbones.mp_worker`.
 """
 
 from __future__ import annotations
@@ -31,12 +34,10 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
-import os
 import pickle
 import queue
 import select
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -46,12 +47,20 @@ from dataclasses import dataclass, field
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, ClassVar
 
+from launcher.backbones.mp_worker import (
+    CHUNK,
+    ITEM,
+    POS,
+    RETRY_ALONE,
+    START,
+    WorkerSpec,
+    worker_main,
+)
 from launcher.driving import TorchOnWorkers, chunked, forkserver_modules, worker_side
 from launcher.errors import ConfigError
-from launcher.job import Job
 from launcher.machine import available_cpus
 from launcher.plan import Plan
-from launcher.records import clip
+from launcher.run_state import RunState
 from launcher.task import Item, Task, TorchTask
 
 log = logging.getLogger(__name__)
@@ -64,11 +73,6 @@ READ_AHEAD = 16384  # pending items planned ahead of the workers' demand, at mos
 READ_AHEAD_BLOCK = 1024
 TICK_S = 0.25
 MAX_STARTUP_DEATHS = 3
-
-# shared status slots per worker; ITEM: in a batch at POS, the item loading, or -1 while
-# the whole batch is in its model step
-CHUNK, POS, START, ITEM = 0, 1, 2, 3
-
 
 StartMethod = enum.Enum("StartMethod", ["fork", "spawn", "forkserver"])
 
@@ -90,194 +94,6 @@ class MpConfig:
     }
 
 
-# -- worker side --------------------------------------------------------------------------------
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this worker when its parent dies (kill -9 of the job)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _failure(exc: BaseException) -> tuple[str, str, str]:
-    try:
-        message = str(exc)
-    except Exception as e:  # noqa: BLE001 - a broken __str__ must not kill the worker
-        message = f"<the exception's message could not be made: {type(e).__name__}: {e}>"
-    try:
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except Exception:  # noqa: BLE001
-        tb = ""
-    return type(exc).__name__, message, tb
-
-
-def _worker_main(
-    slot: int,
-    task: Task | bytes,
-    inbox: Any,
-    outbox: Any,
-    status: Any,
-    stop: Any,
-    batch_size: int,
-    timed: bool,
-) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates Ctrl-C
-    # memoryviews: a store is a few tens of ns, a ctypes attribute several times that
-    marks = memoryview(status).cast("B").cast("d")
-    halt = memoryview(stop).cast("B")  # this worker's own flag: one check per item
-    terminated = [False]
-
-    def on_term(signum: int, frame: Any) -> None:
-        halt[0] = 1  # finish the current item, report, then exit
-        terminated[0] = True
-
-    signal.signal(signal.SIGTERM, on_term)
-    _die_with_parent()
-    try:
-        if isinstance(task, bytes):
-            task = pickle.loads(task)
-        task.setup_worker(slot)
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent verbatim
-        outbox.send(("setup_error", *_failure(exc)))
-        return
-    outbox.send(("ready",))
-    run = (
-        _run_batches
-        if isinstance(task, TorchOnWorkers)
-        else _run_chunk
-        if chunked(task)
-        else _run_items
-    )
-    while True:
-        try:
-            msg = inbox.recv()
-        except (EOFError, OSError):
-            break
-        if msg is None:
-            break
-        chunk_id, items = msg
-        marks[CHUNK] = chunk_id
-        marks[POS] = 0
-        marks[START] = time.monotonic() if timed else 1.0  # busy; item start times when timed
-        t0 = time.monotonic()
-        n, failures = run(task, items, chunk_id, marks, halt, timed, outbox, batch_size)
-        marks[START] = 0.0
-        outbox.send(("done", chunk_id, n, time.monotonic() - t0, failures))
-        if terminated[0]:
-            break
-    try:
-        task.teardown_worker()
-    except Exception:  # noqa: BLE001
-        log.exception("teardown_worker failed in worker %d", slot)
-    # now, without waiting for threads the task left running (Process would join them)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
-
-
-def _run_items(
-    task: Task,
-    items: list,
-    chunk_id: int,
-    marks: Any,
-    halt: Any,
-    timed: bool,
-    outbox: Any,
-    batch_size: int,
-) -> tuple[int, None]:
-    """The hot loop: one ``process(**item)`` per item; returns how many were attempted
-    (failures were sent as they happened)."""
-    process = task.process
-    clock = time.monotonic
-    for pos, item in enumerate(items):
-        if halt[0]:
-            return pos, None
-        marks[POS] = pos
-        if timed:
-            marks[START] = clock()
-        try:
-            process(**item)
-        except (Exception, SystemExit) as exc:
-            outbox.send(("fail", chunk_id, pos, *_failure(exc)))
-    return len(items), None
-
-
-RETRY_ALONE = -1  # a chunk's count when process_chunk raised: run each of its items alone
-
-
-def _run_chunk(
-    task: Task,
-    items: list,
-    chunk_id: int,
-    marks: Any,
-    halt: Any,
-    timed: bool,
-    outbox: Any,
-    batch_size: int,
-) -> tuple[int, list | None]:
-    """A task's ``process_chunk``: one call per chunk. Its failures travel in the chunk's
-    end message, so a worker that dies first has recorded none of them."""
-    if halt[0]:
-        return 0, None
-    try:
-        failed = task.process_chunk(items)
-        return len(items), _chunk_failures(failed, len(items))
-    except (Exception, SystemExit) as exc:
-        if len(items) > 1:
-            return RETRY_ALONE, None
-        return 1, [(0, *_failure(exc))]
-
-
-def _chunk_failures(failed: Any, n: int) -> list | None:
-    """``process_chunk``'s answer as ``(position, error, message, traceback)`` tuples."""
-    if not failed:
-        return None
-    try:
-        entries = list(dict(failed).items())
-    except (TypeError, ValueError):
-        entries = [(None, None)]
-    if not all(type(p) is int and 0 <= p < n and isinstance(e, BaseException) for p, e in entries):
-        raise TypeError(
-            "process_chunk() must return None or {position in items: exception}, got "
-            f"{clip(repr(failed), 200)}"
-        )
-    return [(pos, *_failure(exc)) for pos, exc in entries]
-
-
-def _run_batches(
-    task: Task,
-    items: list,
-    chunk_id: int,
-    marks: Any,
-    halt: Any,
-    timed: bool,
-    outbox: Any,
-    batch_size: int,
-) -> tuple[int, None]:
-    """A TorchTask's items, ``batch_size`` at a time through ``process_batch``, which marks
-    the item it loads (or -1 for the model step) so a timeout or a death blames that one."""
-
-    def mark(offset: int) -> None:
-        marks[ITEM] = offset
-        if timed:
-            marks[START] = time.monotonic()
-
-    for pos in range(0, len(items), batch_size):
-        if halt[0]:
-            return pos, None
-        marks[POS] = pos
-        for i, failure in task.process_batch(items[pos : pos + batch_size], mark):
-            outbox.send(("fail", chunk_id, pos + i, *failure))
-    return len(items), None
-
-
-# -- parent side --------------------------------------------------------------------------------
-
-
 @dataclass
 class _Chunk:
     id: int
@@ -289,10 +105,10 @@ class _Chunk:
 class _Worker:
     slot: int
     proc: Any
-    inbox: Any  # parent -> worker
-    outbox: Any  # worker -> parent
-    status: Any
-    stop: Any
+    to_worker: Any  # chunks, written by the sender thread
+    from_worker: Any  # the worker's messages, read by the loop
+    status: Any  # the worker's CHUNK, POS, START and ITEM slots
+    stop: Any  # set: the worker stops between items
     sendq: queue.SimpleQueue
     sender: threading.Thread
     inflight: deque[_Chunk] = field(default_factory=deque)
@@ -336,18 +152,18 @@ class MpBackbone:
             "workers_started": self.workers_started,
         }
 
-    def run(self, task: Task, plan: Plan, job: Job) -> None:
-        _Run(self, task, plan, job).run()
+    def run(self, task: Task, plan: Plan, state: RunState) -> None:
+        _Run(self, task, plan, state).run()
 
 
 class _Run:
     """One execution of the pool loop; all state lives here, in the parent's main thread."""
 
-    def __init__(self, backbone: MpBackbone, task: Task, plan: Plan, job: Job) -> None:
+    def __init__(self, backbone: MpBackbone, task: Task, plan: Plan, state: RunState) -> None:
         self.bb = backbone
         self.task = task
         self.plan = plan
-        self.job = job
+        self.state = state
         self.ctx = backbone.ctx
         self.workers: list[_Worker] = []
         self.requeued: deque[Item] = deque()  # unstarted items salvaged from lost workers
@@ -361,7 +177,7 @@ class _Run:
         self.per_item_s: float | None = None
         self.startup_deaths = 0
         self.plan_done = False
-        self.timed = bool(job.item_timeout_s)
+        self.timed = bool(state.item_timeout_s)
         self.shipped: Task | TorchOnWorkers | bytes = task
         # one poll set for the loop, kept as workers come and go (connection.wait builds one
         # per call): fd -> (worker, is its death sentinel)
@@ -374,23 +190,28 @@ class _Run:
 
     def spawn(self, slot: int) -> _Worker:
         ctx = self.ctx
-        in_r, in_w = ctx.Pipe(duplex=False)
-        out_r, out_w = ctx.Pipe(duplex=False)
-        status = ctx.RawArray("d", 4)
-        stop = ctx.RawArray("b", 1)  # set: the worker stops between items
+        from_parent, to_worker = ctx.Pipe(duplex=False)
+        from_worker, to_parent = ctx.Pipe(duplex=False)
+        spec = WorkerSpec(
+            slot,
+            self.shipped,
+            from_parent,
+            to_parent,
+            status=ctx.RawArray("d", 4),
+            stop=ctx.RawArray("b", 1),
+            batch_size=self.bb.batch_size,
+            timed=self.timed,
+        )
         proc = ctx.Process(
-            target=_worker_main,
-            args=(slot, self.shipped, in_r, out_w, status, stop, self.bb.batch_size, self.timed),
-            name=f"launcher-worker-{slot}",
-            daemon=True,
+            target=worker_main, args=(spec,), name=f"launcher-worker-{slot}", daemon=True
         )
         proc.start()
-        in_r.close()
-        out_w.close()
+        from_parent.close()
+        to_parent.close()
         sendq: queue.SimpleQueue = queue.SimpleQueue()
-        sender = threading.Thread(target=_send_loop, args=(sendq, in_w), daemon=True)
+        sender = threading.Thread(target=_send_loop, args=(sendq, to_worker), daemon=True)
         sender.start()
-        return _Worker(slot, proc, in_w, out_r, status, stop, sendq, sender)
+        return _Worker(slot, proc, to_worker, from_worker, spec.status, spec.stop, sendq, sender)
 
     def ship(self, task: Task | TorchOnWorkers) -> Task | TorchOnWorkers | bytes:
         """The task as workers receive it: pickled once here, for every worker.
@@ -450,12 +271,12 @@ class _Run:
         return workers  # type: ignore[return-value]
 
     def watch(self, w: _Worker) -> None:
-        for fd, dies in ((w.outbox.fileno(), False), (w.proc.sentinel, True)):
+        for fd, dies in ((w.from_worker.fileno(), False), (w.proc.sentinel, True)):
             self.poller.register(fd, select.POLLIN)
             self.watched[fd] = (w, dies)
 
     def unwatch(self, w: _Worker) -> None:
-        for fd in (w.outbox.fileno(), w.proc.sentinel):
+        for fd in (w.from_worker.fileno(), w.proc.sentinel):
             if self.watched.pop(fd, None) is not None:
                 self.poller.unregister(fd)
 
@@ -469,8 +290,8 @@ class _Run:
             w.proc.kill()
             w.proc.join()
         w.sender.join(timeout=1)
-        w.inbox.close()
-        w.outbox.close()
+        w.to_worker.close()
+        w.from_worker.close()
 
     # -- dispatch --------------------------------------------------------------------------------
 
@@ -504,7 +325,7 @@ class _Run:
     def feed(self) -> None:
         depth = self.depth()
         for w in self.workers:
-            while w.ready and len(w.inflight) < depth and not self.job.stopping:
+            while w.ready and len(w.inflight) < depth and not self.state.stopping:
                 items = self.next_items()
                 if not items:
                     return
@@ -527,7 +348,7 @@ class _Run:
                 try:
                     ForkingPickler.dumps(item)
                 except Exception as exc:  # noqa: BLE001 - recorded as the item's failure
-                    self.job.failed(
+                    self.state.failed(
                         self.task.item_key(item),
                         type(exc).__name__,
                         f"the item cannot be sent to a worker process (pickled): {exc}",
@@ -558,7 +379,7 @@ class _Run:
             _, chunk_id, pos, error, message, tb = msg
             chunk = next(c for c in w.inflight if c.id == chunk_id)
             chunk.failed += 1
-            self.job.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
+            self.state.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
         elif kind == "done":
             _, chunk_id, n, elapsed, failures = msg
             chunk = w.inflight.popleft()
@@ -570,21 +391,21 @@ class _Run:
                 return
             for pos, error, message, tb in failures or ():
                 chunk.failed += 1
-                self.job.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
-            self.job.done(n - chunk.failed)
+                self.state.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
+            self.state.done(n - chunk.failed)
             self.tune(n, elapsed)
-            if n < len(chunk.items) and not self.job.stopping:
+            if n < len(chunk.items) and not self.state.stopping:
                 self.requeued.extendleft(reversed(chunk.items[n:]))
         elif kind == "ready":
             w.ready = True
         elif kind == "setup_error":
             _, error, message, tb = msg
-            self.job.abort(f"setup_worker failed in worker {w.slot}: {error}: {message}\n{tb}")
+            self.state.abort(f"setup_worker failed in worker {w.slot}: {error}: {message}\n{tb}")
 
     def drain(self, w: _Worker) -> None:
         try:
-            while w.outbox.poll():
-                self.handle(w, w.outbox.recv())
+            while w.from_worker.poll():
+                self.handle(w, w.from_worker.recv())
         except (EOFError, OSError):
             pass
 
@@ -614,7 +435,7 @@ class _Run:
             self.solo.extend(chunk.items)
         elif holding:
             pos = int(w.status[POS])
-            self.job.done(pos - chunk.failed)
+            self.state.done(pos - chunk.failed)
             at = int(w.status[ITEM])
             end = pos + at + 1 if at >= 0 else pos + self.bb.batch_size
             held = chunk.items[pos + max(at, 0) : end]
@@ -637,7 +458,7 @@ class _Run:
         def blame(item: Item) -> None:
             key = self.task.item_key(item)
             if key in self.suspects:
-                self.job.failed(
+                self.state.failed(
                     key,
                     "WorkerDied",
                     f"the worker process died ({how}) while processing this item, twice",
@@ -660,13 +481,13 @@ class _Run:
         self.salvage(w, blame, suspect=True)
         self.replace(w)
         if self.startup_deaths > MAX_STARTUP_DEATHS:
-            self.job.abort(
+            self.state.abort(
                 f"workers keep dying before finishing any item ({how}); "
                 "check the task's imports and setup_worker"
             )
 
     def check_timeouts(self) -> None:
-        limit = self.job.item_timeout_s
+        limit = self.state.item_timeout_s
         if not limit:
             return
         now = time.monotonic()
@@ -681,7 +502,7 @@ class _Run:
                 w.proc.join()
 
                 def blame(item: Item) -> None:
-                    self.job.failed(
+                    self.state.failed(
                         self.task.item_key(item),
                         "ItemTimeout",
                         f"the item ran over run.item_timeout_s={limit}s; its worker was killed",
@@ -695,7 +516,7 @@ class _Run:
     def replace(self, w: _Worker) -> None:
         self.retire(w, kill=True)
         i = self.workers.index(w)
-        if self.job.stopping:
+        if self.state.stopping:
             self.workers.pop(i)
         else:
             self.workers[i] = self.spawn(w.slot)
@@ -717,14 +538,14 @@ class _Run:
         )
 
     def run(self) -> None:
-        job = self.job
+        state = self.state
         if not self.plan.has_pending():
             return  # everything is done already: start no worker
         if self.bb.start_method == "forkserver":  # workers fork with these already imported
             self.ctx.set_forkserver_preload(
                 ["launcher.backbones.forkserver_preload", __name__, *forkserver_modules(self.task)]
             )
-        job.stage(f"starting {self.bb.num_workers} workers")
+        state.stage(f"starting {self.bb.num_workers} workers")
         self.shipped = self.ship(worker_side(self.task, self.bb.num_workers, self.bb.batch_size))
         self.workers = self.spawn_all()
         for w in self.workers:
@@ -732,7 +553,7 @@ class _Run:
         try:
             self.loop()
         except KeyboardInterrupt:
-            job.abort("interrupted twice: items in flight were abandoned")
+            state.abort("interrupted twice: items in flight were abandoned")
             for w in self.workers:
                 self.retire(w, kill=True)
             self.workers = []
@@ -740,21 +561,21 @@ class _Run:
             self.shutdown()
 
     def loop(self) -> None:
-        job = self.job
+        state = self.state
         while True:
-            if job.stopping:
+            if state.stopping:
                 for w in self.workers:
                     w.stop[0] = 1
                 if not self.busy():
                     return
-                if job.time_left() <= 0:
+                if state.time_left() <= 0:
                     log.error("items still running after run.grace_s: killing their workers")
                     return
             else:
                 self.feed()
                 if self.finished():
                     return
-            idle = not job.stopping and len(self.ahead) < READ_AHEAD and not self.plan_done
+            idle = not state.stopping and len(self.ahead) < READ_AHEAD and not self.plan_done
             events = self.poller.poll(0 if idle else TICK_S * 1000)
             if not events and idle:
                 self.read_ahead()
@@ -767,7 +588,7 @@ class _Run:
                 # one message per wake-up: the next poll returns at once if more wait;
                 # EOF means it died, and its sentinel says so
                 with contextlib.suppress(EOFError, OSError):
-                    self.handle(w, w.outbox.recv())
+                    self.handle(w, w.from_worker.recv())
             for w in dead:
                 self.on_death(w)
             now = time.monotonic()
@@ -775,7 +596,7 @@ class _Run:
                 self.next_check = now + TICK_S
                 self.check_exits()
                 self.check_timeouts()
-            job.tick()
+            state.tick()
 
     def check_exits(self) -> None:
         """Deaths the sentinel does not show: a forked worker's sentinel stays open while
@@ -787,7 +608,7 @@ class _Run:
     def shutdown(self) -> None:
         """Workers end by one deadline: the stop's (``run.grace_s`` after it began), or
         ``run.grace_s`` from now after a normal end."""
-        deadline = time.monotonic() + self.job.time_left()
+        deadline = time.monotonic() + self.state.time_left()
         for w in self.workers:
             w.sendq.put(None)
         for w in self.workers:

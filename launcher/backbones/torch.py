@@ -43,9 +43,9 @@ from launcher.batching import (
     to_device,
 )
 from launcher.errors import ConfigError
-from launcher.job import Job
 from launcher.machine import available_cpus
 from launcher.plan import Plan
+from launcher.run_state import RunState
 from launcher.task import Item, Task, TorchTask
 
 log = logging.getLogger(__name__)
@@ -117,13 +117,13 @@ class _Interrupted(BaseException):
 
 
 class _Stop:
-    """SIGTERM/SIGINT during a run: the job's own handler records the signal; then a wait
+    """SIGTERM/SIGINT during a run: the run state's own handler records the signal; then a wait
     for a batch ends at once, and items in flight get ``run.grace_s``, a deadline kept by
     interrupting this thread (a loader stuck in a worker or in ``load_data`` never returns
     by itself)."""
 
-    def __init__(self, job: Job) -> None:
-        self.job = job
+    def __init__(self, state: RunState) -> None:
+        self.state = state
         self.waiting = False  # the model's thread is waiting for a batch
         self.closing = False  # leaving: nothing is interrupted any more
         self.timer: threading.Timer | None = None
@@ -137,13 +137,13 @@ class _Stop:
     def on_signal(self, signum: int, frame: Any) -> None:
         if self.closing:
             return
-        if self.job.signal is not None:
+        if self.state.signal is not None:
             raise _Interrupted(abandoned=True)
         job_handler = self.handlers.get(signum)
         if callable(job_handler):
             job_handler(signum, frame)
-        self.job.signal = signum
-        self.timer = threading.Timer(self.job.grace_s, self.overdue, args=(signum,))
+        self.state.signal = signum
+        self.timer = threading.Timer(self.state.grace_s, self.overdue, args=(signum,))
         self.timer.daemon = True
         self.timer.start()
         if self.waiting:
@@ -152,7 +152,7 @@ class _Stop:
     def overdue(self, signum: int) -> None:
         if not self.closing:
             log.error(
-                "items still in flight after run.grace_s=%ss: abandoning them", self.job.grace_s
+                "items still in flight after run.grace_s=%ss: abandoning them", self.state.grace_s
             )
             signal.pthread_kill(threading.main_thread().ident, signum)  # wakes a sleep too
 
@@ -189,33 +189,14 @@ class TorchBackbone:
         n = self.cfg.num_workers
         return max(1, min(8, available_cpus() - 1)) if n is None else n
 
-    def run(self, task: Task, plan: Plan, job: Job) -> None:
-        if not isinstance(task, TorchTask):
-            raise ConfigError(
-                f"backbone=torch needs a launcher.TorchTask; {type(task).__name__} is a plain Task "
-                "(use backbone=mp or backbone=auto)."
-            )
-        workers = self._num_workers()
-        if job.item_timeout_s and not workers:
-            raise ConfigError(
-                f"run.item_timeout_s={job.item_timeout_s} needs DataLoader workers on "
-                "backbone=torch (a load_data stuck in the job's own process cannot be stopped): "
-                "set backbone.num_workers to 1 or more, or leave run.item_timeout_s unset."
-            )
-        if job.item_timeout_s:
-            log.info(
-                "run.item_timeout_s=%ss bounds load_data in the DataLoader workers and each "
-                "model step (batch_size times that for a whole batch); postprocessing is not timed",
-                job.item_timeout_s,
-            )
-        record = inflight_path(job.records)
+    def run(self, task: Task, plan: Plan, state: RunState) -> None:
+        workers = self._check(task, state)
+        record = inflight_path(state.records)
         left = take_left_behind(record)
         if not plan.has_pending():
             return  # everything is done already: import and load nothing
         self.device = resolve_device(self.cfg.device)
         log.info("torch backbone on %s", self.device)
-        import torch
-
         dataset = ItemDataset(task, task.get_dataset())
         loading = Loading(
             lambda sampler, n, prefetch, timeout: self._loader(
@@ -223,44 +204,79 @@ class TorchBackbone:
             ),
             plan,
             task,
-            job,
+            state,
             self.cfg.batch_size,
             workers,
             self.cfg.prefetch_factor,
             inflight := InFlight(record),
-            isolate=set() if workers else crashed_here(job.records, left),
+            isolate=set() if workers else crashed_here(state.records, left),
         )
+        self._execute(task, state, loading, inflight)
+
+    def _check(self, task: Task, state: RunState) -> int:
+        """Refuse what this backbone cannot run, before anything loads; the DataLoader
+        workers it will use."""
+        if not isinstance(task, TorchTask):
+            raise ConfigError(
+                f"backbone=torch needs a launcher.TorchTask; {type(task).__name__} is a plain Task "
+                "(use backbone=mp or backbone=auto)."
+            )
+        workers = self._num_workers()
+        if state.item_timeout_s and not workers:
+            raise ConfigError(
+                f"run.item_timeout_s={state.item_timeout_s} needs DataLoader workers on "
+                "backbone=torch (a load_data stuck in the job's own process cannot be stopped): "
+                "set backbone.num_workers to 1 or more, or leave run.item_timeout_s unset."
+            )
+        if state.item_timeout_s:
+            log.info(
+                "run.item_timeout_s=%ss bounds load_data in the DataLoader workers and each "
+                "model step (batch_size times that for a whole batch); postprocessing is not timed",
+                state.item_timeout_s,
+            )
+        return workers
+
+    def _execute(
+        self, task: TorchTask, state: RunState, loading: Loading, inflight: InFlight
+    ) -> None:
+        """Load the model while the loaders start, then run the pipeline; on every way out
+        close the loaders and the in-flight record, and give SIGALRM back."""
+        import torch
+
         alarm = signal.getsignal(signal.SIGALRM)  # the model steps' time limit takes it
-        with _Stop(job) as stop:
+        with _Stop(state) as stop:
             batches = None
             try:
                 # workers fork here, on this thread (a fork from a thread can inherit a held
                 # lock), and start loading while the model loads
                 batches = Prefetch(iter(loading))
-                job.stage(f"loading the model on {self.device}")
+                state.stage(f"loading the model on {self.device}")
                 task.load_model(self.device)
-                amp = self._amp()
-                autocast = (
-                    torch.autocast(self.device.type, dtype=AMP_DTYPES[amp](torch))
-                    if amp != "off"
-                    else nullcontext()
-                )
-                with torch.inference_mode(), autocast:
+                with torch.inference_mode(), self._autocast():
                     _Pipeline(
-                        task, self.device, job, self.cfg.postprocess_workers, stop, inflight
+                        task, self.device, state, self.cfg.postprocess_workers, stop, inflight
                     ).run(batches, non_blocking=self.device.type == "cuda")
             except _Interrupted as exc:
                 if exc.abandoned:
-                    job.abort(
+                    state.abort(
                         "stopped by a second signal or run.grace_s: items in flight abandoned"
                     )
             finally:
                 stop.closing = True
                 loading.close()
                 if batches is not None:
-                    batches.close(0.0 if job.signal else CLOSE_WAIT_S)
+                    batches.close(0.0 if state.signal else CLOSE_WAIT_S)
                 inflight.close()
                 signal.signal(signal.SIGALRM, alarm)
+
+    def _autocast(self) -> AbstractContextManager:
+        """``backbone.amp``: the model steps autocast to bf16 or fp16, or run as they are."""
+        amp = self._amp()
+        if amp == "off":
+            return nullcontext()
+        import torch
+
+        return torch.autocast(self.device.type, dtype=AMP_DTYPES[amp](torch))
 
     def _loader(
         self,
@@ -342,7 +358,7 @@ class _Pipeline:
         self,
         task: TorchTask,
         device: Any,
-        job: Job,
+        state: RunState,
         threads: int,
         stop: _Stop,
         inflight: InFlight,
@@ -351,13 +367,13 @@ class _Pipeline:
         self.stop = stop
         self.inflight = inflight
         self.device = device
-        self.job = job
+        self.state = state
         self.kind = step_kind(task)
         self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="postprocess")
         self.max_pending = max(1, threads) * 2
         self.pending: deque[tuple[Future, list[Item]]] = deque()
         self.placement = Placement()
-        self.limit = _step_limit(job.item_timeout_s) if job.item_timeout_s else None
+        self.limit = _step_limit(state.item_timeout_s) if state.item_timeout_s else None
 
     def submit(self, *args: Any) -> Future:
         if not self.placement.here():
@@ -376,8 +392,8 @@ class _Pipeline:
                 self.step(loaded, non_blocking)
                 batches.observe(time.perf_counter() - wall, time.thread_time() - cpu)
                 self.collect(block=len(self.pending) >= self.max_pending)
-                self.job.tick()
-                if self.job.stopping:
+                self.state.tick()
+                if self.state.stopping:
                     break
         except _Interrupted as exc:
             abandoned = exc.abandoned
@@ -398,7 +414,7 @@ class _Pipeline:
         while True:
             self.stop.waiting = True
             try:
-                if self.job.stopping:
+                if self.state.stopping:
                     return
                 loaded = next(it, None)
             finally:
@@ -408,7 +424,7 @@ class _Pipeline:
             yield loaded
 
     def fail(self, item: Item, f: tuple[str, str, str]) -> None:
-        self.job.failed(self.task.item_key(item), *f)
+        self.state.failed(self.task.item_key(item), *f)
 
     def step(self, loaded: Loaded, non_blocking: bool) -> None:
         for item, f in loaded.failed:
@@ -438,6 +454,6 @@ class _Pipeline:
             failed = future.result()
             for pos, f in failed:
                 self.fail(items[pos], f)
-            self.job.done(len(items) - len(failed))
+            self.state.done(len(items) - len(failed))
         if collected:
             self.note_inflight()

@@ -1,10 +1,12 @@
-"""The runtime state of one job that a backbone reports into.
+"""The run state of one job: the object a backbone reports into, and its stop policy.
 
-Backbones call :meth:`Job.done`, :meth:`Job.failed` and :meth:`Job.tick`;
-the job applies the failure policy (``run.on_error``, ``run.max_failures``),
-turns SIGTERM/SIGINT/SIGHUP into a graceful stop that ends by one deadline
-(``run.grace_s`` after the signal), refreshes progress and writes the heartbeat.
-A backbone stops dispatching as soon as :attr:`Job.stopping` is set.
+Backbones call :meth:`RunState.done`, :meth:`RunState.failed` and
+:meth:`RunState.tick`; the run state applies the failure policy
+(``run.on_error``, ``run.max_failures``), turns SIGTERM/SIGINT/SIGHUP into a
+graceful stop that ends by one deadline (``run.grace_s`` after the signal),
+refreshes progress and writes the heartbeat. A backbone stops dispatching as
+soon as :attr:`RunState.stopping` is set. (Not a Hydra or SLURM job: one of
+these lives inside each.)
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 class StopPlanning(BaseException):
     """Raised into the main thread by a stop signal while it runs the user's setup or
-    listing code (:meth:`Job.interruptible`): setup or planning ends there. A
+    listing code (:meth:`RunState.interruptible`): setup or planning ends there. A
     BaseException, so the user's own ``except Exception`` does not swallow it."""
 
 
-class Job:
+class RunState:
+    """Counts, failure policy, stop signals and deadline, heartbeat: while one job runs."""
+
     def __init__(
         self,
         stats: Stats,
@@ -222,7 +226,7 @@ class Job:
         if not self.stopping:  # a request is never the second Ctrl-C
             self._on_signal(signum, None)
 
-    def __enter__(self) -> Job:
+    def __enter__(self) -> RunState:
         for sig in STOP_SIGNALS:
             self._old_handlers[sig] = signal.signal(sig, self._on_signal)
         stops.register(self._on_stop_request)
