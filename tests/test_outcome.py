@@ -4,13 +4,15 @@ several commands in one process each exit with their own jobs' code."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TEST_CONF, report
+from tests.conftest import REPO, TEST_CONF, need_slurm, report, status
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -100,3 +102,31 @@ def test_a_job_whose_setup_raises_exits_1(tmp_path: Path) -> None:
     rep = report(tmp_path / "job")
     assert (rep["state"], rep["exit_code"]) == ("failed", 1)
     assert "setup could not reach the database" in rep["error"]
+
+
+@pytest.mark.slurm
+def test_ctrl_c_while_waiting_for_a_slurm_sweep_exits_130_and_the_shards_go_on(
+    tmp_path: Path,
+) -> None:
+    need_slurm()
+    sweep = tmp_path / "sweep"
+    argv = [sys.executable, str(REPO / "launch.py"), f"hydra.searchpath=[file://{TEST_CONF}]"]
+    argv += [*squares(tmp_path, "o", failing=False), "task.n=40", "task.slow_s=0.1"]
+    argv += ["run.progress=off", "shard.num=2", "backbone.num_workers=1"]
+    argv += ["hydra/launcher=slurm", "hydra.launcher.wait=true", f"hydra.sweep.dir={sweep}", "-m"]
+    proc = subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    seen = []
+    for line in proc.stdout:  # the launch prints its status command, then waits
+        seen.append(line)
+        if line.startswith("Status:"):
+            break
+    proc.send_signal(signal.SIGINT)
+    out = "".join(seen) + proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, out
+    assert "Stopped waiting; the shards go on" in out
+    deadline = time.monotonic() + 120
+    while status(sweep).returncode == 3 and time.monotonic() < deadline:  # 3: not finished
+        time.sleep(0.5)
+    assert [report(sweep / str(i))["exit_code"] for i in (0, 1)] == [0, 0]
