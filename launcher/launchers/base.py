@@ -101,8 +101,8 @@ class ShardLauncher(Launcher):
         self.hydra_context = hydra_context
         self.task_function = task_function
         # our app gets the shard fast path; any other app Hydra's job-by-job contract
-        self.ours = isinstance(task_function, AppTask)
         self.outcome = task_function.outcome if isinstance(task_function, AppTask) else None
+        self.ours = self.outcome is not None
 
     @property
     def waits(self) -> bool:
