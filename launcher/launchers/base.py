@@ -173,15 +173,15 @@ class ShardLauncher(Launcher):
             arr.write_specs(arrays)
             launched = self.start(arrays, directory)
             arr.write_record(directory, self.backend, arrays, **launched.record)
-        print(self.started_message(launched, directory), flush=True)
-        if not self.waits:
-            return 0, []
-        try:
-            codes = self.wait(launched, directory)
+        try:  # a Ctrl-C from the moment the shards are launched stops only our wait
+            print(self.started_message(launched, directory), flush=True)
+            codes = self.wait(launched, directory) if self.waits else None
         except KeyboardInterrupt:
             follow = status_command(directory)
             print(f"Stopped waiting; the shards go on. Follow them with: {follow}", flush=True)
             return 130, []
+        if codes is None:
+            return 0, []
         from launcher.status import collect, render
 
         summary = collect(directory)
