@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from launcher.errors import ConfigError
-from launcher.records import REPORT
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -74,6 +73,7 @@ def run(
 
     from launcher.task import Task
 
+    _refuse_one_shard_of_many(shard, overrides)
     choices = [f"task={task}"] if isinstance(task, str) else []
     if isinstance(backbone, str):
         choices.append(f"backbone={backbone}")
@@ -95,14 +95,43 @@ def run(
     return _run_job(cfg, given)
 
 
-def _run_job(cfg: DictConfig, task: Task | None) -> dict[str, Any]:
-    import json
+def lone_shard_num(overrides: Sequence[str]) -> int | None:
+    """N of ``shard.num=N`` (N > 1) given without ``shard.idx``: a job that would run
+    shard 0 of N alone and succeed, which is almost never what was meant."""
+    values = {}
+    for arg in overrides:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if sep:
+            values[key] = value
+    try:
+        num = int(values.get("shard.num", "1"))
+    except ValueError:
+        return None  # an interpolation or a sweep list: Hydra and the shard check decide
+    return None if num <= 1 or "shard.idx" in values else num
 
+
+def _refuse_one_shard_of_many(shard: Mapping[str, Any] | None, overrides: Sequence[str]) -> None:
+    """``shard={"num": 4}`` without ``idx`` would run shard 0 of 4 alone: refused, as the
+    command line refuses ``shard.num=4`` without ``shard.idx`` or ``-m``."""
+    given = [f"shard.{k}={v}" for k, v in (shard or {}).items()]
+    num = lone_shard_num([*overrides, *given])
+    if num is not None:
+        raise ConfigError(
+            f"launcher.run: shard.num={num} without shard.idx would run only shard 0 of {num}. "
+            f"Name the shard this job runs (shard={{'num': {num}, 'idx': I}}, I in "
+            f"0..{num - 1}), or run all {num} from the command line with -m."
+        )
+
+
+def _run_job(cfg: DictConfig, task: Task | None) -> dict[str, Any]:
     from hydra._internal.callbacks import Callbacks
     from hydra.core.utils import JobStatus, run_job
     from hydra.types import HydraContext
 
     from launcher import app
+
+    def job(c: DictConfig) -> dict[str, Any]:
+        return app.job_report(c, app.build_task(c, task)[1])  # bad config: raises
 
     job_dir = os.path.abspath(str(cfg.hydra.run.dir))
     os.makedirs(job_dir, exist_ok=True)
@@ -116,7 +145,7 @@ def _run_job(cfg: DictConfig, task: Task | None) -> dict[str, Any]:
     try:
         ret = run_job(
             hydra_context=HydraContext(config_loader=None, callbacks=Callbacks(cfg)),
-            task_function=lambda c: app.run(c, app.build_task(c, task)[1]),  # bad config: raises
+            task_function=job,
             config=cfg,
             job_dir_key="hydra.run.dir",
             job_subdir_key=None,
@@ -128,5 +157,4 @@ def _run_job(cfg: DictConfig, task: Task | None) -> dict[str, Any]:
         handler.close()
     if ret.status is JobStatus.FAILED:
         raise ret._return_value
-    with open(os.path.join(job_dir, REPORT), encoding="utf-8") as f:
-        return json.load(f)
+    return ret.return_value

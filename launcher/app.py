@@ -7,8 +7,6 @@ import enum
 import logging
 import os
 import signal
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -84,16 +82,6 @@ class Config:
     backbone: Any = None
     shard: Any = None
     run: RunConfig = field(default_factory=RunConfig)
-
-
-class _State:
-    """What the entry point needs to know after Hydra returns."""
-
-    started = False
-    exit_code = 0
-
-
-state = _State()
 
 
 def _check_missing(cfg: DictConfig) -> None:
@@ -202,17 +190,20 @@ def build_task(cfg: DictConfig, task: Any = None) -> tuple[Shard, Any]:
 
 
 def run(cfg: DictConfig, task: Any = None) -> int:
-    """Run one job; return its exit code (0 ok, 1 items failed, 2 bad config or input).
+    """Run one job; return its exit code (0 ok, 1 items failed, 2 bad config or input,
+    128+N stopped by signal N)."""
+    return job_report(cfg, task)["exit_code"]
+
+
+def job_report(cfg: DictConfig, task: Any = None) -> dict[str, Any]:
+    """Run one job; return its report.
 
     Whatever happens once the job has started, its ``report.json`` is written
-    and says the state and exit code this function returns.
+    and holds this report: the state and exit code included.
     """
     from hydra.core.hydra_config import HydraConfig
 
-    state.started = True
-    code = _JobRun(cfg, HydraConfig.get().runtime.output_dir, task).run()
-    state.exit_code = max(state.exit_code, code)
-    return code
+    return _JobRun(cfg, HydraConfig.get().runtime.output_dir, task).run()
 
 
 def _warn_outputs_in_inputs(task: Any) -> None:
@@ -263,7 +254,7 @@ class _JobRun:
         self.error_code = 0
         self.items_left: int | None = None  # counted when run.limit stopped the job
 
-    def run(self) -> int:
+    def run(self) -> dict[str, Any]:
         try:
             self.body()
         except UserError as e:
@@ -479,7 +470,7 @@ class _JobRun:
                 self.job.tick(force=True)
         return report
 
-    def finish(self) -> int:
+    def finish(self) -> dict[str, Any]:
         """Records first (failures kept for retries, the report), then the user's teardown."""
         if self.progress is not None:
             self.progress.close()
@@ -500,7 +491,7 @@ class _JobRun:
             self.lock.release()
         self._mark_done(report)
         self._summary(report)
-        return report["exit_code"]
+        return report
 
     def _mark_done(self, report: dict[str, Any]) -> None:
         opts, state_dir = self.opts, self.records.state_dir
@@ -543,22 +534,3 @@ class _JobRun:
             log.error("%s (see %s)", summary, os.path.join(self.job_dir, FAILURES))
         else:
             log.info(summary)
-
-
-def exit_process(code: int) -> None:
-    """Exit with ``code``, without waiting for threads the user's code left running
-    (a non-daemon thread would otherwise hold the process open for its lifetime)."""
-    leftover = [
-        t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
-    ]
-    if not leftover:
-        sys.exit(code)
-    log.warning(
-        "leaving %d thread(s) the task started still running: %s",
-        len(leftover),
-        ", ".join(t.name for t in leftover),
-    )
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)

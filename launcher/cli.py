@@ -3,7 +3,9 @@
 Hydra exits with 1 on any error it catches; we map the errors it raises
 before our task function starts (unknown group option, unknown key, wrong
 type) to exit code 2, the code for "bad config", and exit with the job's own
-code otherwise (the highest over a sweep's jobs).
+code otherwise (the highest over a sweep's jobs). Hydra discards the task
+function's return value, so the code comes back through the
+:class:`~launcher.outcome.Outcome` this call owns and binds the task function to.
 
 Before Hydra parses the command line: ``-m``/``--multirun`` may stand anywhere
 among the overrides (argparse wants it after them), ``--version`` names our
@@ -14,8 +16,10 @@ project's own task modules import (its ``conf/`` is found by
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import threading
 
 MULTIRUN = ("-m", "--multirun")
 HELP = ("-h", "--help")
@@ -28,18 +32,11 @@ def multirun_last(args: list[str]) -> list[str]:
 
 
 def one_shard_of_many(overrides: list[str]) -> str | None:
-    """The refusal of ``shard.num=4`` without ``shard.idx`` and without ``-m``: that would
-    run shard 0 of 4 alone and exit 0, which is almost never what was meant."""
-    values = {}
-    for arg in overrides:
-        key, sep, value = arg.lstrip("+~").partition("=")
-        if sep:
-            values[key] = value
-    try:
-        num = int(values.get("shard.num", "1"))
-    except ValueError:
-        return None  # an interpolation or a sweep list: Hydra and the shard check decide
-    if num <= 1 or "shard.idx" in values:
+    """The refusal of ``shard.num=4`` without ``shard.idx`` and without ``-m``."""
+    from launcher.api import lone_shard_num
+
+    num = lone_shard_num(overrides)
+    if num is None:
         return None
     return (
         f"shard.num={num} without shard.idx would run only shard 0 of {num}. Add -m to run "
@@ -86,20 +83,45 @@ def main() -> None:
         sys.path.insert(0, os.getcwd())  # the user's own task modules; workers inherit it
     sys.argv[1:] = multirun_last(args)
 
+    exit_process(run_hydra())
+
+
+def run_hydra() -> int:
+    """Hydra's run or sweep of our app; the worst exit code of its jobs."""
     import hydra
 
-    from launcher import app
     from launcher.config import register_configs
+    from launcher.outcome import AppTask, Outcome
     from launcher.resolvers import register_resolvers
     from launcher.searchpath import CONFIG_DIR
 
     register_resolvers()
     register_configs()
     entry = hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
+    outcome = Outcome()
     try:
-        entry(app.run)()
+        entry(AppTask(outcome))()
     except SystemExit as e:
-        if e.code not in (0, None) and not app.state.started:
+        if e.code not in (0, None) and not outcome.started:
             sys.exit(2)
         raise
-    app.exit_process(app.state.exit_code)
+    return outcome.exit_code
+
+
+def exit_process(code: int) -> None:
+    """Exit with ``code``, without waiting for threads the user's code left running
+    (a non-daemon thread would otherwise hold the process open for its lifetime)."""
+    leftover = [
+        t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
+    ]
+    if not leftover:
+        sys.exit(code)
+    logging.getLogger("launcher").warning(
+        "leaving %d thread(s) the task started still running: %s",
+        len(leftover),
+        ", ".join(t.name for t in leftover),
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

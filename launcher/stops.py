@@ -3,7 +3,9 @@
 SLURM's USR2 (time limit near, preemption) is blocked and waited for by a thread of
 the array element (:mod:`launcher.launchers.element`); the running job registers its
 graceful stop here while it runs, and the watcher asks through :func:`request`, so
-neither needs to find the other through the signal module's handler table.
+neither needs to find the other through the signal module's handler table. The
+list of hooks is the process's, as its signals are; it says who listens, and
+carries no result (exit codes are returned, see :mod:`launcher.outcome`).
 """
 
 from __future__ import annotations

@@ -80,3 +80,34 @@ def test_a_bad_config_raises_before_any_work(
     with pytest.raises(launcher.ConfigError, match=named):
         launcher.run(task, job_dir=tmp_path / "job", **kwargs)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"shard": {"num": 4}}, {"overrides": ["shard.num=4"]}, {"shard": {"num": "4"}}]
+)
+def test_a_shard_count_without_the_shard_is_refused(tmp_path: Path, kwargs: dict) -> None:
+    """As on the command line: shard 0 of 4 alone, exiting 0, is almost never what was meant."""
+    kwargs["overrides"] = [*SEARCH, f"task.output_dir={tmp_path}/o", *kwargs.get("overrides", [])]
+    with pytest.raises(launcher.ConfigError, match=r"shard.num=4 without shard.idx") as refused:
+        launcher.run("squares", job_dir=tmp_path / "job", **kwargs)
+    assert refused.value.exit_code == 2
+    assert not (tmp_path / "o").exists() and not (tmp_path / "job").exists()
+
+    kwargs["overrides"].append("task.n=8")
+    rep = launcher.run(
+        "squares", job_dir=tmp_path / "j3", **{**kwargs, "shard": {"num": 4, "idx": 3}}
+    )
+    assert (rep["processed"], rep["shard"]["idx"], rep["exit_code"]) == (2, 3, 0)
+
+
+def test_the_report_returned_is_the_failed_job_s_own(tmp_path: Path) -> None:
+    """A job that stops on an error returns its report, with the exit code the command line
+    would exit with, and the same as ``report.json`` says."""
+    out = [f"task.output_dir={tmp_path}/o", "task.fault=setup_raises"]
+    job_dir = tmp_path / "job"
+    rep = launcher.run(
+        "hostile", run={"progress": "off"}, job_dir=job_dir, overrides=[*SEARCH, *out]
+    )
+    assert (rep["state"], rep["exit_code"], rep["processed"]) == ("failed", 1, 0)
+    assert "setup could not reach the database" in rep["error"]
+    assert rep == report(job_dir)

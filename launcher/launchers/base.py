@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from hydra.types import HydraContext, TaskFunction
     from omegaconf import DictConfig
 
+    from launcher.outcome import Outcome
+
 log = logging.getLogger("launcher")
 
 
@@ -87,18 +89,20 @@ class ShardLauncher(Launcher):
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
+        self.outcome: Outcome | None = None  # our app's: where the sweep's exit code goes
         self.ours = False
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
-        from launcher import app
+        from launcher.outcome import AppTask
 
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
         # our app gets the shard fast path; any other app Hydra's job-by-job contract
-        self.ours = task_function is app.run
+        self.outcome = task_function.outcome if isinstance(task_function, AppTask) else None
+        self.ours = self.outcome is not None
 
     @property
     def waits(self) -> bool:
@@ -121,10 +125,10 @@ class ShardLauncher(Launcher):
     # -- arrays ----------------------------------------------------------------------------------
 
     def launch_arrays(self, specs: list[arr.ArraySpec]) -> list[JobReturn]:
-        """Plan, launch and (if waiting) collect the sweep; errors a user caused exit 2."""
-        from launcher import app
-
-        app.state.started = True  # from here on the exit code is ours, not Hydra's
+        """Plan, launch and (if waiting) collect the sweep; its exit code goes to the
+        command's outcome (errors a user caused: 2)."""
+        assert self.outcome is not None
+        self.outcome.started = True  # from here on the exit code is ours, not Hydra's
         try:
             if not specs:
                 raise ConfigError(
@@ -132,16 +136,17 @@ class ShardLauncher(Launcher):
                     "(shard.idx sweeps range(0,shard.num))."
                 )
             self.preflight()
-            return self._launch_arrays(specs)
+            code, returns = self._launch_arrays(specs)
         except UserError as e:
             log.error("%s", e)
-            app.state.exit_code = max(app.state.exit_code, e.exit_code)
-            return []
+            code, returns = e.exit_code, []
+        self.outcome.note(code)
+        return returns
 
-    def _launch_arrays(self, specs: list[arr.ArraySpec]) -> list[JobReturn]:
+    def _launch_arrays(self, specs: list[arr.ArraySpec]) -> tuple[int, list[JobReturn]]:
+        """The sweep's exit code (1 when a shard failed, 130 when Ctrl-C stopped the
+        wait) and, once waited for, each launched job's return."""
         from hydra.core.hydra_config import HydraConfig
-
-        from launcher import app
 
         assert self.config is not None and self.hydra_context is not None
         arr.check_options(self.opts)
@@ -155,42 +160,39 @@ class ShardLauncher(Launcher):
         total = sum(len(a.elements) for a in arrays)
         if self.opts.dry_run:
             print(self.describe(arrays, directory), flush=True)
-            return []
+            return 0, []
         if not todo:
             print(
                 f"Nothing to launch: all {total} shard(s) already completed for this task config "
                 "(hydra.launcher.skip_done=false launches them again).",
                 flush=True,
             )
-            return []
+            return 0, []
         os.makedirs(directory, exist_ok=True)
         with arr.claim(directory):
             arr.write_specs(arrays)
             launched = self.start(arrays, directory)
             arr.write_record(directory, self.backend, arrays, **launched.record)
-        print(self.started_message(launched, directory), flush=True)
-        if not self.waits:
-            return []
-        try:
-            codes = self.wait(launched, directory)
+        try:  # a Ctrl-C from the moment the shards are launched stops only our wait
+            print(self.started_message(launched, directory), flush=True)
+            codes = self.wait(launched, directory) if self.waits else None
         except KeyboardInterrupt:
             follow = status_command(directory)
             print(f"Stopped waiting; the shards go on. Follow them with: {follow}", flush=True)
-            app.state.exit_code = 130
-            return []
+            return 130, []
+        if codes is None:
+            return 0, []
         from launcher.status import collect, render
 
         summary = collect(directory)
         print(render(summary, failed=summary.totals.shards["failed"] > 0), flush=True)
-        worst = max(codes.values(), default=0)
-        app.state.exit_code = max(app.state.exit_code, 1 if worst else 0)
         returns = []
         for a in arrays:
             for e in a.todo:
                 ret = JobReturn(overrides=a.spec.overrides, status=JobStatus.COMPLETED)
                 ret.return_value = codes.get((a.index, e.shard), 1)
                 returns.append(ret)
-        return returns
+        return (1 if any(r.return_value for r in returns) else 0), returns
 
     # -- messages ---------------------------------------------------------------------------------
 

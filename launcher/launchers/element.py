@@ -141,7 +141,7 @@ class ShardElement:
         if code >= 128 and not usr2.received.is_set():
             usr2.received.wait(USR2_AFTER_TERM_S)  # a preemption may send SIGTERM, then USR2
         if code >= 128 and usr2.received.is_set():  # stopped early: submitit requeues us
-            signal.getsignal(signal.SIGUSR2)(signal.SIGUSR2, None)
+            usr2.deliver()
         if code:
             sys.exit(code)  # SLURM marks the element FAILED, with our exit code
         return code
@@ -175,6 +175,12 @@ class _Usr2:
         if cls._instance is None:
             cls._instance = cls()
         return cls._instance
+
+    def deliver(self) -> None:
+        """Let USR2 reach, in this thread, the handler submitit installed for it (which
+        checkpoints and requeues), as if it had never been held back."""
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR2})
+        signal.raise_signal(signal.SIGUSR2)
 
     def _watch(self) -> None:
         from launcher import stops
