@@ -179,9 +179,19 @@ class ShardLauncher(Launcher):
             app.state.exit_code = 130
             return []
         from launcher.status import collect, render
+        from launcher.status.collect import NotARun
 
-        summary = collect(directory)
-        print(render(summary, failed=summary.totals.shards["failed"] > 0), flush=True)
+        try:
+            summary = collect(directory)
+        except NotARun:  # never recreated: each element said so in its .err, in the moved dir
+            print(
+                f"The sweep dir {directory} was moved or deleted while its shards ran; "
+                "nothing is summarized here.",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            print(render(summary, failed=summary.totals.shards["failed"] > 0), flush=True)
         worst = max(codes.values(), default=0)
         app.state.exit_code = max(app.state.exit_code, 1 if worst else 0)
         returns = []
