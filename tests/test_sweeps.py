@@ -317,8 +317,9 @@ def test_a_sweep_dir_moved_while_a_shard_runs_is_never_recreated(launch, tmp_pat
     assert proc.returncode == 1, err
     assert not sweep.exists()
     assert f"The sweep dir {sweep} was moved or deleted while its shards ran" in err
-    ended = [json.loads(line) for line in (moved / ".launcher" / "exits.jsonl").open()]
-    assert {e["shard"]: e["exit_code"] for e in ended} == {i: int(i == held) for i in range(3)}
+    lines = (moved / ".launcher" / "exits.jsonl").read_text().splitlines()
+    codes = {e["shard"]: e["exit_code"] for e in map(json.loads, lines)}
+    assert codes == {i: int(i == held) for i in range(3)}
     said = (moved / "logs" / f"local-0_{held}.err").read_text()
     assert said.count("was moved or deleted") == 1, said
     assert f"the job dir {sweep / str(held)} was moved or deleted while the job ran" in said

