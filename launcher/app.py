@@ -17,6 +17,7 @@ from launcher.io import sweep_stale
 from launcher.records import (
     FAILURES,
     MAX_RECORD_CHARS,
+    JobDirGone,
     LockedError,
     Records,
     ShardLock,
@@ -479,6 +480,8 @@ class _JobRun:
         except OSError as e:
             log.error("could not keep the failures for run.retry_failed: %s", e)
             self.fail(e, 1)
+        if self.records.gone:  # its records are lost: never a success, never a marker
+            self.fail(JobDirGone(self.records.job_dir), 1)
         report = self.write_report()
         if self.set_up:
             try:

@@ -57,16 +57,21 @@ def make_dirs(directory: str) -> None:
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb", **open_kwargs: Any) -> Iterator[IO]:
+def atomic_write(
+    path: str | os.PathLike, mode: str = "wb", *, create_dirs: bool = True, **open_kwargs: Any
+) -> Iterator[IO]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
 
     A job killed mid-write leaves at most a hidden ``.NAME.tmp-<host>-<pid>-*``
     file, never a half-written ``path`` that a finish check would count as done;
-    the next run's finish check sweeps it once its writer is gone.
+    the next run's finish check sweeps it once its writer is gone. With
+    ``create_dirs=False`` a missing folder raises FileNotFoundError instead of
+    being created: a record must never recreate a folder moved away while it ran.
     """
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
-    make_dirs(directory)
+    if create_dirs:
+        make_dirs(directory)
     prefix = f".{name}{TMP_MARK}{HOST_ID}-{os.getpid()}-"
     fd, tmp = tempfile.mkstemp(prefix=prefix, dir=directory)
     try:
@@ -81,8 +86,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", **open_kwargs: Any) 
         raise
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+def write_json_atomic(path: str | os.PathLike, data: Any, *, create_dirs: bool = True) -> None:
     """Rewrite a small JSON record so readers never see a torn file."""
-    with atomic_write(path, "w", encoding="utf-8") as f:
+    with atomic_write(path, "w", create_dirs=create_dirs, encoding="utf-8") as f:
         json.dump(data, f, indent=2, default=str)
         f.write("\n")

@@ -88,12 +88,41 @@ def printable(key: str) -> str:
     return key.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+class JobDirGone(Exception):
+    """The job dir was moved or deleted while the job ran: its records cannot be kept."""
+
+
+def gone_paragraph(job_dir: str) -> str:
+    """What a job whose dir disappeared says, once, on stderr (a SLURM element's ``.err``)."""
+    return (
+        f"the job dir {job_dir} was moved or deleted while the job ran (with its sweep dir, "
+        "if it is a sweep's). Its records (report.json, progress.json, failures.jsonl) are "
+        "no longer written there, and the path is not created again: a second, partial copy "
+        "would mislead status. The job stops taking items and exits non-zero; outputs "
+        "already written are kept. Move a run or sweep dir only once its jobs have ended; to "
+        "finish, run the same command again (for a sweep with hydra.sweep.dir=NEW): done "
+        "items are skipped."
+    )
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class Records:
     """Writes one job's records; the only place that knows their file names.
 
     ``failures.jsonl`` describes this run only: a rerun into the same job
     directory starts it afresh. The copy for retries goes to ``state_dir``
     once the job holds its shard's lock (set it then).
+
+    The job dir is created once, here. Should it be moved or deleted later
+    (or replaced by another folder of that name), :attr:`gone` turns true,
+    says so once on stderr, and no record is written to that path again.
     """
 
     def __init__(self, job_dir: str) -> None:
@@ -102,7 +131,27 @@ class Records:
         self.shard_tag = ""
         self.lock: ShardLock | None = None
         os.makedirs(job_dir, exist_ok=True)
-        self._failures = open(os.path.join(job_dir, FAILURES), "w", encoding="utf-8")  # noqa: SIM115
+        self._dir_identity = _identity(job_dir)
+        self._gone = False
+        # read back by close(): the file itself may have moved away with the job dir
+        self._failures = open(os.path.join(job_dir, FAILURES), "w+", encoding="utf-8")  # noqa: SIM115
+
+    @property
+    def gone(self) -> bool:
+        """Whether the job dir is no longer the one this job created (moved, deleted)."""
+        if not self._gone and _identity(self.job_dir) != self._dir_identity:
+            self._gone = True
+            print(gone_paragraph(self.job_dir), file=sys.stderr, flush=True)
+        return self._gone
+
+    def _write(self, name: str, data: dict[str, Any]) -> None:
+        if self.gone:
+            return
+        try:
+            write_json_atomic(os.path.join(self.job_dir, name), data, create_dirs=False)
+        except FileNotFoundError:
+            if not self.gone:  # a missing job dir is said once; anything else is an error
+                raise
 
     def failure(self, item: str, error: str, message: str, traceback: str, **extra: Any) -> None:
         record = {
@@ -116,22 +165,27 @@ class Records:
         self._failures.flush()
 
     def heartbeat(self, data: dict[str, Any]) -> None:
-        write_json_atomic(os.path.join(self.job_dir, PROGRESS), data)
+        self._write(PROGRESS, data)
         if self.lock is not None:
             self.lock.refresh()
 
     def report(self, data: dict[str, Any]) -> None:
-        write_json_atomic(os.path.join(self.job_dir, REPORT), data)
+        self._write(REPORT, data)
 
     def close(self) -> None:
         """Flush failures and keep a copy of them with the outputs for retries."""
-        self._failures.close()
-        if self.state_dir is None:
-            return
-        target = shard_failures(self.state_dir, self.shard_tag)
-        tmp = target + ".tmp"
-        shutil.copyfile(os.path.join(self.job_dir, FAILURES), tmp)
-        os.replace(tmp, target)
+        try:
+            self._failures.flush()
+            if self.state_dir is None:
+                return
+            target = shard_failures(self.state_dir, self.shard_tag)
+            tmp = target + ".tmp"
+            self._failures.seek(0)
+            with open(tmp, "w", encoding="utf-8") as copy:
+                shutil.copyfileobj(self._failures, copy)
+            os.replace(tmp, target)
+        finally:
+            self._failures.close()
 
 
 def shard_failures(state_dir: str, shard_tag: str) -> str:

@@ -193,6 +193,8 @@ class RunState:
             self._next_beat = now + self.heartbeat_s
             beat = progress_record(self.stats, self.state, self.started, self.heartbeat_s)
             self.records.heartbeat(beat)
+            if self.records.gone and self.state == "running":
+                self.abort(f"the job dir {self.records.job_dir} was moved or deleted")
 
     # -- state -----------------------------------------------------------------------------------
 

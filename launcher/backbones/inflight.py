@@ -9,6 +9,7 @@ the items in flight; the next run of the shard (and ``status``) reads it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import mmap
@@ -112,4 +113,5 @@ class InFlight:
         """The run ended in this process: nothing is in flight any more."""
         self.map.close()
         self.file.close()
-        os.unlink(self.path)
+        with contextlib.suppress(FileNotFoundError):  # its job dir was moved away
+            os.unlink(self.path)

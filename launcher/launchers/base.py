@@ -183,9 +183,19 @@ class ShardLauncher(Launcher):
         if codes is None:
             return 0, []
         from launcher.status import collect, render
+        from launcher.status.collect import NotARun
 
-        summary = collect(directory)
-        print(render(summary, failed=summary.totals.shards["failed"] > 0), flush=True)
+        try:
+            summary = collect(directory)
+        except NotARun:  # never recreated: each element said so in its .err, in the moved dir
+            print(
+                f"The sweep dir {directory} was moved or deleted while its shards ran; "
+                "nothing is summarized here.",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            print(render(summary, failed=summary.totals.shards["failed"] > 0), flush=True)
         returns = []
         for a in arrays:
             for e in a.todo:

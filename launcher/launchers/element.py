@@ -33,6 +33,7 @@ EXIT_MEANING = {1: "items failed or the job stopped on an error", 2: "bad config
 
 def run_element(spec_path: str, shard: int | None, job_id: str | None = None) -> int:
     """Run the element's job in this process; return its exit code."""
+    # no public API builds the dispatcher run_job needs: HydraContext types it as this class
     from hydra._internal.callbacks import Callbacks
     from hydra.core.utils import JobStatus, run_job, setup_globals
     from hydra.types import HydraContext
@@ -64,8 +65,9 @@ def run_element(spec_path: str, shard: int | None, job_id: str | None = None) ->
     if ret.status is JobStatus.FAILED:
         raise ret._return_value  # a bug, not a failed item: the traceback goes to .err
     code = int(ret.return_value or 0)
-    if code:
-        print(failure_summary(cfg.hydra.runtime.output_dir, code), file=sys.stderr, flush=True)
+    job_dir = cfg.hydra.runtime.output_dir
+    if code and os.path.isdir(job_dir):  # a job whose dir went away has said so itself
+        print(failure_summary(job_dir, code), file=sys.stderr, flush=True)
     return code
 
 

@@ -60,7 +60,9 @@ def collect(directory: str, write: bool = True) -> Summary:
     if write and (record is not None or len(rows) > 1):
         with (
             contextlib.suppress(OSError),  # a read-only sweep dir: shown, not kept
-            atomic_write(os.path.join(directory, SUMMARY), "w", encoding="utf-8") as f,
+            atomic_write(
+                os.path.join(directory, SUMMARY), "w", create_dirs=False, encoding="utf-8"
+            ) as f,
         ):
             json.dump(summary.as_dict(), f)  # compact: thousands of rows
     return summary
