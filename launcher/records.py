@@ -105,7 +105,7 @@ def gone_paragraph(job_dir: str) -> str:
     )
 
 
-def _identity(path: str) -> tuple[int, int] | None:
+def dir_identity(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -131,7 +131,7 @@ class Records:
         self.shard_tag = ""
         self.lock: ShardLock | None = None
         os.makedirs(job_dir, exist_ok=True)
-        self._dir_identity = _identity(job_dir)
+        self._dir_identity = dir_identity(job_dir)
         self._gone = False
         # read back by close(): the file itself may have moved away with the job dir
         self._failures = open(os.path.join(job_dir, FAILURES), "w+", encoding="utf-8")  # noqa: SIM115
@@ -139,7 +139,7 @@ class Records:
     @property
     def gone(self) -> bool:
         """Whether the job dir is no longer the one this job created (moved, deleted)."""
-        if not self._gone and _identity(self.job_dir) != self._dir_identity:
+        if not self._gone and dir_identity(self.job_dir) != self._dir_identity:
             self._gone = True
             print(gone_paragraph(self.job_dir), file=sys.stderr, flush=True)
         return self._gone

@@ -330,6 +330,26 @@ def test_a_sweep_dir_moved_while_a_shard_runs_is_never_recreated(launch, tmp_pat
     assert sorted(keys(ledger)) == [f"{i:03d}.txt" for i in range(6)]
 
 
+def test_shards_not_started_when_their_sweep_dir_moves_are_never_started(tmp_path):
+    """One shard at a time: the running one stops as above; the local scheduler starts no
+    other (each would fail to find its config and logs), says why once, and counts them."""
+    out, ledger, gate, args = gated(tmp_path)
+    sweep, moved = tmp_path / "sweep", tmp_path / "moved"
+    args = [*args, "shard.strategy=contiguous", "hydra.launcher.array_parallelism=1"]
+    proc = launching(*args, "hydra/launcher=local", "-m", run_dir=f"hydra.sweep.dir={sweep}")
+    wait_until(lambda: (sweep / "0" / "progress.json").exists(), "shard 0's heartbeat")
+    sweep.rename(moved)
+    gate.unlink()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert not sweep.exists()
+    assert err.count("the 2 shard(s) not started yet are not started") == 1, err
+    assert "Traceback" not in err
+    assert not (moved / "1").exists() and not (moved / "2").exists()
+    lines = (moved / ".launcher" / "exits.jsonl").read_text().splitlines()
+    assert [(e["shard"], e["exit_code"]) for e in map(json.loads, lines)] == [(0, 1)]
+
+
 def test_a_run_dir_deleted_while_its_job_runs_is_never_recreated(tmp_path):
     run = tmp_path / "run"
     args = ["task=squares", f"task.output_dir={tmp_path / 'out'}", "task.n=40", "task.slow_s=0.2"]

@@ -24,7 +24,7 @@ from launcher.launchers import arrays as arr
 from launcher.launchers.base import Launched, ShardLauncher, counts
 from launcher.launchers.config import LocalConfig
 from launcher.machine import available_cpus
-from launcher.records import now_iso
+from launcher.records import dir_identity, now_iso
 
 log = logging.getLogger("launcher")
 
@@ -131,9 +131,16 @@ def run_queue(
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     exits = open(os.path.join(directory, arr.STATE, EXITS), "a", encoding="utf-8")  # noqa: SIM115
+    identity = dir_identity(directory)
+    gone = False
     try:
         while todo or running:
-            while todo and not stop and len(running) < parallelism:
+            if todo and not gone and dir_identity(directory) != identity:
+                gone = True  # the elements not started yet could not find their spec or logs
+                print(
+                    f"shard-launcher: {sweep_gone_paragraph(directory, len(todo))}", file=sys.stderr
+                )
+            while todo and not stop and not gone and len(running) < parallelism:
                 entry = todo.popleft()
                 running[_spawn(directory, entry)] = entry
             for proc in [p for p in running if p.poll() is not None]:
@@ -143,7 +150,7 @@ def run_queue(
                 line.update(exit_code=proc.returncode, ended_at=now_iso())
                 exits.write(json.dumps(line) + "\n")
                 exits.flush()
-            if stop and not running:
+            if (stop or gone) and not running:
                 break
             if progress_s and time.monotonic() >= next_progress and (todo or running):
                 next_progress = time.monotonic() + progress_s
@@ -154,9 +161,19 @@ def run_queue(
         exits.close()
         for s, handler in old.items():
             signal.signal(s, handler)
-    for entry in todo:  # never started: stopped by a signal
-        codes[(entry["array"], entry["shard"])] = 128 + stop[0]
+    for entry in todo:  # never started: stopped by a signal, or the sweep dir went away
+        codes[(entry["array"], entry["shard"])] = 128 + stop[0] if stop else 1
     return codes
+
+
+def sweep_gone_paragraph(directory: str, waiting: int) -> str:
+    """Why shards that had not started yet never will: their sweep dir went away."""
+    return (
+        f"the sweep dir {directory} was moved or deleted while its shards ran; the {waiting} "
+        "shard(s) not started yet are not started (they would not find their config or logs) "
+        "and count as failed. Move a sweep dir only once its shards have ended; to finish, run "
+        "the same command again with hydra.sweep.dir=NEW: done items are skipped."
+    )
 
 
 def _spawn(directory: str, entry: dict[str, Any]) -> subprocess.Popen:
