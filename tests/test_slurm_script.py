@@ -127,6 +127,17 @@ def test_requests_no_node_can_ever_satisfy_are_refused(opts, cpus, message):
     assert message in str(e.value)
 
 
+def test_the_cpu_hint_names_what_the_user_set():
+    """Unset, cpus_per_task came from our app's backbone.num_workers; set, it is the key to
+    lower (another Hydra app has no backbone)."""
+    with pytest.raises(ConfigError) as e:
+        check_request(SlurmConfig(), 16, _cluster())
+    assert "or lower backbone.num_workers" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        check_request(SlurmConfig(cpus_per_task=16), 16, _cluster())
+    assert "Ask for at most 8." in str(e.value) and "backbone" not in str(e.value)
+
+
 def test_requests_that_fit_pass():
     check_request(SlurmConfig(), 8, _cluster())
     check_request(SlurmConfig(partition="big", timeout_min=10**6), 64, _cluster())

@@ -153,10 +153,12 @@ def check_request(opts: SlurmConfig, cpus: int | None, cluster: Cluster) -> None
     if per_node.isdigit():
         max_cpus = min(max_cpus, int(per_node))
     if cpus and max_cpus and cpus > max_cpus:
+        # unset, it came from our app's backbone.num_workers: name what the user set
+        lower = "" if opts.cpus_per_task else ", or lower backbone.num_workers (its default)"
         raise ConfigError(
             f"hydra.launcher.cpus_per_task={cpus}: no node in {where} has more than "
-            f"{max_cpus} CPUs; {forever} (reason PartitionConfig). Ask for at most {max_cpus}, "
-            "or lower backbone.num_workers (cpus_per_task defaults to it)."
+            f"{max_cpus} CPUs; {forever} (reason PartitionConfig). Ask for at most "
+            f"{max_cpus}{lower}."
         )
     gpus = opts.gpus_per_task or (_gpus(opts.gres) if opts.gres else 0)
     max_gpus = max((n.gpus for n in nodes), default=0)
