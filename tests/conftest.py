@@ -63,22 +63,28 @@ def need_slurm() -> None:
     pytest.skip(message)
 
 
-# Modules whose tests share one costly module-scoped fixture (a built wheel and venv, a
-# model's run): with pytest-xdist each runs on one worker, so the fixture is made once.
-ONE_WORKER_MODULES = ("test_embed", "test_install", "test_ocr", "test_ocr_model")
+# Modules whose tests share one costly module-scoped fixture (a model's run): with
+# pytest-xdist each runs on one worker, so the fixture is made once. test_install's built
+# wheel and venv serve its SLURM test too, so that whole module joins the SLURM group.
+MODULE_GROUPS = {
+    "test_embed": "test_embed",
+    "test_install": "slurm",
+    "test_ocr": "test_ocr",
+    "test_ocr_model": "test_ocr_model",
+}
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Groups for ``--dist loadgroup`` (pyproject's addopts): the SLURM tests share one
     cluster's queue and nodes, so they run one after another on one worker, as they do
-    without xdist; so does each of :data:`ONE_WORKER_MODULES`."""
+    without xdist; each module of :data:`MODULE_GROUPS` runs whole in its group."""
     for item in items:
         module = item.nodeid.partition("::")[0].rpartition("/")[2].removesuffix(".py")
         if item.get_closest_marker("slurm"):
             item.add_marker(pytest.mark.xdist_group("slurm"))
-        elif module in ONE_WORKER_MODULES:
-            item.add_marker(pytest.mark.xdist_group(module))
+        elif module in MODULE_GROUPS:
+            item.add_marker(pytest.mark.xdist_group(MODULE_GROUPS[module]))
 
 
 @pytest.fixture
