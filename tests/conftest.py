@@ -32,19 +32,12 @@ class Launch:
         """Run ``launch.py`` with the test configs on the search path, in a fresh job dir."""
         self.n += 1
         self.job_dir = self.tmp / f"job{self.n}"
-        argv = [
-            sys.executable,
-            str(REPO / "launch.py"),
-            f"hydra.searchpath=[file://{TEST_CONF}]",
-            "run.progress=log",
-            *args,
-        ]
         if multirun:
             if not any(a.startswith("hydra/launcher=") for a in args):
-                argv.append("hydra/launcher=local")  # not SLURM, even where sbatch is on PATH
-            argv += [f"hydra.sweep.dir={self.job_dir}", "-m"]
+                args = (*args, "hydra/launcher=local")  # not SLURM, even where sbatch is on PATH
+            argv = launch_argv(*args, f"hydra.sweep.dir={self.job_dir}", "-m")
         else:
-            argv.append(f"hydra.run.dir={self.job_dir}")
+            argv = launch_argv(*args, job_dir=self.job_dir)
         return subprocess.run(
             argv,
             cwd=cwd,
@@ -70,24 +63,61 @@ def need_slurm() -> None:
     pytest.skip(message)
 
 
+# Modules whose tests share one costly module-scoped fixture (a model's run): with
+# pytest-xdist each runs on one worker, so the fixture is made once. test_install's built
+# wheel and venv serve its SLURM test too, so that whole module joins the SLURM group.
+MODULE_GROUPS = {
+    "test_embed": "test_embed",
+    "test_install": "slurm",
+    "test_ocr": "test_ocr",
+    "test_ocr_model": "test_ocr_model",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for ``--dist loadgroup`` (pyproject's addopts): the SLURM tests share one
+    cluster's queue and nodes, so they run one after another on one worker, as they do
+    without xdist; each module of :data:`MODULE_GROUPS` runs whole in its group."""
+    for item in items:
+        module = item.nodeid.partition("::")[0].rpartition("/")[2].removesuffix(".py")
+        if item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
+        elif module in MODULE_GROUPS:
+            item.add_marker(pytest.mark.xdist_group(MODULE_GROUPS[module]))
+
+
 @pytest.fixture
 def launch(tmp_path: Path) -> Launch:
     return Launch(tmp_path)
 
 
-def start(job_dir: Path, *args: str) -> subprocess.Popen:
-    """``launch.py`` started as :class:`Launch` runs it, in ``job_dir``, for tests that signal
-    or watch the job while it runs (output and errors together on ``stdout``)."""
-    argv = [
+def launch_argv(*args: str, job_dir: Path | None = None) -> list[str]:
+    """The command line of ``launch.py`` with the test configs on the search path, run in
+    ``job_dir`` (Hydra's default run dir when None)."""
+    run_dir = [f"hydra.run.dir={job_dir}"] if job_dir else []
+    return [
         sys.executable,
         str(REPO / "launch.py"),
         f"hydra.searchpath=[file://{TEST_CONF}]",
         "run.progress=log",
         *args,
-        f"hydra.run.dir={job_dir}",
+        *run_dir,
     ]
+
+
+def start(job_dir: Path, *args: str) -> subprocess.Popen:
+    """``launch.py`` started in the background as :class:`Launch` runs it, in ``job_dir``,
+    for tests that signal or watch the job while it runs (output and errors together on
+    ``stdout``). It leads a session of its own, so ``os.killpg(proc.pid, ...)`` signals it
+    and its workers as SLURM would, and never the tests."""
     return subprocess.Popen(
-        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        launch_argv(*args, job_dir=job_dir),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 

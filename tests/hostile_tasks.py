@@ -16,7 +16,8 @@ class Hostile(Task):
     """``n`` items ``{"key", "x", "output"}`` writing ``x`` to ``<output_dir>/<key>.txt``.
 
     ``fault`` picks the misbehaviour; ``at`` is the item it hits (by ``x``).
-    ``ledger`` gets one line ``key pid`` per processed item, ``begun`` one per item begun.
+    ``ledger`` gets one line ``key pid`` per processed item, ``begun`` one per item begun;
+    item ``at`` waits while the file ``gate`` exists.
     """
 
     def __init__(
@@ -29,6 +30,7 @@ class Hostile(Task):
         ledger: str | None = None,
         pidfile: str | None = None,
         begun: str | None = None,
+        gate: str | None = None,
     ) -> None:
         super().__init__(output_dir=output_dir)
         self.n = n
@@ -38,6 +40,7 @@ class Hostile(Task):
         self.ledger = ledger
         self.pidfile = pidfile
         self.begun = begun
+        self.gate = gate
 
     def generate_tasks(self) -> Iterator[Any]:
         fault = self.fault
@@ -106,6 +109,8 @@ class Hostile(Task):
                 os.kill(os.getpid(), signal.SIGKILL)
         if fault == "worker_thread":
             threading.Thread(target=time.sleep, args=(120,), name="leftover").start()
+        while x == self.at and self.gate and os.path.exists(self.gate):
+            time.sleep(0.05)
         if self.sleep_s:
             time.sleep(self.sleep_s)
         with atomic_write(output, "w") as f:

@@ -6,14 +6,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from launcher.backbones.mp import PREFETCH
-from tests.conftest import REPO, TEST_CONF, failures, files, report
+from tests.conftest import failures, files, report, start
 
 
 def squares(out: Path, *extra: str) -> list[str]:
@@ -175,25 +174,6 @@ def test_shard_sweep_covers_every_item_once(launch, tmp_path, strategy):
     assert files(out) == files(single)
 
 
-def _start(args: list[str], job_dir: Path) -> subprocess.Popen:
-    argv = [
-        sys.executable,
-        str(REPO / "launch.py"),
-        f"hydra.searchpath=[file://{TEST_CONF}]",
-        "run.progress=log",
-        *args,
-        f"hydra.run.dir={job_dir}",
-    ]
-    return subprocess.Popen(
-        argv,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
 def _wait_for_outputs(out: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -208,7 +188,7 @@ def _wait_for_outputs(out: Path, n: int, proc: subprocess.Popen, timeout: float 
 def test_kill_9_mid_run_then_rerun_equals_an_uninterrupted_run(launch, tmp_path):
     out = tmp_path / "out"
     args = squares(out, "task.n=300", "task.slow_s=0.01")
-    proc = _start(args, tmp_path / "killed")
+    proc = start(tmp_path / "killed", *args)
     _wait_for_outputs(out, 40, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -230,7 +210,7 @@ def test_sigterm_stops_gracefully_and_keeps_the_work(launch, tmp_path):
     out = tmp_path / "out"
     args = squares(out, "task.n=400", "task.slow_s=0.02")
     job_dir = tmp_path / "stopped"
-    proc = _start(args, job_dir)
+    proc = start(job_dir, *args)
     _wait_for_outputs(out, 20, proc)
     proc.send_signal(signal.SIGTERM)
     log_text, _ = proc.communicate(timeout=60)
@@ -251,7 +231,7 @@ def test_sigterm_to_every_process_as_slurm_sends_it_keeps_the_work(launch, tmp_p
     out = tmp_path / "out"
     args = squares(out, "task.n=400", "task.slow_s=0.02", "backbone.start_method=forkserver")
     job_dir = tmp_path / "stopped"
-    proc = _start(args, job_dir)
+    proc = start(job_dir, *args)
     _wait_for_outputs(out, 20, proc)
     os.killpg(proc.pid, signal.SIGTERM)
     log_text, _ = proc.communicate(timeout=60)

@@ -182,10 +182,10 @@ def test_the_same_torch_task_on_the_mp_backbone_gives_the_same_outputs(launch, t
 def test_torch_shard_sweep_union_equals_a_single_run(launch, tmp_path):
     expected = make_inputs(tmp_path / "in", 40)
     r = launch(
-        *args(tmp_path, "backbone=torch", "backbone.num_workers=0", "shard.num=4"), multirun=True
+        *args(tmp_path, "backbone=torch", "backbone.num_workers=0", "shard.num=2"), multirun=True
     )
     assert r.returncode == 0, r.stderr
-    assert sum(report(launch.job_dir / str(i))["processed"] for i in range(4)) == 40
+    assert [report(launch.job_dir / str(i))["processed"] for i in range(2)] == [20, 20]
     assert {k: v.decode() for k, v in files(tmp_path / "out").items()} == expected
 
 

@@ -18,34 +18,11 @@ from pathlib import Path
 import pytest
 
 from launcher.io import HOST_ID
-from tests.conftest import REPO, TEST_CONF, failures, files, report, status
+from tests.conftest import REPO, failures, files, launch_argv, report, start, status
 
 
 def hostile(out: Path, *extra: str) -> list[str]:
     return ["task=hostile", f"task.output_dir={out}", *extra]
-
-
-def argv(*args: str, job_dir: Path | None = None) -> list[str]:
-    run_dir = [f"hydra.run.dir={job_dir}"] if job_dir else []
-    return [
-        sys.executable,
-        str(REPO / "launch.py"),
-        f"hydra.searchpath=[file://{TEST_CONF}]",
-        "run.progress=log",
-        *args,
-        *run_dir,
-    ]
-
-
-def start(*args: str, job_dir: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        argv(*args, job_dir=job_dir),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
 
 
 def wait_for(check, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -87,8 +64,8 @@ def test_a_worker_that_exits_holding_an_item_is_a_dead_worker(tmp_path, fault):
     args = hostile(tmp_path / "out", f"task.fault={fault}", f"task.pidfile={pids}", *method)
     try:  # the children hold any pipe the job had: its output goes to a file
         with open(log, "w") as f:
-            code = subprocess.run(argv(*args, job_dir=job_dir), cwd=REPO, stdout=f, stderr=f,
-                                  timeout=100).returncode  # fmt: skip
+            run = launch_argv(*args, job_dir=job_dir)
+            code = subprocess.run(run, cwd=REPO, stdout=f, stderr=f, timeout=100).returncode
     finally:
         for pid in pids.read_text().split() if pids.exists() else []:
             with contextlib.suppress(ProcessLookupError):
@@ -106,8 +83,8 @@ def test_an_item_that_killed_its_worker_once_is_retried_alone_and_done(tmp_path)
     """The first death only makes the item a suspect: it fails as WorkerDied only if it
     kills the worker it then runs in alone."""
     job_dir, out = tmp_path / "job", tmp_path / "out"
-    r = subprocess.run(argv(*hostile(out, "task.fault=dies_once"), job_dir=job_dir), cwd=REPO,
-                       capture_output=True, text=True, timeout=150)  # fmt: skip
+    run = launch_argv(*hostile(out, "task.fault=dies_once"), job_dir=job_dir)
+    r = subprocess.run(run, cwd=REPO, capture_output=True, text=True, timeout=150)
     assert r.returncode == 0, r.stdout + r.stderr
     rep = report(job_dir)
     assert (rep["state"], rep["processed"], rep["failed"]) == ("completed", 8, 0)
@@ -141,7 +118,7 @@ def test_sigterm_ends_the_whole_job_within_one_grace_period(tmp_path):
     args = hostile(
         tmp_path / "out", "task.n=6", "task.sleep_s=60", "backbone.num_workers=6", "run.grace_s=2"
     )
-    proc = start(*args, f"task.begun={begun}", "run.heartbeat_s=0.2", job_dir=job_dir)
+    proc = start(job_dir, *args, f"task.begun={begun}", "run.heartbeat_s=0.2")
     wait_for(lambda: begun.exists() and len(begun.read_text().split()) == 6, proc)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -160,7 +137,7 @@ def test_a_second_ctrl_c_abandons_the_items_in_flight_at_once(tmp_path):
     the second stops waiting, and the records still say what happened."""
     job_dir, begun = tmp_path / "job", tmp_path / "begun"
     args = hostile(tmp_path / "out", "task.n=4", "task.sleep_s=600", "backbone.num_workers=2")
-    proc = start(*args, f"task.begun={begun}", "run.grace_s=3600", job_dir=job_dir)
+    proc = start(job_dir, *args, f"task.begun={begun}", "run.grace_s=3600")
     log_file = job_dir / "job.log"
     wait_for(lambda: begun.exists() and len(begun.read_text().split()) == 2, proc)
     proc.send_signal(signal.SIGINT)
@@ -177,7 +154,7 @@ def test_a_second_ctrl_c_abandons_the_items_in_flight_at_once(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_during_a_long_listing_stops_planning(tmp_path, sig):
     job_dir = tmp_path / "job"
-    proc = start(*hostile(tmp_path / "out", "task.fault=slow_listing"), job_dir=job_dir)
+    proc = start(job_dir, *hostile(tmp_path / "out", "task.fault=slow_listing"))
     wait_for(lambda: (job_dir / "progress.json").exists(), proc)
     time.sleep(1)
     proc.send_signal(sig)
@@ -189,7 +166,7 @@ def test_a_stop_signal_during_a_long_listing_stops_planning(tmp_path, sig):
 @pytest.mark.timeout(120)
 def test_sighup_stops_a_running_job_like_sigterm(tmp_path):
     job_dir, out = tmp_path / "job", tmp_path / "out"
-    proc = start(*hostile(out, "task.n=200", "task.sleep_s=0.05"), job_dir=job_dir)
+    proc = start(job_dir, *hostile(out, "task.n=200", "task.sleep_s=0.05"))
     wait_for(lambda: out.exists() and len(files(out)) >= 5, proc)
     proc.send_signal(signal.SIGHUP)
     log_text, _ = proc.communicate(timeout=60)
@@ -201,7 +178,7 @@ def test_sighup_stops_a_running_job_like_sigterm(tmp_path):
 @pytest.mark.timeout(120)
 def test_sigterm_during_setup_leaves_an_interrupted_report(tmp_path):
     job_dir = tmp_path / "job"
-    proc = start(*hostile(tmp_path / "out", "task.fault=slow_setup"), job_dir=job_dir)
+    proc = start(job_dir, *hostile(tmp_path / "out", "task.fault=slow_setup"))
     wait_for(lambda: (job_dir / "progress.json").exists(), proc)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
@@ -308,10 +285,14 @@ def test_a_rerun_into_the_same_job_dir_starts_failures_afresh(tmp_path):
     fault.touch()
     args = ["task=squares", f"task.output_dir={out}", "task.n=20", "task.fail_mod=5"]
     args.append(f"task.fault_file={fault}")
-    r = subprocess.run(argv(*args, job_dir=job_dir), cwd=REPO, capture_output=True, timeout=120)
+    r = subprocess.run(
+        launch_argv(*args, job_dir=job_dir), cwd=REPO, capture_output=True, timeout=120
+    )
     assert r.returncode == 1 and len(failures(job_dir)) == 4
     fault.unlink()
-    r = subprocess.run(argv(*args, job_dir=job_dir), cwd=REPO, capture_output=True, timeout=120)
+    r = subprocess.run(
+        launch_argv(*args, job_dir=job_dir), cwd=REPO, capture_output=True, timeout=120
+    )
     assert r.returncode == 0
     assert failures(job_dir) == [] and report(job_dir)["processed"] == 4
     assert status(job_dir).returncode == 0
@@ -333,7 +314,7 @@ def test_retry_failed_with_a_damaged_failures_file_names_it(launch, tmp_path):
 def test_shards_started_by_hand_in_the_same_second_get_a_job_dir_each(tmp_path):
     procs = [
         subprocess.Popen(
-            argv(*hostile(tmp_path / "out", "shard.num=2", f"shard.idx={i}")),
+            launch_argv(*hostile(tmp_path / "out", "shard.num=2", f"shard.idx={i}")),
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -555,14 +536,16 @@ def test_temporaries_of_killed_writers_are_swept_on_the_next_run(launch, tmp_pat
 
 @pytest.mark.timeout(180)
 def test_a_second_identical_job_is_refused_while_the_first_runs(launch, tmp_path):
-    out, ledger = tmp_path / "out", tmp_path / "ledger"
-    args = hostile(out, "task.n=10", "task.sleep_s=0.5", f"task.ledger={ledger}")
-    first = start(*args, "backbone.num_workers=2", job_dir=tmp_path / "first")
+    out, ledger, gate = tmp_path / "out", tmp_path / "ledger", tmp_path / "gate"
+    gate.touch()  # item 3 waits for it: the first job runs until the second is refused
+    args = hostile(out, "task.n=10", f"task.ledger={ledger}", f"task.gate={gate}")
+    first = start(tmp_path / "first", *args, "backbone.num_workers=2")
     wait_for(lambda: out.exists() and len(files(out)) >= 1, first)
     r = launch(*args)
     text = r.stdout + r.stderr
     assert r.returncode == 2 and "another job is already running this shard" in text, text
     ended_badly(launch.job_dir, 2)
+    gate.unlink()
     assert first.wait(timeout=120) == 0
     keys = [line.split()[0] for line in ledger.read_text().splitlines()]
     assert sorted(keys) == [f"{i:04d}" for i in range(10)]

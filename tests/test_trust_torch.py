@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from launcher.backbones.inflight import left_behind
 from tests.conftest import failures, files, report, start
 from tests.test_torch_backbone import make_inputs as rows
 
@@ -125,11 +126,14 @@ def test_one_sigterm_stops_a_job_whose_loader_is_stuck(tmp_path, extra):
 def test_grace_period_is_a_deadline_for_a_stuck_model_step(tmp_path):
     make_inputs(tmp_path / "in", 10)
     proc, job_dir = _start(tmp_path, "backbone.num_workers=0", "task.slow_s=3600", "run.grace_s=2")
+    records = tmp_path / "out" / ".launcher"
     deadline = time.monotonic() + 120
-    while not (job_dir / "progress.json").exists():
+    while not any(  # the in-flight record names an item inside the model step (never ends)
+        (left_behind(str(p)) or {}).get("stages", {}).get("model")
+        for p in records.glob("inflight-*.json")
+    ):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.1)
-    time.sleep(2)  # inside the first model step, which never ends
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 143, out
