@@ -7,14 +7,12 @@ Skipped where torch sees no CUDA GPU (CI has none); run on a GPU machine with
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import failures, report
-from tests.test_trust_torch import _start, _wait_for_outputs, args, make_inputs, outputs
+from tests.test_trust_torch import args, make_inputs, one_sigterm_while_the_loader_is_stuck, outputs
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")
@@ -50,18 +48,7 @@ def test_item_timeout_costs_only_the_hung_item(launch, tmp_path, word):
 
 @pytest.mark.timeout(300)
 def test_one_sigterm_stops_a_job_whose_loader_is_stuck(tmp_path):
-    make_inputs(tmp_path / "in", 60, {40: "hang"})
-    proc, job_dir = _start(
-        tmp_path, CUDA, "backbone.num_workers=2", "backbone.batch_size=2", "run.grace_s=5"
-    )
-    _wait_for_outputs(tmp_path, 30, proc)
-    time.sleep(1)
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 143, out
-    rep = report(job_dir)
-    assert (rep["state"], rep["exit_code"], rep["failed"]) == ("interrupted", 143, 0)
-    assert rep["processed"] == len(outputs(tmp_path)) >= 30
+    one_sigterm_while_the_loader_is_stuck(tmp_path, CUDA, "backbone.num_workers=2")
 
 
 @pytest.mark.timeout(600)

@@ -110,6 +110,11 @@ def _wait_for_outputs(tmp_path: Path, n: int, proc: subprocess.Popen) -> None:
     ids=["in-process", "workers", "loader-thread"],
 )
 def test_one_sigterm_stops_a_job_whose_loader_is_stuck(tmp_path, extra):
+    one_sigterm_while_the_loader_is_stuck(tmp_path, *extra)
+
+
+def one_sigterm_while_the_loader_is_stuck(tmp_path: Path, *extra: str) -> None:
+    """Item 40 of 60 hangs in loading; one SIGTERM after 30 outputs ends the job: 143."""
     make_inputs(tmp_path / "in", 60, {40: "hang"})
     proc, job_dir = _start(tmp_path, "backbone.batch_size=2", "run.grace_s=5", *extra)
     _wait_for_outputs(tmp_path, 30, proc)
