@@ -60,6 +60,7 @@ class RunState:
         self.systematic_failures = systematic_failures
         self.count_log_s = count_log_s
         self.errors: dict[str, int] = {}  # failed items by error type
+        self._succeeded = False  # an item succeeded, perhaps not yet counted as processed
         self._first_failure: tuple[str, str, str, str] | None = None  # item, error, message, tb
         self._next_count_log = time.monotonic() + count_log_s
         self.item_timeout_s = item_timeout_s
@@ -82,6 +83,11 @@ class RunState:
 
     def done(self, n: int) -> None:
         self.stats.processed += n
+
+    def succeeded(self) -> None:
+        """An item is known to have succeeded before its batch is counted done: failures
+        can arrive ahead of their batch-mates' successes, and must not look systematic."""
+        self._succeeded = True
 
     def stage(self, what: str) -> None:
         """Say what the job does until items flow (``loading the model``)."""
@@ -137,6 +143,7 @@ class RunState:
         return (
             n is not None
             and self.stats.processed == 0
+            and not self._succeeded
             and len(self.errors) == 1
             and self.stats.failed >= n
         )

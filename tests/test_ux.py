@@ -111,6 +111,23 @@ def test_repeated_failures_are_counted_periodically(launch, tmp_path):
     assert re.search(r"\d+ item\(s\) failed so far: ValueError \d+", out)
 
 
+@pytest.mark.parametrize("chunk_hook", [False, True], ids=["per-item", "process_chunk"])
+def test_failures_that_arrive_before_their_chunk_mates_successes_are_not_systematic(
+    launch, tmp_path, chunk_hook
+):
+    """One chunk of 60, every other item fails: the 30 failures reach the parent before the
+    chunk's successes are counted; the early stop must still see that items succeeded."""
+    fault = tmp_path / "fault"
+    fault.write_text("")
+    args = squares(tmp_path / "out", "task.n=60", "task.fail_mod=2", f"task.fault_file={fault}")
+    if chunk_hook:
+        args.append("task._target_=tests.speed_tasks.ChunkSquares")
+    r = launch(*args, "backbone.num_workers=1", "backbone.chunksize=60")
+    assert r.returncode == 1, r.stdout + r.stderr
+    rep = report(launch.job_dir)
+    assert (rep["state"], rep["processed"], rep["failed"]) == ("completed", 30, 30)
+
+
 def test_systematic_failures_is_checked_like_the_other_run_numbers(launch, tmp_path):
     r = launch(*squares(tmp_path / "out"), "run.systematic_failures=0")
     assert r.returncode == 2

@@ -378,6 +378,8 @@ class _Run:
         if kind == "fail":
             _, chunk_id, pos, error, message, tb = msg
             chunk = next(c for c in w.inflight if c.id == chunk_id)
+            if pos > chunk.failed:  # a chunk runs in order: the items before pos that did
+                self.state.succeeded()  # not fail have succeeded
             chunk.failed += 1
             self.state.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
         elif kind == "done":
@@ -389,10 +391,11 @@ class _Run:
             if n == RETRY_ALONE:  # process_chunk raised: find the items at fault one by one
                 self.solo.extend(chunk.items)
                 return
-            for pos, error, message, tb in failures or ():
+            failures = failures or ()
+            self.state.done(n - chunk.failed - len(failures))  # first: see succeeded()
+            for pos, error, message, tb in failures:
                 chunk.failed += 1
                 self.state.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
-            self.state.done(n - chunk.failed)
             self.tune(n, elapsed)
             if n < len(chunk.items) and not self.state.stopping:
                 self.requeued.extendleft(reversed(chunk.items[n:]))
