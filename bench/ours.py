@@ -59,7 +59,7 @@ def run_job(
         plan = Plan(task, WHOLE, stats)
         records = Records(job_dir)
         progress = Progress(stats, "off", 30.0, WHOLE.tag())
-        job = RunState(stats, records, progress)
+        state = RunState(stats, records, progress)
         backbone = backbone or MpBackbone(
             MpConfig(
                 num_workers=workers,
@@ -69,15 +69,15 @@ def run_job(
         )
         task.setup()
         try:
-            with job:
-                job.tick(force=True)
-                backbone.run(task, plan, job)
+            with state:
+                state.tick(force=True)
+                backbone.run(task, plan, state)
         finally:
             task.teardown()
             progress.close()
             records.close()
             records.report({**stats.as_dict(), "backbone": backbone.describe()})
         seconds = time.perf_counter() - t0
-    if job.abort_reason or stats.failed:
-        raise RuntimeError(f"our job did not complete: {job.abort_reason or stats.as_dict()}")
+    if state.abort_reason or stats.failed:
+        raise RuntimeError(f"our job did not complete: {state.abort_reason or stats.as_dict()}")
     return JobResult(seconds, stats)

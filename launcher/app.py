@@ -247,7 +247,7 @@ class _JobRun:
         self.task: Any = None
         self.opts: RunConfig | None = None
         self.backbone: Any = None
-        self.job: RunState | None = None
+        self.run_state: RunState | None = None
         self.progress: Any = None
         self.lock: ShardLock | None = None
         self.set_up = False
@@ -264,7 +264,7 @@ class _JobRun:
         except StopPlanning:
             pass  # a stop signal during the user's setup or listing: the job is interrupted
         except KeyboardInterrupt as e:
-            if self.job is None or self.job.signal is None:
+            if self.run_state is None or self.run_state.signal is None:
                 self.fail(e, 128 + signal.SIGINT)
         except BaseException as e:  # noqa: BLE001 - the user's code: setup, listing, a backbone
             log.exception("the job stopped on an error")
@@ -312,7 +312,7 @@ class _JobRun:
             opts.log_interval_s,
             shard.tag(),
         )
-        self.job = job = RunState(
+        self.run_state = state = RunState(
             self.stats,
             self.records,
             self.progress,
@@ -330,8 +330,8 @@ class _JobRun:
             self.stats,
             only_keys=only_keys,
             limit=opts.limit,
-            on_skip=job.failed,
-            interruptible=job.interruptible,
+            on_skip=state.failed,
+            interruptible=state.interruptible,
         )
         backbone = {k: v for k, v in self.backbone.describe().items() if k != "workers_started"}
         log.info("%s on %s, %s", self.header["task"], shard.tag(), backbone)
@@ -339,26 +339,26 @@ class _JobRun:
 
     def execute(self, plan: Plan) -> None:
         """The user's setup, then the plan's items through the backbone (or only planned)."""
-        job, opts, task = self.job, self.opts, self.task
-        assert job is not None and opts is not None
-        with job:
-            job.tick(force=True)
+        state, opts, task = self.run_state, self.opts, self.task
+        assert state is not None and opts is not None
+        with state:
+            state.tick(force=True)
             self.set_up = True
             if type(task).setup is not Task.setup:
-                job.stage("setting up the task")
-            with job.interruptible():
+                state.stage("setting up the task")
+            with state.interruptible():
                 task.setup()
-            if job.stopping:
+            if state.stopping:
                 return
-            job.stage("listing items and checking which are done")
+            state.stage("listing items and checking which are done")
             if opts.dry_run:
                 while plan.take(4096):
                     pass
             else:
-                self.backbone.run(task, plan, job)
+                self.backbone.run(task, plan, state)
             if plan.error is not None:
                 raise plan.error
-            if plan.limit == 0 and not opts.dry_run and not job.stopping:
+            if plan.limit == 0 and not opts.dry_run and not state.stopping:
                 self.items_left = self._count_left(self.only_keys)
 
     def _count_left(self, only_keys: frozenset[str] | None) -> int | None:
@@ -427,22 +427,22 @@ class _JobRun:
     # -- the end -------------------------------------------------------------------------------
 
     def state_and_code(self) -> tuple[str, int]:
-        job, stats = self.job, self.stats
+        state, stats = self.run_state, self.stats
         nothing_left = stats.planned and stats.pending == 0
-        if job is not None and job.signal is not None and not (nothing_left and not self.error):
-            return "interrupted", 128 + job.signal
+        if state is not None and state.signal is not None and not (nothing_left and not self.error):
+            return "interrupted", 128 + state.signal
         if self.error is not None:
             return "failed", self.error_code or 1
-        failed = 1 if stats.failed or (job is not None and job.abort_reason) else 0
-        if job is not None and job.abort_reason:
+        failed = 1 if stats.failed or (state is not None and state.abort_reason) else 0
+        if state is not None and state.abort_reason:
             return "aborted", failed
         return ("dry_run" if self.opts is not None and self.opts.dry_run else "completed"), failed
 
     def report(self) -> dict[str, Any]:
         elapsed = time.monotonic() - self.t0
-        stats, job = self.stats, self.job
+        stats, rs = self.stats, self.run_state
         state_name, code = self.state_and_code()
-        signum = job.signal if job is not None else None
+        signum = rs.signal if rs is not None else None
         return {
             **stats.as_dict(),
             "pending": stats.pending if stats.planned else None,
@@ -451,7 +451,7 @@ class _JobRun:
             "items_per_s": round((stats.processed + stats.failed) / elapsed, 3) if elapsed else 0.0,
             "state": state_name,
             "exit_code": code,
-            "stop_reason": (job and job.abort_reason) or (signum and f"signal {signum}"),
+            "stop_reason": (rs and rs.abort_reason) or (signum and f"signal {signum}"),
             "error": self.error,
             **self.header,
             "backbone": self.backbone.describe() if self.backbone else None,
@@ -465,10 +465,10 @@ class _JobRun:
             self.records.report(report)
         except OSError as e:
             log.error("could not write report.json in %s: %s", self.job_dir, e)
-        if self.job is not None:
-            self.job.outcome = report["state"]
+        if self.run_state is not None:
+            self.run_state.ended = report["state"]
             with contextlib.suppress(OSError):
-                self.job.tick(force=True)
+                self.run_state.tick(force=True)
         return report
 
     def finish(self) -> dict[str, Any]:
@@ -520,7 +520,8 @@ class _JobRun:
         if report["state"] == "dry_run":
             counts = f"dry run: {stats.pending} pending, {stats.skipped} done of {stats.total}"
         else:
-            kinds = f" ({self.job.failure_counts()})" if stats.failed and self.job else ""
+            state = self.run_state
+            kinds = f" ({state.failure_counts()})" if stats.failed and state else ""
             counts = (
                 f"processed {stats.processed}, skipped {stats.skipped}, "
                 f"failed {stats.failed}{kinds} of {stats.total}"
@@ -530,7 +531,7 @@ class _JobRun:
             counts += f"; run.limit={self.opts.limit} reached, {self.items_left} item(s) left"
         summary = f"{tag}: {counts}; {where}"
         if report["state"] == "interrupted":
-            log.error("interrupted by signal %d; %s", self.job.signal, summary)
+            log.error("interrupted by signal %d; %s", self.run_state.signal, summary)
         elif report["state"] == "failed":
             log.error("%s: failed (exit %d)", summary, report["exit_code"])
         elif stats.failed:

@@ -69,7 +69,7 @@ class RunState:
         self.started = time.monotonic()
         self.signal: int | None = None  # the signal that asked us to stop
         self.abort_reason: str | None = None  # a stop decided by policy or a fatal error
-        self.outcome: str | None = None  # set when the job has ended
+        self.ended: str | None = None  # the report's state, once the job has ended
         self.deadline: float | None = None  # monotonic time by which a stopping job has ended
         self._interruptible = False
         self._next_beat = 0.0
@@ -207,8 +207,8 @@ class RunState:
 
     @property
     def state(self) -> str:
-        if self.outcome is not None:
-            return self.outcome
+        if self.ended is not None:
+            return self.ended
         if self.signal is not None:
             return "interrupted"
         if self.abort_reason is not None:
