@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from launcher.backbones import Backbone
-from launcher.backbones.mp import MpBackbone, MpConfig, StartMethod
+from launcher.backbones.mp import MpBackbone, MpConfig, StartMethod, preload
 from launcher.plan import Plan
 from launcher.progress import Progress
 from launcher.records import Records
@@ -24,17 +24,15 @@ from launcher.task import Task
 WHOLE = Shard(num=1, idx=frozenset({0}), strategy=Strategy.modulo)
 
 
-def warm_forkserver() -> None:
-    """Start multiprocessing's fork server now, untimed: a real job starts it once per job
-    (S1-job counts that); here one server serves every repetition, and the first
-    repetition alone would otherwise pay for it."""
+def warm_forkserver(task: Task) -> None:
+    """Start multiprocessing's fork server now, untimed, with what a real job's preloads
+    for ``task``: a real job starts it once per job (S1-job counts that); here one
+    server serves every repetition, and the first repetition alone would otherwise pay
+    for it."""
     import multiprocessing
     from multiprocessing import forkserver
 
-    # the modules a real job's fork server preloads (MpBackbone sets the same list)
-    multiprocessing.set_forkserver_preload(
-        ["launcher.backbones.forkserver_preload", "launcher.backbones.mp", "bench.workloads"]
-    )
+    multiprocessing.set_forkserver_preload(preload(task))
     forkserver.ensure_running()
 
 

@@ -155,8 +155,8 @@ def w5(mode: Mode) -> Built:
         return Sample(s.extra["seconds"], {"items": n})
 
     def ours() -> Callable[[], Sample]:
-        warm_forkserver()
         task = Dozes(n, seconds)
+        warm_forkserver(task)
         return lambda: wall(lambda: run_job(task, workers=workers).stats.total)
 
     def pool() -> Callable[[], Sample]:

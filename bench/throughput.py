@@ -98,9 +98,9 @@ def _peer_count(t: Throughput, cap: int | None = None) -> int:
 
 def _ours(t: Throughput, start_method: str) -> Contender:
     def prepare() -> Callable[[], Sample]:
-        if start_method == "forkserver":
-            warm_forkserver()
         task = t.task()
+        if start_method == "forkserver":
+            warm_forkserver(task)
         return lambda: timed(t.n, lambda: _ours_run(task, start_method, t.n))
 
     note = "launcher mp backbone, default config" if start_method == "forkserver" else "diagnostic"

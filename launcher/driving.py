@@ -10,6 +10,7 @@ when present.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import os
@@ -139,11 +140,26 @@ def chunked(task: Any) -> bool:
 
 
 def worker_side(task: Task, num_workers: int, batch_size: int) -> Task | TorchOnWorkers:
-    """What the mp backbone ships to its workers: a plain task as it is, a TorchTask
-    wrapped so that each worker steps through its items ``batch_size`` at a time."""
+    """What the mp backbone ships to its workers: the task without its
+    :attr:`~launcher.task.Task.planning_only` attributes; a TorchTask wrapped so that
+    each worker steps through its items ``batch_size`` at a time."""
+    task = without_planning_state(task)
     if isinstance(task, TorchTask):
         return TorchOnWorkers(task, max(1, available_cpus() // num_workers), batch_size)
     return task
+
+
+def without_planning_state(task: Task) -> Task:
+    """A shallow copy of ``task`` without the attributes only planning needs (the task
+    itself when it names none), so that each worker is not sent them."""
+    own = getattr(task, "__dict__", {})
+    names = [n for n in getattr(task, "planning_only", ()) if n in own]
+    if not names:
+        return task
+    lean = copy.copy(task)
+    for name in names:
+        delattr(lean, name)
+    return lean
 
 
 @dataclass

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from itertools import groupby, islice, repeat
 from operator import itemgetter
+from typing import NoReturn
 
 from launcher.driving import Unfinished, unfinished_filter
 from launcher.errors import InputError
@@ -151,27 +152,37 @@ class _Checks:
         self.outputs = _Seen("output")
 
     def block(self, block: list[Item]) -> None:
-        exact = set(map(type, block)) == {dict}
-        if not exact and not all(map(isinstance, block, repeat(dict))):
-            it = next(it for it in block if not isinstance(it, dict))
-            raise InputError(
-                f"{self.task.describe_inputs()} gave a {type(it).__name__} "
-                f"({clip(repr(it), 200)}): each item must be a dict, the keyword "
-                "arguments of process()."
-            )
-        if not (self.keys_distinct and self.outputs_distinct) and not self.at_once(block, exact):
+        if self.keys_distinct and self.outputs_distinct:
+            if set(map(type, block)) <= {dict} or all(map(isinstance, block, repeat(dict))):
+                return
+            self._not_a_dict(block)
+        try:  # dict.get also checks that each item is a dict
+            keys = list(map(dict.get, block, repeat("key")))
+            outputs = list(map(dict.get, block, repeat("output")))
+        except TypeError:
+            self._not_a_dict(block)
+        if not self.at_once(block, keys, outputs):
             for it in block:
                 self.item(it)
 
-    def at_once(self, block: list[Item], exact: bool = True) -> bool:
-        """The checks of :meth:`item` for a block of plain dicts (``exact``), in C (maps
-        over the block, set operations); False, having changed nothing, when the block
-        has anything :meth:`item` must look at item by item: then it does, as before."""
-        if not exact or not block:
-            return False
-        keys = list(map(dict.get, block, repeat("key")))
-        outputs = list(map(dict.get, block, repeat("output")))
+    def _not_a_dict(self, block: list[Item]) -> NoReturn:
+        it = next(it for it in block if not isinstance(it, dict))
+        raise InputError(
+            f"{self.task.describe_inputs()} gave a {type(it).__name__} "
+            f"({clip(repr(it), 200)}): each item must be a dict, the keyword "
+            "arguments of process()."
+        )
+
+    def at_once(self, block: list[Item], keys: list, outputs: list) -> bool:
+        """The checks of :meth:`item` for a block, given its items' ``key`` and ``output``
+        fields, in C (maps over the block, set operations); False, having changed
+        nothing, when the block has anything :meth:`item` must look at item by item
+        (a dict subclass, a field of another type): then it does, as before."""
         n = len(block)
+        if keys.count(None) == n and outputs.count(None) == n:
+            return True  # nothing to check
+        if not block or set(map(type, block)) != {dict}:
+            return False
         key_types = set() if keys.count(None) == n else set(map(type, keys))
         output_types = set() if outputs.count(None) == n else set(map(type, outputs))
         check_keys = not self.keys_distinct and bool(key_types)

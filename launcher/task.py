@@ -55,6 +55,9 @@ class Task:
     output_dir: str | None = None
     input: InputMode | None = None
     output: OutputMode | None = None
+    # attributes only the launching process needs (a done set or a database handle for
+    # is_executed/unfinished): the mp backbone's workers receive the task without them
+    planning_only: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -111,9 +114,9 @@ class Task:
         """Opt-in, for a task that knows its done items as a set or a database: the items of
         a block (up to ~1000) that are not done yet, as a sub-list of the same dicts in
         their order. The planner calls it once per block instead of
-        :meth:`is_executed` per item, so it can answer with one query, or filter in C:
-        ``list(compress(items, map(not_, map(done.__contains__, map(itemgetter("key"),
-        items)))))`` (``itertools.compress``, ``operator.not_``, ``operator.itemgetter``).
+        :meth:`is_executed` per item, so it can answer with one query, or with one
+        comprehension: ``[it for it in items if it["key"] not in self.done]``. Name
+        the done set in :attr:`planning_only` so that workers are not sent a copy.
         """
         return [it for it in items if not self.is_executed(**it)]
 

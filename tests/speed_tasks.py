@@ -36,7 +36,10 @@ class ChunkSquares(Squares):
 
 class DoneSetSquares(Squares):
     """:class:`Squares` whose done items (all but every ``pending_every``-th) live in a set,
-    answered a block at a time; ``is_executed`` must never be called."""
+    answered a block at a time; ``is_executed`` must never be called, and the set, named
+    planning-only, must never reach a worker."""
+
+    planning_only = ("done",)
 
     def __init__(self, *args, pending_every: int = 10, copies: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -50,3 +53,8 @@ class DoneSetSquares(Squares):
 
     def is_executed(self, **item) -> bool:
         raise AssertionError("the planner called is_executed although unfinished is overridden")
+
+    def process(self, **item) -> None:
+        if "done" in vars(self):
+            raise AssertionError("a worker was sent the planning-only done set")
+        super().process(**item)

@@ -93,11 +93,16 @@ def test_block_checks_equal_per_item_checks(seed, task, max_seen, monkeypatch):
 
 def test_the_block_path_takes_clean_blocks_and_leaves_the_rest(monkeypatch):
     checks = _Checks(Listed())
+
+    def at_once(block: list) -> bool:
+        fields = [[it.get(name) for it in block] for name in ("key", "output")]
+        return checks.at_once(block, *fields)
+
     clean = [{"key": f"a/{i}", "output": f"{ROOT}/a/{i}.txt"} for i in range(100)]
-    assert checks.at_once(clean)
-    assert not checks.at_once(clean[:1])  # met before: the per-item check names it
-    assert not checks.at_once([{"key": "b/1", "output": "/elsewhere/b/1.txt"}])
-    assert not checks.at_once([{"key": "c/1"}, {"key": "c/1"}])
-    assert not checks.at_once([{"key": "d/1"}, {"key": "e/1"}, {"key": "d/2"}])  # d comes back
-    assert checks.at_once([{"key": "d/1"}, {"key": "e/1"}, {"key": "e/f/2"}])
-    assert checks.at_once([{"x": i} for i in range(10)])  # nothing to check
+    assert at_once(clean)
+    assert not at_once(clean[:1])  # met before: the per-item check names it
+    assert not at_once([{"key": "b/1", "output": "/elsewhere/b/1.txt"}])
+    assert not at_once([{"key": "c/1"}, {"key": "c/1"}])
+    assert not at_once([{"key": "d/1"}, {"key": "e/1"}, {"key": "d/2"}])  # d comes back
+    assert at_once([{"key": "d/1"}, {"key": "e/1"}, {"key": "e/f/2"}])
+    assert at_once([{"x": i} for i in range(10)])  # nothing to check

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from launcher.driving import without_planning_state
 from tests.conftest import failures, files, report
+from tests.sample_tasks import Squares
+from tests.speed_tasks import DoneSetSquares
 
 
 def chunked(out: Path, *extra: str) -> list[str]:
@@ -105,13 +108,28 @@ def test_a_chunk_over_the_time_limit_is_retried_item_by_item(launch, tmp_path):
 
 
 @pytest.mark.timeout(120)
-def test_a_block_level_done_check_replaces_is_executed(launch, tmp_path):
+@pytest.mark.parametrize("start_method", ["forkserver", "fork"])
+def test_a_block_level_done_check_replaces_is_executed(launch, tmp_path, start_method):
+    """The done set is named planning-only: the workers' task has none (its process()
+    fails any item if it has), and the planner still answers from it."""
     out = tmp_path / "out"
-    r = launch("task=done_set_squares", f"task.output_dir={out}", "task.n=5000")
+    r = launch(
+        "task=done_set_squares", f"task.output_dir={out}", "task.n=5000",
+        f"backbone.start_method={start_method}",
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr + r.stdout
     rep = report(launch.job_dir)
     assert (rep["total"], rep["skipped"], rep["processed"]) == (5000, 4500, 500)
     assert set(files(out)) == {f"{i:06d}.txt" for i in range(0, 5000, 10)}
+
+
+def test_planning_only_attributes_stay_with_the_launching_process(tmp_path):
+    task = DoneSetSquares(output_dir=str(tmp_path), n=20)
+    lean = without_planning_state(task)
+    assert "done" not in vars(lean) and len(task.done) == 18  # the job's own task keeps it
+    assert lean.n == 20 and lean.output_dir == str(tmp_path)
+    plain = Squares(output_dir=str(tmp_path))
+    assert without_planning_state(plain) is plain  # nothing named: nothing copied
 
 
 def test_a_block_level_done_check_with_a_limit(launch, tmp_path):

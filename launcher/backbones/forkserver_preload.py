@@ -6,8 +6,15 @@ the parent would see every worker as dead at once, kill them, and lose the
 items in flight instead of letting them finish within ``run.grace_s``.
 Ignoring SIGTERM here keeps the forkserver alive; it still exits when the
 parent does. Workers install their own SIGTERM handler.
+
+It also imports what every worker needs to unpickle its start arguments (the
+shared status arrays pull in ctypes): imported here once, each forked worker
+has them already instead of importing them before it can start.
 """
 
+import multiprocessing.connection  # noqa: F401 - the workers' pipes
+import multiprocessing.popen_forkserver  # noqa: F401
+import multiprocessing.sharedctypes  # noqa: F401 - the workers' status arrays (ctypes)
 import signal
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -71,6 +71,7 @@ PREFETCH = 2
 SLOW_CHUNK_S = 0.2  # a chunk expected to take longer than this is not prefetched
 READ_AHEAD = 16384  # pending items planned ahead of the workers' demand, at most
 READ_AHEAD_BLOCK = 1024
+STARTING_BLOCK = 64  # while workers start: small steps, so their threads get the GIL often
 TICK_S = 0.25
 MAX_STARTUP_DEATHS = 3
 
@@ -127,6 +128,11 @@ def _send_loop(sendq: queue.SimpleQueue, conn: Any) -> None:
             conn.send_bytes(payload)
         except (OSError, ValueError):
             return  # the worker is gone; the parent salvages its chunks
+
+
+def preload(task: Task) -> list[str]:
+    """What a job's forkserver imports before forking any worker."""
+    return ["launcher.backbones.forkserver_preload", __name__, *forkserver_modules(task)]
 
 
 class MpBackbone:
@@ -233,8 +239,9 @@ class _Run:
         """Start every worker.
 
         A fork-server or spawn start blocks until the child has read its pickled
-        task, so those start side by side from threads (a forked child copies
-        this process's locks: fork starts stay on this thread, one by one).
+        task, so those start side by side from threads while this thread plans
+        ahead (a forked child copies this process's locks: fork starts stay on
+        this thread, one by one).
         """
         slots = range(self.bb.num_workers)
         if self.bb.start_method == "fork":
@@ -251,8 +258,13 @@ class _Run:
         threads = [threading.Thread(target=start, args=(slot,), daemon=True) for slot in slots]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            while self.plans_ahead() and any(t.is_alive() for t in threads):
+                self.read_ahead(STARTING_BLOCK)
+                time.sleep(0)  # lets a starting thread take the GIL between blocks
+        finally:
+            for t in threads:
+                t.join()
         workers = [started[slot] for slot in slots]
         errors = [w for w in workers if isinstance(w, BaseException)]
         if errors:
@@ -309,9 +321,13 @@ class _Run:
             items += more
         return items
 
-    def read_ahead(self) -> None:
+    def plans_ahead(self) -> bool:
+        """Whether planning may run ahead of the workers' demand now."""
+        return not self.state.stopping and len(self.ahead) < READ_AHEAD and not self.plan_done
+
+    def read_ahead(self, size: int = READ_AHEAD_BLOCK) -> None:
         """Plan a block while no worker needs items (workers starting, or all busy)."""
-        block = self.plan.take(READ_AHEAD_BLOCK)
+        block = self.plan.take(size)
         self.plan_done = not block
         self.ahead += block
 
@@ -545,9 +561,7 @@ class _Run:
         if not self.plan.has_pending():
             return  # everything is done already: start no worker
         if self.bb.start_method == "forkserver":  # workers fork with these already imported
-            self.ctx.set_forkserver_preload(
-                ["launcher.backbones.forkserver_preload", __name__, *forkserver_modules(self.task)]
-            )
+            self.ctx.set_forkserver_preload(preload(self.task))
         state.stage(f"starting {self.bb.num_workers} workers")
         self.shipped = self.ship(worker_side(self.task, self.bb.num_workers, self.bb.batch_size))
         self.workers = self.spawn_all()
@@ -578,7 +592,7 @@ class _Run:
                 self.feed()
                 if self.finished():
                     return
-            idle = not state.stopping and len(self.ahead) < READ_AHEAD and not self.plan_done
+            idle = self.plans_ahead()
             events = self.poller.poll(0 if idle else TICK_S * 1000)
             if not events and idle:
                 self.read_ahead()
