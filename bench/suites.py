@@ -136,7 +136,7 @@ def w1_opt(mode: Mode) -> Built:
 
 def w4a_opt(mode: Mode) -> Built:
     t = resume_set(mode, ResumeByBlock)
-    return Built(opt_in(t, not mode.quick, "unfinished(items), a C-level filter"), info(t))
+    return Built(opt_in(t, not mode.quick, "unfinished(items), the done set planning_only"), info(t))
 
 
 # -- W5: a few slow items on many workers ---------------------------------------------------------
@@ -267,7 +267,7 @@ def _p2(measure: str) -> Callable[[Mode], Built]:
         expect = -(-n // DONE_EVERY)
         notes = {
             "ours": "Plan, is_executed(**item) per item",
-            "ours[unfinished]": "Plan, the task's unfinished(items) per block, in C",
+            "ours[unfinished]": "Plan, the task's unfinished(items) per block",
             "loop": "for item in generator: if not done: count (inline test)",
         }
 

@@ -258,19 +258,23 @@ class _Run:
         threads = [threading.Thread(target=start, args=(slot,), daemon=True) for slot in slots]
         for t in threads:
             t.start()
+        interrupted = None
         try:
             while self.plans_ahead() and any(t.is_alive() for t in threads):
                 self.read_ahead(STARTING_BLOCK)
                 time.sleep(0)  # lets a starting thread take the GIL between blocks
-        finally:
-            for t in threads:
-                t.join()
+        except BaseException as exc:  # noqa: BLE001 - re-raised once the started ones are gone
+            interrupted = exc
+        for t in threads:
+            t.join()
         workers = [started[slot] for slot in slots]
         errors = [w for w in workers if isinstance(w, BaseException)]
-        if errors:
+        if errors or interrupted:
             for w in workers:
                 if isinstance(w, _Worker):
                     self.retire(w, kill=True)
+            if interrupted:
+                raise interrupted
             if self.unpicklable is not None:
                 raise ConfigError(
                     f"the task {type(self.task).__name__} cannot be pickled for "
