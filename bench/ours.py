@@ -65,6 +65,7 @@ def run_job(
                 chunksize=chunksize,
             )
         )
+        backbone.prepare(task)
         task.setup()
         try:
             with state:

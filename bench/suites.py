@@ -136,7 +136,8 @@ def w1_opt(mode: Mode) -> Built:
 
 def w4a_opt(mode: Mode) -> Built:
     t = resume_set(mode, ResumeByBlock)
-    return Built(opt_in(t, not mode.quick, "unfinished(items), the done set planning_only"), info(t))
+    what = "unfinished(items), the done set planning_only"
+    return Built(opt_in(t, not mode.quick, what), info(t))
 
 
 # -- W5: a few slow items on many workers ---------------------------------------------------------

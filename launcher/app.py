@@ -344,6 +344,8 @@ class _JobRun:
         with state:
             state.tick(force=True)
             self.set_up = True
+            if not opts.dry_run:
+                self.backbone.prepare(task)
             if type(task).setup is not Task.setup:
                 state.stage("setting up the task")
             with state.interruptible():

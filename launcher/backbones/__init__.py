@@ -34,6 +34,9 @@ class AutoConfig(TorchConfig, MpConfig):
 
 
 class Backbone(Protocol):
+    def prepare(self, task: Task) -> None:
+        """Start, before the task's setup and planning, what can warm up meanwhile."""
+
     def run(self, task: Task, plan: Plan, state: RunState) -> None: ...
 
     def describe(self) -> dict[str, Any]: ...

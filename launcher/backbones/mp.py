@@ -158,6 +158,16 @@ class MpBackbone:
             "workers_started": self.workers_started,
         }
 
+    def prepare(self, task: Task) -> None:
+        """Start the fork server now, before the task's setup and planning: it imports
+        its preloads (the launcher's worker side, the task's module) meanwhile, instead
+        of while the first worker start waits for it."""
+        if self.start_method == "forkserver":
+            from multiprocessing import forkserver
+
+            self.ctx.set_forkserver_preload(preload(task))
+            forkserver.ensure_running()
+
     def run(self, task: Task, plan: Plan, state: RunState) -> None:
         _Run(self, task, plan, state).run()
 
@@ -564,8 +574,7 @@ class _Run:
         state = self.state
         if not self.plan.has_pending():
             return  # everything is done already: start no worker
-        if self.bb.start_method == "forkserver":  # workers fork with these already imported
-            self.ctx.set_forkserver_preload(preload(self.task))
+        self.bb.prepare(self.task)  # once per process: a no-op when it is running
         state.stage(f"starting {self.bb.num_workers} workers")
         self.shipped = self.ship(worker_side(self.task, self.bb.num_workers, self.bb.batch_size))
         self.workers = self.spawn_all()

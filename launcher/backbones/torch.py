@@ -189,6 +189,9 @@ class TorchBackbone:
         n = self.cfg.num_workers
         return max(1, min(8, available_cpus() - 1)) if n is None else n
 
+    def prepare(self, task: Task) -> None:
+        """Nothing to start ahead: the DataLoader starts its workers when iterated."""
+
     def run(self, task: Task, plan: Plan, state: RunState) -> None:
         workers = self._check(task, state)
         record = inflight_path(state.records)
