@@ -26,14 +26,18 @@ WHOLE = Shard(num=1, idx=frozenset({0}), strategy=Strategy.modulo)
 
 def warm_forkserver(task: Task) -> None:
     """Start multiprocessing's fork server now, untimed, with what a real job's preloads
-    for ``task``: a real job starts it once per job (S1-job counts that); here one
-    server serves every repetition, and the first repetition alone would otherwise pay
-    for it."""
+    for ``task``, and wait until it serves: a real job starts it once per job (S1-job
+    counts that); here one server serves every repetition, and the first repetition
+    alone would otherwise pay for its start (~0.2 s: ``ensure_running`` does not wait
+    for the server's imports)."""
     import multiprocessing
-    from multiprocessing import forkserver
+    import os
 
-    multiprocessing.set_forkserver_preload(preload(task))
-    forkserver.ensure_running()
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(preload(task))
+    probe = ctx.Process(target=os.getpid)
+    probe.start()
+    probe.join()
 
 
 @dataclass
