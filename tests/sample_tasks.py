@@ -69,3 +69,17 @@ class Squares(Task):
                 os.write(fd, f"{key}\n".encode())
             finally:
                 os.close(fd)
+
+
+class SlowTeardown(Squares):
+    """:class:`Squares` whose workers each write ``teardown-<pid>`` into ``output_dir``
+    ``delay_s`` after their teardown begins."""
+
+    def __init__(self, *args, delay_s: float = 0.5, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.delay_s = delay_s
+
+    def teardown_worker(self) -> None:
+        time.sleep(self.delay_s)
+        with open(os.path.join(self.output_dir, f"teardown-{os.getpid()}"), "w") as f:
+            f.write("done\n")

@@ -10,7 +10,7 @@ import pytest
 
 import launcher
 from tests.conftest import REPO, TEST_CONF, failures, report
-from tests.sample_tasks import Squares
+from tests.sample_tasks import SlowTeardown, Squares
 
 SEARCH = [f"hydra.searchpath=[file://{TEST_CONF}]"]
 pytestmark = pytest.mark.timeout(180)
@@ -60,6 +60,16 @@ def test_a_task_config_or_a_task_object(tmp_path: Path) -> None:
     rep = launcher.run(task, run={"progress": "off"}, job_dir=tmp_path / "j3")
     assert (rep["processed"], rep["skipped"]) == (0, 6)  # resumable, as on the command line
     assert "tests.sample_tasks.Squares on shard-0-of-1" in (tmp_path / "j3" / "job.log").read_text()
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "fork"])
+def test_the_job_ends_after_every_worker_s_teardown(tmp_path: Path, start_method: str) -> None:
+    out = tmp_path / "out"
+    task = SlowTeardown(output_dir=str(out), n=20)
+    backbone = {"name": "mp", "num_workers": 2, "start_method": start_method}
+    rep = launcher.run(task, backbone=backbone, run={"progress": "off"}, job_dir=tmp_path / "j")
+    assert (rep["state"], rep["exit_code"], rep["processed"]) == ("completed", 0, 20)
+    assert len(list(out.glob("teardown-*"))) == 2  # written before the job returned
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, ClassVar
 
@@ -115,6 +116,7 @@ class _Worker:
     inflight: deque[_Chunk] = field(default_factory=deque)
     ready: bool = False
     finished_any: bool = False
+    ended: bool = False  # it said bye: torn down, and exiting
 
 
 def _send_loop(sendq: queue.SimpleQueue, conn: Any) -> None:
@@ -308,13 +310,16 @@ class _Run:
 
     def retire(self, w: _Worker, kill: bool = False) -> None:
         self.unwatch(w)
-        if kill and w.proc.is_alive():
-            w.proc.kill()
-        w.sendq.put(None)
-        w.proc.join(timeout=None if kill else 5)
-        if w.proc.is_alive():
-            w.proc.kill()
-            w.proc.join()
+        if w.ended:  # torn down and exiting: reaped if it is gone already, never waited for
+            w.proc.join(timeout=0)
+        else:
+            if kill and w.proc.is_alive():
+                w.proc.kill()
+            w.sendq.put(None)
+            w.proc.join(timeout=None if kill else 5)
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join()
         w.sender.join(timeout=1)
         w.to_worker.close()
         w.from_worker.close()
@@ -431,6 +436,8 @@ class _Run:
                 self.requeued.extendleft(reversed(chunk.items[n:]))
         elif kind == "ready":
             w.ready = True
+        elif kind == "bye":
+            w.ended = True
         elif kind == "setup_error":
             _, error, message, tb = msg
             self.state.abort(f"setup_worker failed in worker {w.slot}: {error}: {message}\n{tb}")
@@ -642,9 +649,24 @@ class _Run:
         for w in self.workers:
             w.sendq.put(None)
         for w in self.workers:
-            w.proc.join(timeout=max(0.0, deadline - time.monotonic()))
-            self.drain(w)
+            self.await_end(w, deadline)
             if w.inflight:  # killed at the end of the grace period: count what finished
                 self.salvage(w, lambda item: None)
             self.retire(w, kill=True)
         self.workers = []
+
+    def await_end(self, w: _Worker, deadline: float) -> None:
+        """Handle a stopping worker's last messages until it says bye (its teardown ran),
+        its process ends, or the deadline passes: the bye spares waiting for the exit
+        status, which a fork-server worker's parent learns only through the server."""
+        while not w.ended:
+            left = deadline - time.monotonic()
+            ready = wait([w.from_worker, w.proc.sentinel], timeout=max(0.0, left))
+            if w.from_worker in ready:
+                try:
+                    self.handle(w, w.from_worker.recv())
+                except (EOFError, OSError):
+                    return  # gone without a bye: retire kills and reaps it
+            elif ready or left <= 0:
+                self.drain(w)
+                return

@@ -12,6 +12,7 @@ chunk's, which travel in the chunk's end message.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -45,7 +46,7 @@ class WorkerSpec:
     slot: int
     task: Task | TorchOnWorkers | bytes  # bytes: pickled once in the parent for every worker
     from_parent: Any  # chunks to run; None: stop
-    to_parent: Any  # ready, fail, done, setup_error messages
+    to_parent: Any  # ready, fail, done, setup_error, bye messages
     status: Any  # RawArray("d", 4): the CHUNK, POS, START and ITEM slots
     stop: Any  # RawArray("b", 1): set, the worker stops between items
     batch_size: int  # items per model call, for a TorchTask
@@ -143,6 +144,8 @@ def worker_main(spec: WorkerSpec) -> None:
     # now, without waiting for threads the task left running (Process would join them)
     sys.stdout.flush()
     sys.stderr.flush()
+    with contextlib.suppress(OSError, ValueError):  # torn down: the parent need not wait longer
+        spec.to_parent.send(("bye",))
     os._exit(0)
 
 
