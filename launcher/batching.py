@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+from launcher.batch_transfer import for_transfer, stack
 from launcher.task import Item, TorchTask, batch_size_of, item_kwargs
 
 Failure = tuple[str, str, str]  # error type, message, traceback
@@ -37,6 +38,10 @@ class Loaded:
     @property
     def items(self) -> list[Item]:
         return [item for items, _ in self.parts for item in items]
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled only to leave a DataLoader worker: small tensors go inside the message."""
+        return Loaded, ([(items, for_transfer(batch)) for items, batch in self.parts], self.failed)
 
 
 class _LoadFailed:
@@ -81,7 +86,6 @@ def collate(samples: list[tuple[Item, dict[str, Any]] | _LoadFailed]) -> Loaded:
 
 def _collate_fields(samples: list[dict[str, Any]]) -> dict[str, Any]:
     import torch
-    from torch.utils.data import default_collate
 
     batch: dict[str, Any] = {}
     for key in samples[0]:
@@ -90,7 +94,7 @@ def _collate_fields(samples: list[dict[str, Any]]) -> dict[str, Any]:
         if isinstance(first, torch.Tensor) and all(
             isinstance(v, torch.Tensor) and v.shape == first.shape for v in values
         ):
-            batch[key] = default_collate(values)
+            batch[key] = stack(values)
         else:
             batch[key] = values
     return batch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from typing import Any
@@ -22,7 +23,10 @@ class SumModel(TorchTask):
     ``thread_log`` gets ``load:THREAD`` and ``write:THREAD`` lines, the threads
     that loaded and wrote each item, kept in memory until teardown
     (``write_outputs=false``: a postprocess that only notes its thread, i.e.
-    costs next to nothing).
+    costs next to nothing); with a ``thread_log``, each item also loads a
+    ``frozen`` field, whether the process loading it had objects frozen out of
+    its garbage collections, logged as ``frozen:`` lines, and
+    ``teardown-frozen:`` says whether the job's own process still has.
     """
 
     def __init__(
@@ -50,6 +54,8 @@ class SumModel(TorchTask):
             values = [float(v) for v in f.read().split()]
         if len(values) != 4:
             raise ValueError(f"{key}: expected 4 numbers, got {len(values)}")
+        if self.thread_log:
+            return {"x": torch.tensor(values), "frozen": gc.get_freeze_count() > 0}
         return {"x": torch.tensor(values)}
 
     def inference(self, device: torch.device, batch_size: int, x: torch.Tensor, **_: Any):
@@ -68,11 +74,16 @@ class SumModel(TorchTask):
         self.threads.append(f"write:{threading.current_thread().name}")
 
     def teardown(self) -> None:
+        self.threads.append(f"teardown-frozen:{gc.get_freeze_count() > 0}")
         if self.thread_log:
             with open(self.thread_log, "w", encoding="utf-8") as f:
                 f.write("".join(f"{name}\n" for name in self.threads))
 
-    def postprocess_each(self, batch_idx: int, batch_size: int, output: str, result, **_: Any):
+    def postprocess_each(
+        self, batch_idx: int, batch_size: int, output: str, result, frozen: Any = None, **_: Any
+    ):
+        if frozen is not None:
+            self.threads.append(f"frozen:{frozen}")
         self.write(output, result)
 
 

@@ -46,7 +46,7 @@ from launcher.errors import ConfigError
 from launcher.machine import available_cpus
 from launcher.plan import Plan
 from launcher.run_state import RunState
-from launcher.task import Item, Task, TorchTask
+from launcher.task import Item, Task, TorchTask, item_keys
 
 log = logging.getLogger(__name__)
 
@@ -371,7 +371,7 @@ class _Pipeline:
         self.kind = step_kind(task)
         self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="postprocess")
         self.max_pending = max(1, threads) * 2
-        self.pending: deque[tuple[Future, list[Item]]] = deque()
+        self.pending: deque[tuple[Future, list[Item], list[str]]] = deque()  # items, keys
         self.placement = Placement()
         self.limit = _step_limit(state.item_timeout_s) if state.item_timeout_s else None
 
@@ -388,9 +388,12 @@ class _Pipeline:
         abandoned = False
         try:
             for loaded in self.waiting(batches):
-                wall, cpu = time.perf_counter(), time.thread_time()
-                self.step(loaded, non_blocking)
-                batches.observe(time.perf_counter() - wall, time.thread_time() - cpu)
+                if batches.probing:
+                    wall, cpu = time.perf_counter(), time.thread_time()
+                    self.step(loaded, non_blocking)
+                    batches.observe(time.perf_counter() - wall, time.thread_time() - cpu)
+                else:
+                    self.step(loaded, non_blocking)
                 self.collect(block=len(self.pending) >= self.max_pending)
                 self.state.tick()
                 if self.state.stopping:
@@ -429,27 +432,34 @@ class _Pipeline:
     def step(self, loaded: Loaded, non_blocking: bool) -> None:
         for item, f in loaded.failed:
             self.fail(item, f)
-        self.note_inflight(loaded.items)
-        for items, part in loaded.parts:
+        keyed = [(items, item_keys(self.task, items), part) for items, part in loaded.parts]
+        self.note_inflight([key for _, keys, _ in keyed for key in keys])
+        for items, keys, part in keyed:
             batch = to_device(part, self.device, non_blocking)
             groups, failed = infer(self.task, self.device, batch, self.kind, self.limit)
             for i, f in failed:
                 self.fail(items[i], f)
             for positions, group, results in groups:
                 future = self.submit(group, results, self.kind)
-                self.pending.append((future, [items[i] for i in positions]))
+                if len(positions) == len(items):  # the whole part: its lists as they are
+                    self.pending.append((future, items, keys))
+                else:
+                    self.pending.append(
+                        (future, [items[i] for i in positions], [keys[i] for i in positions])
+                    )
 
-    def note_inflight(self, new: tuple[Item, ...] | list[Item] = ()) -> None:
-        """Name the items in a model step or waiting for postprocessing."""
-        key = self.task.item_key
-        held = [key(it) for _, items in self.pending for it in items]
-        self.inflight.set("model", held + [key(it) for it in new])
+    def note_inflight(self, new: list[str] | None = None) -> None:
+        """Name the items in a model step (``new``) or waiting for postprocessing."""
+        held: list[str] = []
+        for _, _, keys in self.pending:
+            held += keys
+        self.inflight.set("model", held + new if new else held)
 
     def collect(self, block: bool) -> None:
         collected = False
         while self.pending and (block or self.pending[0][0].done()):
             collected = True
-            future, items = self.pending.popleft()
+            future, items, _ = self.pending.popleft()
             block = False
             failed = future.result()
             for pos, f in failed:
