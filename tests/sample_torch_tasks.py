@@ -26,7 +26,8 @@ class SumModel(TorchTask):
     costs next to nothing); with a ``thread_log``, each item also loads a
     ``frozen`` field, whether the process loading it had objects frozen out of
     its garbage collections, logged as ``frozen:`` lines, and
-    ``teardown-frozen:`` says whether the job's own process still has.
+    ``teardown-frozen:`` says whether the job's own process still has;
+    ``model-threads:`` and ``teardown-threads:`` are torch's threads then.
     """
 
     def __init__(
@@ -47,6 +48,7 @@ class SumModel(TorchTask):
         self.model = torch.nn.Linear(4, 1, bias=False).to(device)
         torch.nn.init.ones_(self.model.weight)
         self.device_seen = str(device)
+        self.threads.append(f"model-threads:{torch.get_num_threads()}")
 
     def load_data(self, key: str, input: str, output: str) -> dict[str, Any]:
         self.threads.append(f"load:{threading.current_thread().name}")
@@ -75,6 +77,7 @@ class SumModel(TorchTask):
 
     def teardown(self) -> None:
         self.threads.append(f"teardown-frozen:{gc.get_freeze_count() > 0}")
+        self.threads.append(f"teardown-threads:{torch.get_num_threads()}")
         if self.thread_log:
             with open(self.thread_log, "w", encoding="utf-8") as f:
                 f.write("".join(f"{name}\n" for name in self.threads))
@@ -175,6 +178,7 @@ class DatasetSum(TorchTask):
 
     def load_model(self, device: torch.device) -> None:
         self.device_seen = str(device)
+        self.threads.append(f"model-threads:{torch.get_num_threads()}")
 
     def inference(self, device: torch.device, batch_size: int, x: torch.Tensor, **_: Any):
         return x.sum(dim=1)

@@ -20,6 +20,7 @@ from launcher.backbones.prefetch import Prefetch  # noqa: E402
 from launcher.backbones.torch import INLINE_S, REPROBE_EVERY, Placement  # noqa: E402
 from launcher.batch_transfer import INLINE_BYTES  # noqa: E402
 from launcher.batching import Loaded, collate  # noqa: E402
+from launcher.machine import available_cpus  # noqa: E402
 from launcher.task import Task, item_keys  # noqa: E402
 
 
@@ -302,3 +303,24 @@ def test_dataloader_workers_start_with_the_jobs_objects_frozen(launch, tmp_path)
     lines = log.read_text().split()
     assert [line for line in lines if line.startswith("frozen:")] == ["frozen:True"] * 12
     assert "teardown-frozen:False" in lines
+
+
+@pytest.mark.parametrize("cpu_threads", [None, 2])
+def test_a_cpu_model_leaves_the_loader_workers_their_cpus(launch, tmp_path, cpu_threads):
+    """By default the model's threads are the CPUs the DataLoader workers leave (threads
+    that outnumber the CPUs wait for each other at every parallel step); the job's own
+    setting comes back after the run."""
+    make_inputs(tmp_path / "in", 8)
+    log = tmp_path / "threads"
+    extra = [] if cpu_threads is None else [f"backbone.cpu_threads={cpu_threads}"]
+    r = launch(
+        *args(tmp_path, f"task.thread_log={log}", "backbone=torch", "backbone.num_workers=1"),
+        *extra,
+    )
+    assert r.returncode == 0, r.stderr
+    default = torch.get_num_threads()
+    expected = cpu_threads or min(default, max(1, available_cpus() - 1))
+    assert report(launch.job_dir)["backbone"]["cpu_threads"] == expected
+    lines = log.read_text().split()
+    assert f"model-threads:{expected}" in lines
+    assert f"teardown-threads:{default}" in lines

@@ -70,12 +70,14 @@ class TorchConfig:
     persistent_workers: bool = False
     amp: Amp = Amp.off
     postprocess_workers: int = 2  # threads writing results while the model runs
+    cpu_threads: int | None = None  # the model's threads on the CPU; None: what loaders leave
 
     BOUNDS: ClassVar[dict[str, str]] = {
         "batch_size": ">= 1",
         "num_workers": ">= 0",
         "prefetch_factor": ">= 1",
         "postprocess_workers": ">= 1",
+        "cpu_threads": ">= 1",
     }
 
 
@@ -168,6 +170,7 @@ class TorchBackbone:
     def __init__(self, cfg: TorchConfig) -> None:
         self.cfg = cfg
         self.device: Any = None
+        self.cpu_threads: int | None = None  # the model's threads, once set for a CPU run
 
     def describe(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -178,6 +181,7 @@ class TorchBackbone:
             "num_workers": self._num_workers(),
             "amp": self._amp(),
             "postprocess_workers": cfg.postprocess_workers,
+            "cpu_threads": self.cpu_threads,
         }
 
     def _amp(self) -> str:
@@ -211,7 +215,25 @@ class TorchBackbone:
             inflight := InFlight(record),
             isolate=set() if workers else crashed_here(state.records, left),
         )
-        self._execute(task, state, loading, inflight)
+        with self._model_threads(workers):
+            self._execute(task, state, loading, inflight)
+
+    @contextmanager
+    def _model_threads(self, workers: int) -> Iterator[None]:
+        """On the CPU, the model's threads (``backbone.cpu_threads``) leave the DataLoader
+        workers their CPUs by default: threads that outnumber the CPUs wait for each other at
+        every parallel step of the model. Set for the run; ``load_model`` may set its own."""
+        import torch
+
+        before = torch.get_num_threads()
+        if self.device.type == "cpu":
+            leave = max(1, available_cpus() - workers)
+            self.cpu_threads = self.cfg.cpu_threads or min(before, leave)
+            torch.set_num_threads(self.cpu_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def _check(self, task: Task, state: RunState) -> int:
         """Refuse what this backbone cannot run, before anything loads; the DataLoader
