@@ -23,11 +23,13 @@ class SumModel(TorchTask):
     ``thread_log`` gets ``load:THREAD`` and ``write:THREAD`` lines, the threads
     that loaded and wrote each item, kept in memory until teardown
     (``write_outputs=false``: a postprocess that only notes its thread, i.e.
-    costs next to nothing); with a ``thread_log``, each item also loads a
-    ``frozen`` field, whether the process loading it had objects frozen out of
-    its garbage collections, logged as ``frozen:`` lines, and
-    ``teardown-frozen:`` says whether the job's own process still has;
-    ``model-threads:`` and ``teardown-threads:`` are torch's threads then.
+    costs next to nothing). With a ``thread_log`` each item also loads ``frozen``
+    (whether the process loading it had objects frozen out of its garbage
+    collections) and ``had_model`` (whether that process's copy of the task had
+    a model), logged per item as ``frozen:`` and ``loader-had-model:`` lines;
+    ``model-threads:`` and ``teardown-threads:`` are torch's threads in
+    ``load_model`` and at teardown, ``teardown-frozen:`` whether objects were
+    still frozen then.
     """
 
     def __init__(
@@ -57,7 +59,11 @@ class SumModel(TorchTask):
         if len(values) != 4:
             raise ValueError(f"{key}: expected 4 numbers, got {len(values)}")
         if self.thread_log:
-            return {"x": torch.tensor(values), "frozen": gc.get_freeze_count() > 0}
+            return {
+                "x": torch.tensor(values),
+                "frozen": gc.get_freeze_count() > 0,
+                "had_model": hasattr(self, "model"),
+            }
         return {"x": torch.tensor(values)}
 
     def inference(self, device: torch.device, batch_size: int, x: torch.Tensor, **_: Any):
@@ -83,10 +89,18 @@ class SumModel(TorchTask):
                 f.write("".join(f"{name}\n" for name in self.threads))
 
     def postprocess_each(
-        self, batch_idx: int, batch_size: int, output: str, result, frozen: Any = None, **_: Any
+        self,
+        batch_idx: int,
+        batch_size: int,
+        output: str,
+        result,
+        frozen: Any = None,
+        had_model: Any = None,
+        **_: Any,
     ):
         if frozen is not None:
             self.threads.append(f"frozen:{frozen}")
+            self.threads.append(f"loader-had-model:{had_model}")
         self.write(output, result)
 
 
@@ -178,7 +192,6 @@ class DatasetSum(TorchTask):
 
     def load_model(self, device: torch.device) -> None:
         self.device_seen = str(device)
-        self.threads.append(f"model-threads:{torch.get_num_threads()}")
 
     def inference(self, device: torch.device, batch_size: int, x: torch.Tensor, **_: Any):
         return x.sum(dim=1)

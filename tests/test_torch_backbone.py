@@ -286,8 +286,11 @@ def test_a_freeze_around_forks_is_undone_and_a_tasks_own_freeze_kept():
         gc.unfreeze()
 
 
-def test_dataloader_workers_start_with_the_jobs_objects_frozen(launch, tmp_path):
-    """A worker's collections then never walk (and copy) the parent's objects."""
+def test_dataloader_workers_start_before_the_model_with_the_jobs_objects_frozen(
+    launch, tmp_path
+):
+    """Workers fork before ``load_model`` (they load while the model loads, and hold no
+    copy of it), and their collections never walk (and copy) the parent's objects."""
     make_inputs(tmp_path / "in", 12)
     log = tmp_path / "threads"
     r = launch(
@@ -302,6 +305,7 @@ def test_dataloader_workers_start_with_the_jobs_objects_frozen(launch, tmp_path)
     assert r.returncode == 0, r.stderr
     lines = log.read_text().split()
     assert [line for line in lines if line.startswith("frozen:")] == ["frozen:True"] * 12
+    assert lines.count("loader-had-model:False") == 12
     assert "teardown-frozen:False" in lines
 
 

@@ -122,6 +122,7 @@ class Loading:
     suspects: deque[Item] = field(default_factory=deque)  # a failed loader's: loaded alone
     iterator: Any = None
     deaths_in_a_row: int = 0
+    opened: tuple[bool, _Owed, Iterator[Loaded]] | None = None  # by start(), not yet iterated
 
     @property
     def item_timeout_s(self) -> float:
@@ -147,12 +148,22 @@ class Loading:
             signal.signal(signal.SIGCHLD, previous)
         return sampler, self.iterator
 
+    def start(self) -> None:
+        """Fork the first loader's workers now, on this thread, so they load while the
+        model loads (without workers, loading waits for the first batch asked for)."""
+        if self.workers and self.opened is None:
+            alone = bool(self.suspects)
+            self.opened = (alone, *self._open(alone))
+
     def __iter__(self) -> Iterator[Loaded]:
         """Batches, and each item a failed loader is blamed for as a ``Loaded`` holding only
         that failure (it may run in a loader thread: the model's thread records it)."""
         while True:
-            alone = bool(self.suspects)
-            sampler, batches = self._open(alone)
+            if self.opened is not None:
+                (alone, sampler, batches), self.opened = self.opened, None
+            else:
+                alone = bool(self.suspects)
+                sampler, batches = self._open(alone)
             try:
                 for loaded in batches:
                     sampler.received()

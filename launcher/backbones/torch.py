@@ -271,6 +271,7 @@ class TorchBackbone:
             try:
                 # workers fork here, on this thread (a fork from a thread can inherit a held
                 # lock), and start loading while the model loads
+                loading.start()
                 batches = Prefetch(iter(loading))
                 state.stage(f"loading the model on {self.device}")
                 task.load_model(self.device)
