@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-INLINE_BYTES = 1 << 20
+INLINE_BYTES = 1 << 18  # under where shared memory starts to win (bench/README.md, T1a)
 
 
 def stack(values: list[Any]) -> Any:
