@@ -286,9 +286,7 @@ def test_a_freeze_around_forks_is_undone_and_a_tasks_own_freeze_kept():
         gc.unfreeze()
 
 
-def test_dataloader_workers_start_before_the_model_with_the_jobs_objects_frozen(
-    launch, tmp_path
-):
+def test_dataloader_workers_start_before_the_model_with_the_jobs_objects_frozen(launch, tmp_path):
     """Workers fork before ``load_model`` (they load while the model loads, and hold no
     copy of it), and their collections never walk (and copy) the parent's objects."""
     make_inputs(tmp_path / "in", 12)
