@@ -11,6 +11,7 @@ nothing more.
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 INLINE_BYTES = 1 << 18  # under where shared memory starts to win (bench/README.md, T1a)
@@ -28,16 +29,15 @@ def stack(values: list[Any]) -> Any:
     return default_collate(values)
 
 
-def _plain(value: Any) -> bool:
+def _plain(tensor: Any) -> bool:
     """A dense CPU tensor of at most :data:`INLINE_BYTES`, nothing attached to it."""
     import torch
 
     return (
-        type(value) is torch.Tensor
-        and value.layout == torch.strided
-        and value.device.type == "cpu"
-        and 0 < value.element_size() * value.numel() <= INLINE_BYTES
-        and not (value.requires_grad or value.is_quantized or value.is_conj() or value.is_neg())
+        tensor.layout == torch.strided
+        and tensor.device.type == "cpu"
+        and 0 < tensor.element_size() * tensor.numel() <= INLINE_BYTES
+        and not (tensor.requires_grad or tensor.is_quantized or tensor.is_conj() or tensor.is_neg())
     )
 
 
@@ -49,29 +49,44 @@ class _Inline:
     def __init__(self, tensor: Any) -> None:
         self.tensor = tensor
 
-    def __reduce__(self) -> tuple[Any, tuple[bytearray, Any, tuple[int, ...]]]:
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         import torch
 
         t = self.tensor
         data = bytearray(t.element_size() * t.numel())
-        torch.frombuffer(data, dtype=torch.uint8).copy_(t.reshape(-1).view(torch.uint8))
+        try:
+            torch.frombuffer(data, dtype=t.dtype).reshape(t.shape).copy_(t)
+        except (RuntimeError, TypeError, ValueError):
+            # a dtype bytes cannot hold: the tensor's own pickling (an error here, in the
+            # queue's feeder thread, would lose the batch and leave the model waiting)
+            return _same, (t,)
         return _tensor, (data, t.dtype, tuple(t.shape))
+
+
+def _same(tensor: Any) -> Any:
+    return tensor
 
 
 def _tensor(data: bytearray, dtype: Any, shape: tuple[int, ...]) -> Any:
     import torch
 
-    return torch.frombuffer(data, dtype=torch.uint8).view(dtype).reshape(shape)
+    return torch.frombuffer(data, dtype=dtype).reshape(shape)
 
 
-def _inline(value: Any) -> Any:
-    if _plain(value):
-        return _Inline(value)
-    if isinstance(value, list):
-        return [_Inline(v) if _plain(v) else v for v in value]
-    return value
+def _inline(tensor: Any) -> Any:
+    return _Inline(tensor) if _plain(tensor) else tensor
 
 
 def for_transfer(batch: dict[str, Any]) -> dict[str, Any]:
-    """``batch`` with its small tensors (and those in a list field) pickling as bytes."""
-    return {key: _inline(value) for key, value in batch.items()}
+    """``batch`` with its small tensors (and those in a list field) pickling as bytes; a
+    tensor subclass keeps its own pickling."""
+    from torch import Tensor
+
+    out = {}
+    for key, value in batch.items():
+        if type(value) is Tensor:
+            value = _inline(value)
+        elif isinstance(value, list) and any(map(isinstance, value, repeat(Tensor))):
+            value = [_inline(v) if type(v) is Tensor else v for v in value]
+        out[key] = value
+    return out

@@ -240,6 +240,8 @@ def test_a_batch_leaves_a_worker_with_small_tensors_inline_and_arrives_whole():
                 "mask": torch.tensor(i % 2 == 0),
                 "strided": torch.arange(6).reshape(2, 3).t() + i,
                 "ragged": torch.ones(i + 1),  # shapes differ: kept as a list of tensors
+                "column": torch.arange(8.0).reshape(4, 2)[: i + 1, 1],  # a view, stride 2
+                "complex": torch.full((2,), i + 1j),
                 "empty": torch.zeros(0, 2),
                 "big": big + i,
                 "name": f"n{i}",
@@ -252,11 +254,20 @@ def test_a_batch_leaves_a_worker_with_small_tensors_inline_and_arrives_whole():
     assert isinstance(got, Loaded) and got.items == [{"key": f"k{i}"} for i in range(3)]
     (_, batch), (_, want) = got.parts[0], sent.parts[0]
     assert batch.keys() == want.keys() and batch["name"] == ["n0", "n1", "n2"]
-    for key in ("x", "half", "mask", "strided", "empty", "big"):
+    for key in ("x", "half", "mask", "strided", "complex", "empty", "big"):
         assert batch[key].dtype == want[key].dtype and torch.equal(batch[key], want[key]), key
-    assert all(map(torch.equal, batch["ragged"], want["ragged"]))
+    for key in ("ragged", "column"):
+        assert all(map(torch.equal, batch[key], want[key])), key
     assert not batch["x"].is_shared() and batch["big"].is_shared()
     batch["x"].add_(1)  # the bytes it was rebuilt from are its own, writable
+
+
+@pytest.mark.skipif(not hasattr(torch, "uint4"), reason="this torch has no uint4")
+def test_a_small_tensor_bytes_cannot_hold_leaves_a_worker_by_shared_memory():
+    sent = Loaded([([{"key": "k"}], {"u": torch.zeros(1, 4, dtype=torch.uint4)})])
+    (_, batch) = pickle.loads(ForkingPickler.dumps(sent)).parts[0]
+    assert batch["u"].dtype == torch.uint4 and batch["u"].shape == (1, 4)
+    assert batch["u"].is_shared()
 
 
 def test_item_keys_match_item_key_whatever_the_items():
