@@ -303,6 +303,8 @@ def _p2(measure: str) -> Callable[[Mode], Built]:
 
 def _t1(step_s: float, note: str) -> Callable[[Mode], Built]:
     def build(mode: Mode) -> Built:
+        import torch  # noqa: F401 - imported untimed: ours' clock would count a first import
+
         from bench import torch_loop
 
         n = mode.pick(2_048, 20_480)
@@ -312,6 +314,11 @@ def _t1(step_s: float, note: str) -> Callable[[Mode], Built]:
                 "ours", lambda: lambda: torch_loop.ours(n, step_s, workers), "torch backbone"
             ),
             Contender("hand-loop", lambda: lambda: torch_loop.hand_loop(n, step_s, workers), note),
+            Contender(
+                "hand-loop[threads]",
+                lambda: lambda: torch_loop.hand_loop_sized(n, step_s, workers),
+                f"{note}, torch's threads set as the backbone sets them",
+            ),
         ]
         return Built(cs, {"items": n, "batch_size": torch_loop.BATCH, "step_s": step_s})
 

@@ -2,10 +2,11 @@
 
 T1a: postprocessing costs nothing, so this measures the backbone's overhead
 (planning, the lazy batch sampler, records) against ``for batch in loader:
-model(batch)``. T1b: postprocessing a batch costs as much as inferring it
-(both sleep, as device work and file writes do, releasing the GIL), so this
-measures the overlap of the backbone's postprocess thread pool against a
-sequential loop.
+model(batch)``; ``hand-loop[threads]`` is that loop with torch's threads set as
+the backbone sets them on the CPU, to tell that setting from the rest. T1b:
+postprocessing a batch costs as much as inferring it (both sleep, as device
+work and file writes do, releasing the GIL), so this measures the overlap of
+the backbone's postprocess thread pool against a sequential loop.
 """
 
 from __future__ import annotations
@@ -98,3 +99,18 @@ def hand_loop(n: int, step_s: float, workers: int) -> Sample:
             if step_s:
                 time.sleep(step_s)
     return Sample(n / (time.perf_counter() - t0))
+
+
+def hand_loop_sized(n: int, step_s: float, workers: int) -> Sample:
+    """The hand loop with torch's threads set as the backbone sets them on the CPU by
+    default (the CPUs the loader workers leave): the same loop, threads aside."""
+    import torch
+
+    from launcher.machine import available_cpus
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(before, max(1, available_cpus() - workers)))
+    try:
+        return hand_loop(n, step_s, workers)
+    finally:
+        torch.set_num_threads(before)

@@ -12,8 +12,11 @@ import traceback
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
+from launcher.batch_transfer import for_transfer, stack
 from launcher.task import Item, TorchTask, batch_size_of, item_kwargs
 
 Failure = tuple[str, str, str]  # error type, message, traceback
@@ -37,6 +40,10 @@ class Loaded:
     @property
     def items(self) -> list[Item]:
         return [item for items, _ in self.parts for item in items]
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled only to leave a DataLoader worker: small tensors go inside the message."""
+        return Loaded, ([(items, for_transfer(batch)) for items, batch in self.parts], self.failed)
 
 
 class _LoadFailed:
@@ -64,35 +71,38 @@ class ItemDataset:
 def collate(samples: list[tuple[Item, dict[str, Any]] | _LoadFailed]) -> Loaded:
     """Stack tensors of equal shape, keep every other field as a list; set load failures
     aside. Samples with the same fields are collated together, in order of appearance."""
-    ok = [s for s in samples if not isinstance(s, _LoadFailed)]
-    failed = [(s.item, s.failure) for s in samples if isinstance(s, _LoadFailed)]
-    groups = [ok] if ok else []
-    if ok and any(sample.keys() != ok[0][1].keys() for _, sample in ok):
-        by_fields: dict[frozenset[str], list[tuple[Item, dict[str, Any]]]] = {}
-        for s in ok:
-            by_fields.setdefault(frozenset(s[1]), []).append(s)
-        groups = list(by_fields.values())
+    ok = [s for s in samples if type(s) is not _LoadFailed]
+    failed = [(s.item, s.failure) for s in samples if type(s) is _LoadFailed]
+    if not ok:
+        return Loaded([], failed)
+    items, fields = map(list, zip(*ok, strict=True))
+    if all(map(fields[0].keys().__eq__, map(dict.keys, fields))):
+        return Loaded([(items, _collate_fields(fields))], failed)
+    by_fields: dict[frozenset[str], list[tuple[Item, dict[str, Any]]]] = {}
+    for s in ok:
+        by_fields.setdefault(frozenset(s[1]), []).append(s)
     parts = [
         ([item for item, _ in group], _collate_fields([sample for _, sample in group]))
-        for group in groups
+        for group in by_fields.values()
     ]
     return Loaded(parts, failed)
 
 
 def _collate_fields(samples: list[dict[str, Any]]) -> dict[str, Any]:
     import torch
-    from torch.utils.data import default_collate
 
     batch: dict[str, Any] = {}
     for key in samples[0]:
-        values = [sample[key] for sample in samples]
-        first = values[0]
-        if isinstance(first, torch.Tensor) and all(
-            isinstance(v, torch.Tensor) and v.shape == first.shape for v in values
+        values = list(map(itemgetter(key), samples))
+        batch[key] = values
+        if isinstance(values[0], torch.Tensor) and all(
+            map(isinstance, values, repeat(torch.Tensor))
         ):
-            batch[key] = default_collate(values)
-        else:
-            batch[key] = values
+            try:
+                batch[key] = stack(values)
+            except RuntimeError:
+                if len({v.shape for v in values}) == 1:
+                    raise  # not the shapes: a real error
     return batch
 
 

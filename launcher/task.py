@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import repeat
 from typing import Any
 
 from launcher.errors import ConfigError
@@ -252,3 +253,13 @@ class TorchTask(Task):
         """The whole step for a batch (override to take it over)."""
         n = batch_size_of(batch)
         self.postprocess(n, self.inference(device, n, **batch), **batch)
+
+
+def item_keys(task: Task, items: list[Item]) -> list[str]:
+    """``task.item_key`` of each item: with the default ``item_key``, plain dicts and string
+    keys, in C (a backbone names every item it holds in flight)."""
+    if type(task).item_key is Task.item_key and set(map(type, items)) == {dict}:
+        keys = list(map(dict.get, items, repeat("key")))
+        if set(map(type, keys)) == {str}:
+            return keys
+    return list(map(task.item_key, items))

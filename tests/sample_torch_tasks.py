@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from typing import Any
@@ -22,7 +23,13 @@ class SumModel(TorchTask):
     ``thread_log`` gets ``load:THREAD`` and ``write:THREAD`` lines, the threads
     that loaded and wrote each item, kept in memory until teardown
     (``write_outputs=false``: a postprocess that only notes its thread, i.e.
-    costs next to nothing).
+    costs next to nothing). With a ``thread_log`` each item also loads ``frozen``
+    (whether the process loading it had objects frozen out of its garbage
+    collections) and ``had_model`` (whether that process's copy of the task had
+    a model), logged per item as ``frozen:`` and ``loader-had-model:`` lines;
+    ``model-threads:`` and ``teardown-threads:`` are torch's threads in
+    ``load_model`` and at teardown, ``teardown-frozen:`` whether objects were
+    still frozen then.
     """
 
     def __init__(
@@ -43,6 +50,7 @@ class SumModel(TorchTask):
         self.model = torch.nn.Linear(4, 1, bias=False).to(device)
         torch.nn.init.ones_(self.model.weight)
         self.device_seen = str(device)
+        self.threads.append(f"model-threads:{torch.get_num_threads()}")
 
     def load_data(self, key: str, input: str, output: str) -> dict[str, Any]:
         self.threads.append(f"load:{threading.current_thread().name}")
@@ -50,6 +58,12 @@ class SumModel(TorchTask):
             values = [float(v) for v in f.read().split()]
         if len(values) != 4:
             raise ValueError(f"{key}: expected 4 numbers, got {len(values)}")
+        if self.thread_log:
+            return {
+                "x": torch.tensor(values),
+                "frozen": gc.get_freeze_count() > 0,
+                "had_model": hasattr(self, "model"),
+            }
         return {"x": torch.tensor(values)}
 
     def inference(self, device: torch.device, batch_size: int, x: torch.Tensor, **_: Any):
@@ -68,11 +82,25 @@ class SumModel(TorchTask):
         self.threads.append(f"write:{threading.current_thread().name}")
 
     def teardown(self) -> None:
+        self.threads.append(f"teardown-frozen:{gc.get_freeze_count() > 0}")
+        self.threads.append(f"teardown-threads:{torch.get_num_threads()}")
         if self.thread_log:
             with open(self.thread_log, "w", encoding="utf-8") as f:
                 f.write("".join(f"{name}\n" for name in self.threads))
 
-    def postprocess_each(self, batch_idx: int, batch_size: int, output: str, result, **_: Any):
+    def postprocess_each(
+        self,
+        batch_idx: int,
+        batch_size: int,
+        output: str,
+        result,
+        frozen: Any = None,
+        had_model: Any = None,
+        **_: Any,
+    ):
+        if frozen is not None:
+            self.threads.append(f"frozen:{frozen}")
+            self.threads.append(f"loader-had-model:{had_model}")
         self.write(output, result)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import pickle
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 
 import pytest
@@ -10,8 +13,15 @@ from tests.conftest import failures, files, report
 
 pytest.importorskip("torch")
 
-from launcher.backbones.prefetch import Prefetch  # noqa: E402 - after the torch check
+import torch  # noqa: E402 - after the torch check
+
+from launcher.backbones.loading import frozen_heap  # noqa: E402
+from launcher.backbones.prefetch import Prefetch  # noqa: E402
 from launcher.backbones.torch import INLINE_S, REPROBE_EVERY, Placement  # noqa: E402
+from launcher.batch_transfer import INLINE_BYTES  # noqa: E402
+from launcher.batching import Loaded, collate  # noqa: E402
+from launcher.machine import available_cpus  # noqa: E402
+from launcher.task import Task, item_keys  # noqa: E402
 
 
 def make_inputs(root: Path, n: int, bad: dict[int, str] | None = None) -> dict[str, str]:
@@ -145,12 +155,15 @@ def test_postprocessing_placement_follows_the_timed_calls():
 def test_a_loader_thread_starts_only_for_steps_that_mostly_wait(wall, cpu, threaded):
     batches = Prefetch(iter(range(50)))
     seen = []
+    probing = []
     for batch in batches:
         seen.append(batch)
+        probing.append(batches.probing)
         batches.observe(wall, cpu)
     batches.close()
     assert seen == list(range(50))
     assert batches.threaded == threaded
+    assert probing == [True] * 5 + [False] * 45  # the steps after the decision are not timed
 
 
 def test_a_loader_thread_hands_the_loaders_error_to_the_model_thread():
@@ -212,3 +225,115 @@ def test_cuda_that_is_not_there_is_a_config_error(launch, tmp_path):
 def test_plain_task_on_torch_backbone_is_refused(launch, tmp_path):
     r = launch("task=squares", f"task.output_dir={tmp_path / 'o'}", "backbone=torch")
     assert r.returncode == 2 and "backbone=torch needs a launcher.TorchTask" in r.stdout + r.stderr
+
+
+def test_a_batch_leaves_a_worker_with_small_tensors_inline_and_arrives_whole():
+    """As a DataLoader worker sends a batch: every tensor comes back equal (dtype, shape,
+    values, writable); the small ones inside the message, the big one in shared memory."""
+    big = torch.arange(INLINE_BYTES // 4 + 1, dtype=torch.float32)
+    samples = [
+        (
+            {"key": f"k{i}"},
+            {
+                "x": torch.full((3, 2), float(i)),
+                "half": torch.tensor([i, 0.5], dtype=torch.bfloat16),
+                "mask": torch.tensor(i % 2 == 0),
+                "strided": torch.arange(6).reshape(2, 3).t() + i,
+                "ragged": torch.ones(i + 1),  # shapes differ: kept as a list of tensors
+                "column": torch.arange(8.0).reshape(4, 2)[: i + 1, 1],  # a view, stride 2
+                "complex": torch.full((2,), i + 1j),
+                "empty": torch.zeros(0, 2),
+                "big": big + i,
+                "name": f"n{i}",
+            },
+        )
+        for i in range(3)
+    ]
+    sent = collate(samples)
+    got = pickle.loads(ForkingPickler.dumps(sent))
+    assert isinstance(got, Loaded) and got.items == [{"key": f"k{i}"} for i in range(3)]
+    (_, batch), (_, want) = got.parts[0], sent.parts[0]
+    assert batch.keys() == want.keys() and batch["name"] == ["n0", "n1", "n2"]
+    for key in ("x", "half", "mask", "strided", "complex", "empty", "big"):
+        assert batch[key].dtype == want[key].dtype and torch.equal(batch[key], want[key]), key
+    for key in ("ragged", "column"):
+        assert all(map(torch.equal, batch[key], want[key])), key
+    assert not batch["x"].is_shared() and batch["big"].is_shared()
+    batch["x"].add_(1)  # the bytes it was rebuilt from are its own, writable
+
+
+@pytest.mark.skipif(not hasattr(torch, "uint4"), reason="this torch has no uint4")
+def test_a_small_tensor_bytes_cannot_hold_leaves_a_worker_by_shared_memory():
+    sent = Loaded([([{"key": "k"}], {"u": torch.zeros(1, 4, dtype=torch.uint4)})])
+    (_, batch) = pickle.loads(ForkingPickler.dumps(sent)).parts[0]
+    assert batch["u"].dtype == torch.uint4 and batch["u"].shape == (1, 4)
+    assert batch["u"].is_shared()
+
+
+def test_item_keys_match_item_key_whatever_the_items():
+    class Named(Task):
+        def item_key(self, item):
+            return f"n{item.get('i')}"
+
+    plain = [{"key": "a", "i": 1}, {"key": "b", "i": 2}]
+    mixed = [{"key": "a"}, {"i": 2}]  # the second has no key: item_key makes one
+    for task in (Task(), Named()):
+        for items in (plain, mixed, []):
+            assert item_keys(task, items) == [task.item_key(it) for it in items]
+
+
+def test_a_freeze_around_forks_is_undone_and_a_tasks_own_freeze_kept():
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_dataloader_workers_start_before_the_model_with_the_jobs_objects_frozen(launch, tmp_path):
+    """Workers fork before ``load_model`` (they load while the model loads, and hold no
+    copy of it), and their collections never walk (and copy) the parent's objects."""
+    make_inputs(tmp_path / "in", 12)
+    log = tmp_path / "threads"
+    r = launch(
+        *args(
+            tmp_path,
+            f"task.thread_log={log}",
+            "backbone=torch",
+            "backbone.batch_size=4",
+            "backbone.num_workers=2",
+        )
+    )
+    assert r.returncode == 0, r.stderr
+    lines = log.read_text().split()
+    assert [line for line in lines if line.startswith("frozen:")] == ["frozen:True"] * 12
+    assert lines.count("loader-had-model:False") == 12
+    assert "teardown-frozen:False" in lines
+
+
+@pytest.mark.parametrize("cpu_threads", [None, 2])
+def test_a_cpu_model_leaves_the_loader_workers_their_cpus(launch, tmp_path, cpu_threads):
+    """By default the model's threads are the CPUs the DataLoader workers leave (threads
+    that outnumber the CPUs wait for each other at every parallel step); the job's own
+    setting comes back after the run."""
+    make_inputs(tmp_path / "in", 8)
+    log = tmp_path / "threads"
+    extra = [] if cpu_threads is None else [f"backbone.cpu_threads={cpu_threads}"]
+    r = launch(
+        *args(tmp_path, f"task.thread_log={log}", "backbone=torch", "backbone.num_workers=1"),
+        *extra,
+    )
+    assert r.returncode == 0, r.stderr
+    default = torch.get_num_threads()
+    expected = cpu_threads or min(default, max(1, available_cpus() - 1))
+    assert report(launch.job_dir)["backbone"]["cpu_threads"] == expected
+    lines = log.read_text().split()
+    assert f"model-threads:{expected}" in lines
+    assert f"teardown-threads:{default}" in lines

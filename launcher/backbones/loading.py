@@ -13,10 +13,12 @@ own workers: an item costs only itself.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +26,7 @@ from launcher.backbones.inflight import InFlight
 from launcher.batching import Loaded
 from launcher.plan import Plan
 from launcher.run_state import RunState
-from launcher.task import Item, Task
+from launcher.task import Item, Task, item_keys
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,22 @@ def drop(iterator: Any) -> None:
         shutdown()
 
 
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Move this process's objects out of the garbage collector's reach while workers fork:
+    a forked worker's collections then never walk them, which would copy most of the
+    parent's heap page by page (copy-on-write) before its first batch. A freeze the
+    task made itself is left as it is."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 @dataclass
 class Loading:
     """Batches (:class:`Loaded`) for the model, from loaders replaced as workers fail."""
@@ -104,6 +122,7 @@ class Loading:
     suspects: deque[Item] = field(default_factory=deque)  # a failed loader's: loaded alone
     iterator: Any = None
     deaths_in_a_row: int = 0
+    opened: tuple[bool, _Owed, Iterator[Loaded]] | None = None  # by start(), not yet iterated
 
     @property
     def item_timeout_s(self) -> float:
@@ -121,19 +140,30 @@ class Loading:
             timeout = self.item_timeout_s * self.batch_size
             loader = self.make_loader(sampler, self.workers, self.prefetch_factor, timeout)
         previous = signal.getsignal(signal.SIGCHLD)
-        self.iterator = iter(loader)
+        with frozen_heap():
+            self.iterator = iter(loader)
         # the DataLoader's SIGCHLD handler raises "worker killed" wherever the main thread
         # is (inside a model step or a postprocess); its own check finds dead workers too
         if signal.getsignal(signal.SIGCHLD) is not previous:
             signal.signal(signal.SIGCHLD, previous)
         return sampler, self.iterator
 
+    def start(self) -> None:
+        """Fork the first loader's workers now, on this thread, so they load while the
+        model loads (without workers, loading waits for the first batch asked for)."""
+        if self.workers and self.opened is None:
+            alone = bool(self.suspects)
+            self.opened = (alone, *self._open(alone))
+
     def __iter__(self) -> Iterator[Loaded]:
         """Batches, and each item a failed loader is blamed for as a ``Loaded`` holding only
         that failure (it may run in a loader thread: the model's thread records it)."""
         while True:
-            alone = bool(self.suspects)
-            sampler, batches = self._open(alone)
+            if self.opened is not None:
+                (alone, sampler, batches), self.opened = self.opened, None
+            else:
+                alone = bool(self.suspects)
+                sampler, batches = self._open(alone)
             try:
                 for loaded in batches:
                     sampler.received()
@@ -169,7 +199,7 @@ class Loading:
 
     def _loading(self, items: list[Item]) -> None:
         assert self.inflight is not None
-        self.inflight.set("loading", [self.task.item_key(it) for it in items])
+        self.inflight.set("loading", item_keys(self.task, items))
 
     def _settle(self, sampler: _Owed, how: str, message: str, alone: bool) -> Loaded | None:
         """Blame the item a one-item loader failed on, or set a loader's debts aside."""

@@ -47,10 +47,16 @@ class Prefetch:
         """Whether batches now come from the pulling thread."""
         return self._thread is not None
 
+    @property
+    def probing(self) -> bool:
+        """Whether the next step is to be timed for :meth:`observe` (reading a thread's CPU
+        time is a system call, slow on some VMs: the steps after the decision are not timed)."""
+        return self._thread is None and len(self._timed) <= PROBE_STEPS
+
     def observe(self, wall: float, cpu: float) -> None:
         """One model step's wall time and this thread's CPU time in it; decides once
         enough steps are timed."""
-        if self._thread is not None or len(self._timed) > PROBE_STEPS:
+        if not self.probing:
             return
         self._timed.append((wall, cpu))
         if len(self._timed) > PROBE_STEPS:

@@ -46,7 +46,7 @@ from launcher.errors import ConfigError
 from launcher.machine import available_cpus
 from launcher.plan import Plan
 from launcher.run_state import RunState
-from launcher.task import Item, Task, TorchTask
+from launcher.task import Item, Task, TorchTask, item_keys
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,14 @@ class TorchConfig:
     persistent_workers: bool = False
     amp: Amp = Amp.off
     postprocess_workers: int = 2  # threads writing results while the model runs
+    cpu_threads: int | None = None  # the model's threads on the CPU; None: what loaders leave
 
     BOUNDS: ClassVar[dict[str, str]] = {
         "batch_size": ">= 1",
         "num_workers": ">= 0",
         "prefetch_factor": ">= 1",
         "postprocess_workers": ">= 1",
+        "cpu_threads": ">= 1",
     }
 
 
@@ -168,6 +170,7 @@ class TorchBackbone:
     def __init__(self, cfg: TorchConfig) -> None:
         self.cfg = cfg
         self.device: Any = None
+        self.cpu_threads: int | None = None  # the model's threads, once set for a CPU run
 
     def describe(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -178,6 +181,7 @@ class TorchBackbone:
             "num_workers": self._num_workers(),
             "amp": self._amp(),
             "postprocess_workers": cfg.postprocess_workers,
+            "cpu_threads": self.cpu_threads,
         }
 
     def _amp(self) -> str:
@@ -214,7 +218,25 @@ class TorchBackbone:
             inflight := InFlight(record),
             isolate=set() if workers else crashed_here(state.records, left),
         )
-        self._execute(task, state, loading, inflight)
+        with self._model_threads(workers):
+            self._execute(task, state, loading, inflight)
+
+    @contextmanager
+    def _model_threads(self, workers: int) -> Iterator[None]:
+        """On the CPU, the model's threads (``backbone.cpu_threads``) leave the DataLoader
+        workers their CPUs by default: threads that outnumber the CPUs wait for each other at
+        every parallel step of the model. Set for the run; ``load_model`` may set its own."""
+        import torch
+
+        before = torch.get_num_threads()
+        if self.device.type == "cpu":
+            leave = max(1, available_cpus() - workers)
+            self.cpu_threads = self.cfg.cpu_threads or min(before, leave)
+            torch.set_num_threads(self.cpu_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def _check(self, task: Task, state: RunState) -> int:
         """Refuse what this backbone cannot run, before anything loads; the DataLoader
@@ -252,6 +274,7 @@ class TorchBackbone:
             try:
                 # workers fork here, on this thread (a fork from a thread can inherit a held
                 # lock), and start loading while the model loads
+                loading.start()
                 batches = Prefetch(iter(loading))
                 state.stage(f"loading the model on {self.device}")
                 task.load_model(self.device)
@@ -374,7 +397,7 @@ class _Pipeline:
         self.kind = step_kind(task)
         self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="postprocess")
         self.max_pending = max(1, threads) * 2
-        self.pending: deque[tuple[Future, list[Item]]] = deque()
+        self.pending: deque[tuple[Future, list[Item], list[str]]] = deque()  # items, keys
         self.placement = Placement()
         self.limit = _step_limit(state.item_timeout_s) if state.item_timeout_s else None
 
@@ -391,9 +414,12 @@ class _Pipeline:
         abandoned = False
         try:
             for loaded in self.waiting(batches):
-                wall, cpu = time.perf_counter(), time.thread_time()
-                self.step(loaded, non_blocking)
-                batches.observe(time.perf_counter() - wall, time.thread_time() - cpu)
+                if batches.probing:
+                    wall, cpu = time.perf_counter(), time.thread_time()
+                    self.step(loaded, non_blocking)
+                    batches.observe(time.perf_counter() - wall, time.thread_time() - cpu)
+                else:
+                    self.step(loaded, non_blocking)
                 self.collect(block=len(self.pending) >= self.max_pending)
                 self.state.tick()
                 if self.state.stopping:
@@ -432,27 +458,34 @@ class _Pipeline:
     def step(self, loaded: Loaded, non_blocking: bool) -> None:
         for item, f in loaded.failed:
             self.fail(item, f)
-        self.note_inflight(loaded.items)
-        for items, part in loaded.parts:
+        keyed = [(items, item_keys(self.task, items), part) for items, part in loaded.parts]
+        self.note_inflight([key for _, keys, _ in keyed for key in keys])
+        for items, keys, part in keyed:
             batch = to_device(part, self.device, non_blocking)
             groups, failed = infer(self.task, self.device, batch, self.kind, self.limit)
             for i, f in failed:
                 self.fail(items[i], f)
             for positions, group, results in groups:
                 future = self.submit(group, results, self.kind)
-                self.pending.append((future, [items[i] for i in positions]))
+                if len(positions) == len(items):  # the whole part: its lists as they are
+                    self.pending.append((future, items, keys))
+                else:
+                    self.pending.append(
+                        (future, [items[i] for i in positions], [keys[i] for i in positions])
+                    )
 
-    def note_inflight(self, new: tuple[Item, ...] | list[Item] = ()) -> None:
-        """Name the items in a model step or waiting for postprocessing."""
-        key = self.task.item_key
-        held = [key(it) for _, items in self.pending for it in items]
-        self.inflight.set("model", held + [key(it) for it in new])
+    def note_inflight(self, new: list[str] | None = None) -> None:
+        """Name the items in a model step (``new``) or waiting for postprocessing."""
+        held: list[str] = []
+        for _, _, keys in self.pending:
+            held += keys
+        self.inflight.set("model", held + new if new else held)
 
     def collect(self, block: bool) -> None:
         collected = False
         while self.pending and (block or self.pending[0][0].done()):
             collected = True
-            future, items = self.pending.popleft()
+            future, items, _ = self.pending.popleft()
             block = False
             failed = future.result()
             for pos, f in failed:
