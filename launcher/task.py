@@ -205,7 +205,9 @@ class TorchTask(Task):
         raise NotImplementedError(f"{type(self).__name__}.load_model() is not implemented")
 
     def load_data(self, **item: Any) -> dict[str, Any]:
-        """One item's inputs (tensors, arrays, text); runs in DataLoader workers."""
+        """One item's inputs (tensors, arrays, text); runs in DataLoader workers, which
+        start loading while :meth:`load_model` runs: it cannot use what that sets (build
+        a tokenizer it needs in ``__init__``, or on its first call)."""
         return {}
 
     def get_dataset(self) -> Any:
