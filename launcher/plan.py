@@ -393,6 +393,10 @@ class Plan:
             items, self._head = items[:n], items[n:]
         return items
 
+    def exhausted(self) -> bool:
+        """Whether :meth:`take` has nothing more to give: listing ended and all was taken."""
+        return not self._head and (self.stats.planned or self.stopped or self.error is not None)
+
     def has_pending(self) -> bool:
         """Plan up to the first pending item (so a job with nothing to do starts no workers).
 

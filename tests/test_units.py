@@ -215,6 +215,18 @@ def test_plan_yields_each_pending_item_once_in_order(sizes):
     assert (stats.total, stats.skipped, stats.planned, plan.generated) == (5000, 1667, True, 5000)
 
 
+@pytest.mark.parametrize("size", [1, 7, 4096, 5000])
+@pytest.mark.parametrize("where", [None, "list_fails_at", "check_fails_at"])
+def test_plan_is_exhausted_only_once_every_pending_item_was_taken(size, where):
+    """What the mp scheduler stops asking (and shrinks its last chunks) on."""
+    plan = Plan(Numbers(5000, **({where: 100} if where else {})), shard(), Stats())
+    taken: list[int] = []
+    while not plan.exhausted():
+        taken += [it["x"] for it in plan.take(size)]
+    assert taken == [x for x in range(5000 if where is None else 100) if x % 3]
+    assert plan.take(size) == [] and plan.exhausted()
+
+
 def test_plan_with_a_shard_and_a_limit_counts_only_what_it_planned():
     stats = Stats()
     plan = Plan(Numbers(5000), shard(num=2, idx=1), stats, limit=10)

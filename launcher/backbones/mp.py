@@ -70,6 +70,7 @@ TARGET_CHUNK_S = 0.05
 MAX_CHUNK = 4096
 PREFETCH = 2
 SLOW_CHUNK_S = 0.2  # a chunk expected to take longer than this is not prefetched
+TAIL_CHUNK_S = 0.005  # once planning ended, chunks shrink towards this much work
 READ_AHEAD = 16384  # pending items planned ahead of the workers' demand, at most
 READ_AHEAD_BLOCK = 1024
 STARTING_BLOCK = 64  # while workers start: small steps, so their threads get the GIL often
@@ -119,10 +120,15 @@ class _Worker:
     ended: bool = False  # it said bye: torn down, and exiting
 
 
+_QUIT = object()  # ends a sender thread without writing: the parent wrote the stop itself
+
+
 def _send_loop(sendq: queue.SimpleQueue, conn: Any) -> None:
     """Write pickled chunks to one worker; None ends the worker (and this thread)."""
     while True:
         payload = sendq.get()
+        if payload is _QUIT:
+            return
         try:
             if payload is None:
                 conn.send(None)
@@ -332,12 +338,16 @@ class _Run:
         n = self.chunksize
         if self.requeued:
             return [self.requeued.popleft() for _ in range(min(n, len(self.requeued)))]
+        if len(self.ahead) < n and not self.plan_done:
+            more = self.plan.take(n - len(self.ahead))
+            self.plan_done = not more or self.plan.exhausted()
+            self.ahead += more
+        if self.plan_done and self.per_item_s:  # the last items, in smaller chunks (not
+            # under TAIL_CHUNK_S of work, which its message would cost): workers end together
+            share = -(-len(self.ahead) // max(1, len(self.workers) * self.depth()))
+            n = min(n, max(share, int(TAIL_CHUNK_S / self.per_item_s), self.min_chunk))
         items = self.ahead[:n]
         del self.ahead[:n]
-        if len(items) < n and not self.plan_done:
-            more = self.plan.take(n - len(items))
-            self.plan_done = not more
-            items += more
         return items
 
     def plans_ahead(self) -> bool:
@@ -347,7 +357,7 @@ class _Run:
     def read_ahead(self, size: int = READ_AHEAD_BLOCK) -> None:
         """Plan a block while no worker needs items (workers starting, or all busy)."""
         block = self.plan.take(size)
-        self.plan_done = not block
+        self.plan_done = not block or self.plan.exhausted()
         self.ahead += block
 
     def depth(self) -> int:
@@ -647,7 +657,12 @@ class _Run:
         ``run.grace_s`` from now after a normal end."""
         deadline = time.monotonic() + self.state.time_left()
         for w in self.workers:
-            w.sendq.put(None)
+            if w.inflight:  # the stop goes after the chunks its sender still holds
+                w.sendq.put(None)
+                continue
+            w.sendq.put(_QUIT)  # nothing in flight: its sender is idle, the pipe has room
+            with contextlib.suppress(OSError, ValueError):
+                w.to_worker.send(None)
         for w in self.workers:
             self.await_end(w, deadline)
             if w.inflight:  # killed at the end of the grace period: count what finished
