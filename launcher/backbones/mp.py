@@ -200,7 +200,6 @@ class _Run:
         self.chunksize = backbone.fixed_chunksize or self.min_chunk
         self.per_item_s: float | None = None
         self.startup_deaths = 0
-        self.plan_done = False
         self.timed = bool(state.item_timeout_s)
         self.shipped: Task | TorchOnWorkers | bytes = task
         # one poll set for the loop, kept as workers come and go (connection.wait builds one
@@ -339,9 +338,7 @@ class _Run:
         if self.requeued:
             return [self.requeued.popleft() for _ in range(min(n, len(self.requeued)))]
         if len(self.ahead) < n and not self.plan_done:
-            more = self.plan.take(n - len(self.ahead))
-            self.plan_done = not more or self.plan.exhausted()
-            self.ahead += more
+            self.ahead += self.plan.take(n - len(self.ahead))
         if self.plan_done and self.per_item_s:  # the last items, in smaller chunks (not
             # under TAIL_CHUNK_S of work, which its message would cost): workers end together
             share = -(-len(self.ahead) // max(1, len(self.workers) * self.depth()))
@@ -350,15 +347,18 @@ class _Run:
         del self.ahead[:n]
         return items
 
+    @property
+    def plan_done(self) -> bool:
+        """Whether the plan has no item left to take (some may wait in ``ahead``)."""
+        return self.plan.exhausted()
+
     def plans_ahead(self) -> bool:
         """Whether planning may run ahead of the workers' demand now."""
         return not self.state.stopping and len(self.ahead) < READ_AHEAD and not self.plan_done
 
     def read_ahead(self, size: int = READ_AHEAD_BLOCK) -> None:
         """Plan a block while no worker needs items (workers starting, or all busy)."""
-        block = self.plan.take(size)
-        self.plan_done = not block or self.plan.exhausted()
-        self.ahead += block
+        self.ahead += self.plan.take(size)
 
     def depth(self) -> int:
         """Chunks a worker may hold: one while item times are unknown or chunks are slow
