@@ -32,10 +32,11 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from launcher.config import register_configs
+    from launcher.config import check_override_keys, register_configs
     from launcher.resolvers import register_resolvers
     from launcher.searchpath import CONFIG_DIR
 
+    check_override_keys(overrides)
     register_resolvers()
     register_configs()
     outer = GlobalHydra.instance().hydra  # a Hydra app calling us keeps its own

@@ -79,6 +79,14 @@ def main() -> None:
     if not any(a in MULTIRUN for a in args) and (refused := one_shard_of_many(overrides)):
         print(refused, file=sys.stderr)
         sys.exit(2)
+    from launcher.config import check_override_keys
+    from launcher.errors import UserError
+
+    try:
+        check_override_keys(overrides)
+    except UserError as e:
+        print(e, file=sys.stderr)
+        sys.exit(e.exit_code)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # the user's own task modules; workers inherit it
     sys.argv[1:] = multirun_last(args)

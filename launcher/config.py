@@ -1,7 +1,10 @@
 """The one place where our app's config schemas are registered with Hydra's ConfigStore.
 
-Each schema lives beside what it configures; registering them makes a typo
-such as ``backbone.num_worker=4`` fail with Hydra's message naming the key.
+Each schema lives beside what it configures; a typo such as
+``backbone.num_worker=4`` is refused by name with the nearest key before Hydra
+composes (:func:`check_override_keys`; Hydra's own message would advise
+``+backbone.num_worker=4``, which the job then refuses), and after composing
+when added with ``+`` (:mod:`launcher.app`).
 They are registered when our app starts (:mod:`launcher.cli`), never on import:
 the ConfigStore is global, and another Hydra app in the same environment must
 not see our ``backbone``/``shard`` options or a root schema in place of its own.
@@ -13,10 +16,13 @@ cannot take the place of a user's ``config`` or ``base_config``. Hydra's
 
 from __future__ import annotations
 
-from launcher.app import Config
+from collections.abc import Iterable
+
+from launcher.app import Config, RunConfig
 from launcher.backbones import AutoConfig
 from launcher.backbones.mp import MpConfig
 from launcher.backbones.torch import TorchConfig
+from launcher.errors import unknown_key
 from launcher.shard import ShardConfig, Strategy
 
 ROOT = "shard_launcher_base"  # conf/config.yaml's first default
@@ -44,3 +50,30 @@ def register_configs() -> None:
     from launcher.compat.kagurazaka import config_node
 
     cs.store(name=KAGURAZAKA, node=config_node())
+
+
+def group_keys(group: str) -> set[str] | None:
+    """Every key some option of our ``group`` takes (None: not one of our schema groups)."""
+    import dataclasses
+
+    if group == "run":
+        return {f.name for f in dataclasses.fields(RunConfig)}
+    schemas = [node for (g, _), node in SCHEMAS.items() if g == group]
+    keys = {f.name for schema in schemas for f in dataclasses.fields(schema)}
+    return keys or None
+
+
+def check_override_keys(overrides: Iterable[str]) -> None:
+    """Refuse ``backbone.num_worker=4``, with or without ``+``, naming the nearest key,
+    before Hydra does with advice to add it with ``+`` (which the job would then refuse).
+    Keys some option of the group has go on to Hydra, which checks them against the
+    chosen option."""
+    for arg in overrides:
+        key, sep, _ = arg.partition("=")
+        group, dot, name = key.lstrip("+").partition(".")
+        if not sep or not dot or group.startswith("~"):
+            continue
+        known = group_keys(group)
+        first = name.split(".")[0]
+        if known is not None and first not in known:
+            raise unknown_key(f"{group}.{first}", known)

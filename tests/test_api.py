@@ -76,6 +76,7 @@ def test_the_job_ends_after_every_worker_s_teardown(tmp_path: Path, start_method
     ("task", "kwargs", "named"),
     [
         ("squares", {"backbone": {"num_worker": 2}}, "num_worker"),
+        ("squares", {"overrides": ["backbone.num_worker=2"]}, "Did you mean num_workers"),
         ("squares", {"run": {"dry_rnu": True}}, "dry_rnu"),
         ("squares", {"overrides": ["shard.num=two"]}, "shard.num"),
         ("nosuch", {}, "task/nosuch"),

@@ -150,18 +150,24 @@ def test_on_error_raise_shows_the_items_traceback(launch, tmp_path):
     ("override", "hint"),
     [
         ("+backbone.num_worker=4", "Did you mean num_workers?"),
+        ("backbone.num_worker=4", "Did you mean num_workers?"),
         ("+shard.idxx=1", "Did you mean idx?"),
+        ("shard.idxx=1", "Did you mean idx?"),
         ("+run.dry_rum=true", "Did you mean dry_run?"),
+        ("run.dry_rum=true", "Did you mean dry_run?"),
         ("+task.nn=3", "Did you mean n?"),
         ("+bakbone=1", "Did you mean backbone?"),
     ],
 )
-def test_unknown_keys_are_refused_even_with_a_plus(launch, tmp_path, override, hint):
+def test_unknown_keys_are_refused_with_or_without_a_plus(launch, tmp_path, override, hint):
+    """Without ``+`` Hydra would advise adding the key with ``+``, which would then be
+    refused: the refusal names the key and the nearest one either way."""
     r = launch(*squares(tmp_path / "out", "task.n=5"), override)
     out = r.stdout + r.stderr
     assert r.returncode == 2, out
-    key = override[1:].split("=")[0]
+    key = override.lstrip("+").split("=")[0]
     assert f"{key}: no such key" in out and hint in out
+    assert "To append to your config" not in out
     assert not (tmp_path / "out").exists()
 
 
