@@ -253,7 +253,8 @@ class _JobRun:
         self.set_up = False
         self.error: str | None = None
         self.error_code = 0
-        self.items_left: int | None = None  # counted when run.limit stopped the job
+        # counted when run.limit stopped the job, or run.retry_failed left items not done
+        self.items_left: int | None = None
 
     def run(self) -> dict[str, Any]:
         try:
@@ -362,6 +363,8 @@ class _JobRun:
                 raise plan.error
             if plan.limit == 0 and not opts.dry_run and not state.stopping:
                 self.items_left = self._count_left(self.only_keys)
+            elif plan.left and plan.stats.planned:
+                self.items_left = plan.left  # run.retry_failed: not done, and not retried
 
     def _count_left(self, only_keys: frozenset[str] | None) -> int | None:
         """Pending items after ``run.limit`` was reached: one more listing and done check."""
@@ -502,7 +505,7 @@ class _JobRun:
         opts, state_dir = self.opts, self.records.state_dir
         if not state_dir or report["state"] != "completed" or report["exit_code"] != 0:
             return
-        if opts.limit is not None or opts.retry_failed:
+        if opts.limit is not None or self.items_left:  # items left: the shard is not done
             return
         # the shard's completion marker, for only-missing relaunches of a sweep
         keys = ("total", "skipped", "processed", "failed", "elapsed_s", "items_per_s")
@@ -529,7 +532,12 @@ class _JobRun:
                 f"failed {stats.failed}{kinds} of {stats.total}"
             )
         counts += f" in {report['elapsed_s']:.1f}s"
-        if self.items_left is not None:
+        if self.items_left is not None and self.opts.retry_failed and self.opts.limit is None:
+            counts += (
+                f"; {self.items_left} item(s) neither done nor failed last time are left "
+                "(run.retry_failed retries only failed items; run without it to process them)"
+            )
+        elif self.items_left is not None:
             counts += f"; run.limit={self.opts.limit} reached, {self.items_left} item(s) left"
         summary = f"{tag}: {counts}; {where}"
         if report["state"] == "interrupted":

@@ -263,6 +263,7 @@ class Plan:
         self.on_skip = on_skip
         self.interruptible = interruptible
         self.generated = 0
+        self.left = 0  # items outside only_keys that are not done: run.retry_failed leaves them
         self.stopped = False  # a stop signal ended planning
         self._blocks = self._stream()
         self._head: list[Item] = []
@@ -314,7 +315,7 @@ class Plan:
             if select is not None:
                 block = [it for pos, it in enumerate(block, base) if select(pos, it)]
             if only is not None:
-                block = [it for it in block if key_of(it) in only]
+                block = self._retried(block, key_of, only, done)
             if done is None:
                 pending, owned = block, len(block)
             else:
@@ -329,6 +330,25 @@ class Plan:
                 yield pending
         self._record_unlisted()
         stats.planned = True
+
+    def _retried(
+        self, block: list[Item], key_of: Callable[[Item], str], only: frozenset[str], done
+    ) -> list[Item]:
+        """``run.retry_failed``: the block's items that failed last time. The shard's other
+        items still count, so the report holds the shard's totals (a sweep's add up): as
+        skipped when done (or when the task has no finish check: they did not fail), as
+        left when the finish check says they are not done."""
+        retried = [it for it in block if key_of(it) in only]
+        others = [it for it in block if key_of(it) not in only]
+        if done is None:
+            not_done, owned = [], len(others)
+        else:
+            with self.interruptible():
+                not_done, owned = self._unfinished(others, done)
+        self.stats.total += owned - len(not_done)
+        self.stats.skipped += owned - len(not_done)
+        self.left += len(not_done)
+        return retried
 
     def _within_limit(
         self, block: list[Item], pending: list[Item], owned: int

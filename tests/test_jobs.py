@@ -48,12 +48,29 @@ def test_failing_items_are_recorded_and_retried(launch, tmp_path):
     fault.unlink()
     r = launch(*args, "run.retry_failed=true")
     assert r.returncode == 0, r.stderr
-    rep = report(launch.job_dir)
-    assert (rep["total"], rep["processed"], rep["failed"]) == (5, 5, 0)
+    rep = report(launch.job_dir)  # the shard's totals: the items not retried were done
+    assert (rep["total"], rep["skipped"], rep["processed"], rep["failed"]) == (500, 495, 5, 0)
+    assert rep["items_left"] is None
     assert len(files(out)) == 500
 
     r = launch(*args, "run.retry_failed=true")  # nothing left to retry
-    assert (report(launch.job_dir)["total"], r.returncode) == (0, 0)
+    rep = report(launch.job_dir)
+    assert (rep["total"], rep["skipped"], rep["processed"], r.returncode) == (500, 500, 0, 0)
+
+
+def test_retrying_failures_counts_items_never_done_as_left(launch, tmp_path):
+    """Items the last run never reached (it stopped) are not retried, and not counted done."""
+    out, fault = tmp_path / "out", tmp_path / "fault"
+    fault.touch()
+    args = squares(out, "task.n=40", "task.fail_mod=2", f"task.fault_file={fault}")
+    r = launch(*args, "run.limit=10")  # 10 items tried, 5 of them failed; 30 never tried
+    assert r.returncode == 1, r.stderr
+    fault.unlink()
+    r = launch(*args, "run.retry_failed=true")
+    assert r.returncode == 0, r.stderr
+    rep = report(launch.job_dir)
+    assert (rep["total"], rep["skipped"], rep["processed"], rep["items_left"]) == (10, 5, 5, 30)
+    assert "30 item(s) neither done nor failed last time are left" in r.stdout + r.stderr
 
 
 def test_on_error_raise_stops_at_the_first_failure(launch, tmp_path):

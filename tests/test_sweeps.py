@@ -20,7 +20,7 @@ from launcher import AppendExtension, ByExtensions, Task, atomic_write
 from launcher.launchers.markers import owner_tags
 from launcher.resolvers import config_hash
 from launcher.shard import Shard, Strategy
-from tests.conftest import REPO, TEST_CONF, report
+from tests.conftest import REPO, TEST_CONF, report, status
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -363,3 +363,29 @@ def test_a_run_dir_deleted_while_its_job_runs_is_never_recreated(tmp_path):
     assert err.count(f"the job dir {run} was moved or deleted while the job ran") == 1, err
     assert "Traceback" not in err
     assert len(list((tmp_path / "out").glob("*.txt"))) < 40  # it stopped taking items
+
+
+def test_a_failed_shard_retried_in_a_relaunch_gives_the_sweeps_totals(launch, tmp_path):
+    """4 shards of 203 items, shard 0 with failures; the relaunch with run.retry_failed=true
+    runs shard 0 alone, on its failed items, and reports its whole count: the sweep is
+    203/203 done, shard 0 is marked completed, and a further relaunch has nothing to do."""
+    out, fault = tmp_path / "out", tmp_path / "fault"
+    fault.touch()  # items 0, 8, 16, ... (all in shard 0 of 4) fail while it exists
+    args = ["task=squares", f"task.output_dir={out}", "task.n=203", "task.fail_mod=8"]
+    args += [f"task.fault_file={fault}", "shard.num=4", "backbone.num_workers=1"]
+    r = launch(*args, multirun=True)
+    assert r.returncode == 1, r.stdout + r.stderr
+    fault.unlink()
+
+    r = launch(*args, "run.retry_failed=true", multirun=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert launched(r.stdout).startswith("Local: 1 shard(s)") and "3 already done" in r.stdout
+    rep = report(launch.job_dir / "0")
+    assert (rep["total"], rep["skipped"], rep["processed"], rep["failed"]) == (51, 25, 26, 0)
+    st = status(launch.job_dir)
+    assert st.returncode == 0, st.stdout + st.stderr
+    assert "items: 203/203 done, 0 failed" in st.stdout, st.stdout
+    assert "marker" not in st.stdout  # shard 0 left its completion marker
+
+    r = launch(*args, multirun=True)
+    assert launched(r.stdout).startswith("Nothing to launch: all 4 shard(s)"), r.stdout
