@@ -90,11 +90,12 @@ def _check_missing(cfg: DictConfig) -> None:
 
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
+        from launcher.command import how_to_set
+
         keys = ", ".join(missing)
-        example = " ".join(f"{k}=..." for k in missing)
         raise ConfigError(
             f"Missing required value(s): {keys}. These are '???' in the config; "
-            f"set them on the command line, e.g. `python launch.py {example}`."
+            f"set them, {how_to_set([f'{k}=...' for k in missing])}."
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,7 @@ def test_the_job_ends_after_every_worker_s_teardown(tmp_path: Path, start_method
         ("squares", {"overrides": ["shard.num=two"]}, "shard.num"),
         ("nosuch", {}, "task/nosuch"),
         ("squares", {"out": False}, "task.output_dir"),  # '???' in the config
+        ("squares", {"out": False}, re.escape("launcher.run(..., overrides=['task.output_dir=")),
     ],
 )
 def test_a_bad_config_raises_before_any_work(

@@ -104,7 +104,7 @@ def test_thumbnail_sweep_is_one_array_and_equals_a_single_local_run(launch, tmp_
     assert len(array["slurm_jobs"]) == 1  # one sbatch for the 8 shards
     job = array["slurm_jobs"][0]
     assert [e["slurm_id"] for e in array["elements"]] == [f"{job}_{i}" for i in range(8)]
-    assert f"job {job}: shards 0-7" in r.stdout and "-m launcher status" in r.stdout
+    assert f"job {job}: shards 0-7" in r.stdout and "launch.py status" in r.stdout
     reports = [report(sweep / str(i)) for i in range(8)]
     assert sorted(rep["shard"]["idx"] for rep in reports) == list(range(8))
     assert {rep["slurm"]["array_job_id"] for rep in reports} == {job}

@@ -41,7 +41,8 @@ def test_a_local_sweep_runs_each_shard_in_its_own_process(launch, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     sweep = launch.job_dir
     assert "4 shard(s) in 1 array(s) running, 2 at once" in r.stdout
-    assert f"-m launcher status {sweep}" in r.stdout
+    python = os.path.basename(sys.executable)  # status in the command the sweep was run with
+    assert f"Status:    {python} {REPO / 'launch.py'} status {sweep}" in r.stdout, r.stdout
     reports = [report(sweep / str(i)) for i in range(4)]
     assert [rep["shard"]["idx"] for rep in reports] == [0, 1, 2, 3]
     assert len({rep["pid"] for rep in reports}) == 4

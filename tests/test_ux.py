@@ -5,6 +5,7 @@ printed or wrote."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -241,7 +242,24 @@ def test_the_ocr_check_compares_outputs_with_the_bundled_truth(tmp_path):
     r = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "1 page(s) have no .txt yet" in r.stdout
     r = subprocess.run([*check[:-1], str(tmp_path / "none")], capture_output=True, text=True)
-    assert r.returncode == 2 and "run `python launch.py task=ocr` first" in r.stderr
+    assert r.returncode == 2 and "run `python -m launcher task=ocr` first" in r.stderr
+
+
+@pytest.mark.parametrize("entry", ["launch.py", "-m launcher"])
+def test_a_missing_value_is_asked_for_in_the_users_own_command(tmp_path, entry):
+    """``python launch.py ...`` in the checkout, ``python -m launcher ...`` anywhere (the
+    console script and launcher.run: tests/test_install.py and tests/test_api.py)."""
+    argv = [
+        sys.executable,
+        *([str(REPO / "launch.py")] if entry == "launch.py" else ["-m", "launcher"]),
+    ]
+    argv += [f"hydra.searchpath=[file://{TEST_CONF}]", "task=squares"]
+    r = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    python = os.path.basename(sys.executable)
+    command = f"{python} {REPO / 'launch.py'}" if entry == "launch.py" else f"{python} -m launcher"
+    assert f"e.g. `{command} task.output_dir=...`" in out, out
 
 
 def cfg(*args: str) -> dict:

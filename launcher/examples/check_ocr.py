@@ -17,6 +17,10 @@ from launcher.resolvers import sample_dir
 TRUTH_FILE = "truth.json"
 
 
+# this tool runs as `python -m launcher.examples.check_ocr`: the job, the same way (any install)
+OCR_COMMAND = "python -m launcher task=ocr"
+
+
 def truth() -> dict[str, list[str]]:
     """The expected lines of each bundled page, by image file name."""
     return json.loads((Path(sample_dir("ocr")) / TRUTH_FILE).read_text(encoding="utf-8"))
@@ -50,7 +54,7 @@ def compare(output_dir: Path, expected: dict[str, list[str]]) -> tuple[list[str]
         *differ,
     ]
     if missing:
-        report.append(f"  {missing} page(s) have no .txt yet: run `python launch.py task=ocr`")
+        report.append(f"  {missing} page(s) have no .txt yet: run `{OCR_COMMAND}`")
     return report, missing
 
 
@@ -61,7 +65,7 @@ def main(argv: list[str]) -> int:
     if missing == len(expected):
         print(
             f"{output_dir}: no OCR output of the bundled pages here; run "
-            "`python launch.py task=ocr` first (or name the task.output_dir you used).",
+            f"`{OCR_COMMAND}` first (or name the task.output_dir you used).",
             file=sys.stderr,
         )
         return 2

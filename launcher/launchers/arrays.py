@@ -393,9 +393,11 @@ def claim(directory: str) -> Iterator[None]:
 
 
 def _busy(directory: str, why: str) -> str:
+    from launcher.command import status_command
+
     return (
         f"hydra.sweep.dir={directory}: {why}, and would read or overwrite this launch's "
-        "job dirs. Wait until it has ended (`python -m launcher status DIR`), cancel it, or "
+        f"job dirs. Wait until it has ended (`{status_command(directory)}`), cancel it, or "
         "launch into another hydra.sweep.dir (the default is a new one per launch)."
     )
 

@@ -27,6 +27,7 @@ class AutoLauncher(ShardLauncher):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
+        self.why_local: str | None = None  # why not SLURM, said once the app is known
         why_not = probe.no_controller()
         if why_not is None:
             self.impl: ShardLauncher = SlurmLauncher(**params)
@@ -38,7 +39,7 @@ class AutoLauncher(ShardLauncher):
         self.impl = LocalLauncher(**{k: v for k, v in params.items() if k not in slurm_only})
         if why_not.startswith("scontrol"):
             why_not = f"no SLURM controller answered ({why_not})"
-        log.info("hydra/launcher=auto: %s, running shards locally", why_not)
+        self.why_local = why_not
         for f in dataclasses.fields(AutoConfig):
             if f.name not in local and getattr(self.opts, f.name) != _default(f):
                 log.warning("hydra.launcher.%s is SLURM-only: ignored here", f.name)
@@ -50,6 +51,9 @@ class AutoLauncher(ShardLauncher):
     def setup(self, **kwargs: Any) -> None:
         super().setup(**kwargs)
         self.impl.setup(**kwargs)
+        if self.why_local is not None:  # our app sweeps shards; any other app, jobs
+            what = "shards" if self.outcome is not None else "jobs"
+            log.info("hydra/launcher=auto: %s, running %s locally", self.why_local, what)
 
     def launch_arrays(self, specs: list[arr.ArraySpec]) -> list:
         return self.impl.launch_arrays(specs)

@@ -11,7 +11,6 @@ import abc
 import dataclasses
 import logging
 import os
-import shlex
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 
+from launcher.command import status_command
 from launcher.errors import ConfigError, UserError
 from launcher.launchers import arrays as arr
 from launcher.launchers import general
@@ -250,10 +250,6 @@ def counts(arrays: list[arr.Array]) -> tuple[int, int]:
     """How many shards are launched, and how many were skipped as done."""
     todo = sum(len(a.todo) for a in arrays)
     return todo, sum(len(a.elements) for a in arrays) - todo
-
-
-def status_command(directory: str) -> str:
-    return f"{shlex.quote(sys.executable)} -m launcher status {shlex.quote(directory)}"
 
 
 def _shards(values: list[int | None]) -> str:
