@@ -15,6 +15,10 @@ from launcher.launchers.probe import no_controller
 REPO = Path(__file__).resolve().parent.parent
 TEST_CONF = Path(__file__).resolve().parent / "conf"
 
+# Tests of an installed shard-launcher, run from outside the checkout by the tests that
+# install it (tests/test_hydra_conformance.py), never from here.
+collect_ignore = ["installed"]
+
 
 class Launch:
     def __init__(self, tmp_path: Path) -> None:
@@ -65,10 +69,12 @@ def need_slurm() -> None:
 
 # Modules whose tests share one costly module-scoped fixture (a model's run): with
 # pytest-xdist each runs on one worker, so the fixture is made once. test_install's built
-# wheel and venv serve its SLURM test too, so that whole module joins the SLURM group.
+# wheel and venvs serve its SLURM test too, so that whole module joins the SLURM group, with
+# test_hydra_conformance, which uses the same venvs (session fixtures below).
 MODULE_GROUPS = {
     "test_embed": "test_embed",
     "test_install": "slurm",
+    "test_hydra_conformance": "slurm",
     "test_ocr": "test_ocr",
     "test_ocr_model": "test_ocr_model",
 }
@@ -149,3 +155,32 @@ def status(directory: Path, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=120,
     )
+
+
+@pytest.fixture(scope="session")
+def install_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean copy of the checkout, which both installs are made from."""
+    from tests.installs import clean_copy
+
+    return clean_copy(tmp_path_factory.mktemp("install") / "src")
+
+
+@pytest.fixture(scope="session")
+def wheel(install_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.installs import build_wheel
+
+    return build_wheel(install_source, tmp_path_factory.mktemp("wheels"))
+
+
+@pytest.fixture(scope="session", params=["editable", "wheel"])
+def venv(
+    request: pytest.FixtureRequest, install_source: Path, tmp_path_factory: pytest.TempPathFactory
+):
+    """A fresh venv with shard-launcher installed editable (the README's first command)
+    or from the wheel: one of each per session."""
+    from tests.installs import editable_venv, wheel_venv
+
+    root = tmp_path_factory.mktemp(f"venv-{request.param}")
+    if request.param == "editable":
+        return editable_venv(root, install_source)
+    return wheel_venv(root, install_source, request.getfixturevalue("wheel"))

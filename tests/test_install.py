@@ -1,78 +1,29 @@
-"""A real, non-editable install: build the wheel, install it into a fresh venv, and use it
-from an empty directory the way a new user's project would (issue 10, points 1 and 2).
+"""Installs as users make them, used from outside the checkout with no ``PYTHONPATH``
+(issue 10, points 1 and 2; issue 22, points 1 to 3).
 
-The venv reuses this environment's packages (``--system-site-packages``: Hydra, Pillow)
-but holds shard-launcher itself from the wheel; commands run with ``PYTHONPATH`` unset
-from directories that are not the checkout, and the first test checks that ``launcher``
-really comes from the venv.
+Each test runs in both installs of tests/installs.py: the README's own first command
+(``pip install -e '.[ocr]' -c constraints.txt``, an editable install) and a built wheel,
+each in a fresh venv of its own. The first test checks that ``launcher`` really comes from
+the install and that no generic top-level name (``tasks``, ``conf``, ...) of the checkout
+became importable everywhere.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, need_slurm
+from tests.conftest import need_slurm
+from tests.installs import Venv, readme_block
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the first test makes the venvs
 
-NOT_PACKAGED = shutil.ignore_patterns(
-    ".git", "outputs", "build", "*.egg-info", "__pycache__", ".*_cache", "results"
-)
-
-
-class Venv:
-    def __init__(self, root: Path, wheel: Path) -> None:
-        self.root = root
-        self.wheel = wheel
-        self.bin = root / "bin"
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
-        return env
-
-    def __call__(self, cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        """Run a command of the venv (``shard-launcher``, ``python``) in ``cwd``."""
-        argv = [str(self.bin / args[0]), *args[1:]]
-        return subprocess.run(
-            argv, cwd=cwd, env=self.env(), capture_output=True, text=True, timeout=timeout
-        )
-
-
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    tmp = tmp_path_factory.mktemp("install")
-    src = tmp / "src"  # a clean copy: no build/ left over from an earlier build leaks in
-    shutil.copytree(REPO, src, ignore=NOT_PACKAGED)
-    pip = [sys.executable, "-m", "pip"]
-    wheels = tmp / "wheels"
-    subprocess.run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels, src],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = wheels.glob("shard_launcher-*.whl")
-    root = tmp / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", root],
-        check=True,
-    )
-    subprocess.run(
-        [*pip, "--python", root / "bin" / "python", "install", "--no-deps", "--no-index", "-q"]
-        + [wheel],
-        check=True,
-        capture_output=True,
-    )
-    return Venv(root, wheel)
+GENERIC = ("tasks", "conf", "bench", "scripts", "tests")
 
 
 @pytest.fixture
@@ -82,8 +33,8 @@ def empty(tmp_path: Path) -> Path:
     return d
 
 
-def test_the_wheel_installs_launcher_and_our_hydra_plugin_only(venv: Venv) -> None:
-    names = zipfile.ZipFile(venv.wheel).namelist()
+def test_the_wheel_installs_launcher_and_our_hydra_plugin_only(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if ".dist-info/" not in n}
     assert top == {"launcher", "hydra_plugins"}
     assert {n.split("/")[1] for n in names if n.startswith("hydra_plugins/")} == {"shard_launcher"}
@@ -97,18 +48,34 @@ def test_the_wheel_installs_launcher_and_our_hydra_plugin_only(venv: Venv) -> No
         assert data in names
     assert sum(n.startswith("launcher/examples/samples/thumbnail/") for n in names) == 36
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    text = zipfile.ZipFile(venv.wheel).read(entry_points).decode()
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "shard-launcher = launcher.cli:main" in text
 
 
-def test_launcher_comes_from_the_venv_not_the_checkout(venv: Venv, empty: Path) -> None:
-    code = (
-        "import launcher, hydra_plugins.shard_launcher as p; print(launcher.__file__, p.__file__)"
-    )
-    r = venv(empty, "python", "-c", code)
+IMPORTS = """
+import importlib.util, sys
+import launcher, hydra_plugins.shard_launcher as p
+from hydra.core.plugins import Plugins
+from hydra.plugins.launcher import Launcher
+print(launcher.__file__)
+print(p.__file__)
+print(",".join(n for n in sys.argv[1:] if importlib.util.find_spec(n)))
+print(",".join(sorted(c.__name__ for c in Plugins.instance().discover(Launcher))))
+"""
+
+
+def test_launcher_comes_from_the_install_and_nothing_generic_is_importable(
+    venv: Venv, empty: Path
+) -> None:
+    r = venv(empty, "python", "-c", IMPORTS, *GENERIC)
     assert r.returncode == 0, r.stderr
-    for path in r.stdout.split():
-        assert path.startswith(str(venv.root)), path
+    launcher_file, plugin_file, importable, launchers = r.stdout.splitlines()
+    home = venv.source if venv.mode == "editable" else venv.root
+    for path in (launcher_file, plugin_file):
+        assert path.startswith(str(home)), path
+    assert importable == ""  # the checkout's tasks/, conf/, ... are no one's top-level names
+    # Hydra's plugin scan (pkgutil over hydra_plugins.__path__) finds our launchers
+    assert {"AutoLauncher", "LocalLauncher", "SlurmLauncher"} <= set(launchers.split(","))
 
 
 def test_help_and_version_from_an_empty_directory(venv: Venv, empty: Path) -> None:
@@ -135,19 +102,11 @@ def test_bundled_thumbnail_task_writes_under_the_current_directory(venv: Venv, e
 
 
 def test_bundled_ocr_samples_are_found_from_anywhere(venv: Venv, empty: Path) -> None:
-    pytest.importorskip("easyocr_en_models")  # the `ocr` extra
     r = venv(empty, "python", "-m", "launcher", "task=ocr", "run.dry_run=true")
     assert r.returncode == 0, r.stderr
     (job,) = (empty / "outputs" / "runs").glob("*/*")
     report = json.loads((job / "report.json").read_text())
     assert (report["total"], report["pending"], report["state"]) == (20, 20, "dry_run")
-
-
-def readme_block(first_line: str) -> str:
-    """The README code block that starts with ``first_line``."""
-    readme = (REPO / "README.md").read_text()
-    (block,) = re.findall(rf"```\w+\n({re.escape(first_line)}\n.*?)```", readme, re.S)
-    return block
 
 
 def users_project(project: Path, books: int) -> Path:
@@ -161,34 +120,73 @@ def users_project(project: Path, books: int) -> Path:
     return project
 
 
-def test_the_readme_task_runs_in_a_users_own_project(venv: Venv, tmp_path: Path) -> None:
+def job_reports(project: Path) -> list[dict]:
+    """The reports of the project's single runs, oldest first."""
+    jobs = sorted((project / "outputs" / "runs").glob("*/*"))
+    return [json.loads((job / "report.json").read_text()) for job in jobs]
+
+
+def wait_for_status(venv: Venv, cwd: Path, sweep: Path) -> str:
+    """``status`` of a sweep once every shard ended (exit 3 while some have not)."""
+    deadline = time.monotonic() + 180
+    while True:
+        r = venv(cwd, "shard-launcher", "status", str(sweep))
+        if r.returncode != 3 or time.monotonic() > deadline:
+            assert r.returncode == 0, r.stdout + r.stderr
+            return r.stdout
+
+
+API_SCRIPT = """
+import launcher
+
+if __name__ == "__main__":
+    report = launcher.run("wordcount", overrides=["task.input_dir=books", "task.output_dir=api"],
+                          backbone="mp")
+    print(report["processed"], report["failed"], report["exit_code"])
+"""
+
+
+def test_the_readme_walkthrough_in_a_users_own_project(venv: Venv, tmp_path: Path) -> None:
+    """The README's "Use it in your own project": a run, the same run again, a 4-shard
+    sweep (``auto``: SLURM where a controller answers, else local), ``status``, then
+    ``launcher.run``."""
     project = users_project(tmp_path / "my_project", books=7)
-    books = project / "books"
-
-    r = venv(project, "shard-launcher", "task=wordcount", f"task.input_dir={books}")
-    assert r.returncode == 0, r.stderr
     counts = project / "outputs" / "wordcount"
-    assert sorted(p.read_text() for p in counts.glob("*.count")) == [f"{i}\n" for i in range(7)]
 
-    out = tmp_path / "sharded"
+    r = venv(project, "shard-launcher", "task=wordcount")  # the messages name our command
+    assert r.returncode == 2 and "e.g. `shard-launcher task.input_dir=...`" in r.stdout + r.stderr
+    for _ in range(2):
+        r = venv(project, "shard-launcher", "task=wordcount", "task.input_dir=books")
+        assert r.returncode == 0, r.stderr
+    assert sorted(p.read_text() for p in counts.glob("*.count")) == [f"{i}\n" for i in range(7)]
+    first, again = job_reports(project)
+    assert (first["processed"], first["skipped"]) == (7, 0)
+    assert (again["processed"], again["skipped"]) == (0, 7)  # the rerun skips what is done
+
     r = venv(
         project,
         "shard-launcher",
         "task=wordcount",
-        "-m",  # in the middle of the overrides, as in the README's examples
-        f"task.input_dir={books}",
-        f"task.output_dir={out}",
-        "shard.num=3",
-        "hydra/launcher=local",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "task.input_dir=books",
+        "task.output_dir=sharded",
+        "shard.num=4",
+        "-m",
+        timeout=200,
     )
-    assert r.returncode == 0, r.stderr
-    reports = [
-        json.loads((tmp_path / "sweep" / str(i) / "report.json").read_text()) for i in range(3)
-    ]
-    assert sorted(rep["shard"]["idx"] for rep in reports) == [0, 1, 2]
+    assert r.returncode == 0, r.stdout + r.stderr
+    (sweep,) = (project / "outputs" / "multirun").glob("*/*")
+    assert f"Status:    shard-launcher status {sweep}" in r.stdout, r.stdout
+    table = wait_for_status(venv, project, sweep)
+    assert re.search(r"\b7/7\b", table), table
+    reports = [json.loads((sweep / str(i) / "report.json").read_text()) for i in range(4)]
+    assert sorted(rep["shard"]["idx"] for rep in reports) == [0, 1, 2, 3]
     assert sum(rep["processed"] for rep in reports) == 7
-    assert len(list(out.glob("*.count"))) == 7
+    assert len(list((project / "sharded").glob("*.count"))) == 7
+
+    (project / "count_books.py").write_text(API_SCRIPT)
+    r = venv(project, "python", "count_books.py")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split()[-3:] == ["7", "0", "0"]
 
 
 def test_a_users_own_backbone_option_is_checked_like_ours(venv: Venv, tmp_path: Path) -> None:
@@ -201,8 +199,7 @@ def test_a_users_own_backbone_option_is_checked_like_ours(venv: Venv, tmp_path: 
     common = ["task=wordcount", "task.input_dir=books", "run.dry_run=true"]
     r = venv(project, "shard-launcher", *common, "backbone=big")
     assert r.returncode == 0, r.stderr
-    (job,) = (project / "outputs" / "runs").glob("*/*")
-    backbone = json.loads((job / "report.json").read_text())["backbone"]
+    (backbone,) = (rep["backbone"] for rep in job_reports(project))
     assert (backbone["num_workers"], backbone["start_method"]) == (1, "spawn")
     r = venv(project, "shard-launcher", *common, "backbone=typo")
     assert r.returncode == 2 and "backbone.workers" in r.stderr, r.stderr
@@ -222,7 +219,7 @@ def test_a_users_project_sweeps_on_slurm(venv: Venv, tmp_path: Path) -> None:
         "-m",
         "hydra/launcher=slurm",
         "hydra.launcher.wait=true",
-        f"hydra.launcher.job_name=install-{os.getpid()}",
+        f"hydra.launcher.job_name=install-{venv.mode}",
         f"hydra.sweep.dir={sweep}",
         timeout=200,
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.test_install import readme_block
+from tests.installs import readme_block
 
 SKIPPED = {  # a command containing one of these does not run here, for the reason given
     "pip install": "installs packages",
