@@ -108,24 +108,24 @@ def test_a_job_whose_setup_raises_exits_1(tmp_path: Path) -> None:
 def test_ctrl_c_while_waiting_for_a_slurm_sweep_exits_130_and_the_shards_go_on(
     tmp_path: Path,
 ) -> None:
+    """The shards wait for a gate that opens only after the launch exited, so the Ctrl-C
+    always lands while it waits; its output goes to a file the test reads, never a pipe."""
     need_slurm()
-    sweep = tmp_path / "sweep"
+    sweep, gate, log = tmp_path / "sweep", tmp_path / "gate", tmp_path / "launch.out"
     argv = [sys.executable, str(REPO / "launch.py"), f"hydra.searchpath=[file://{TEST_CONF}]"]
-    argv += [*squares(tmp_path, "o", failing=False), "task.n=40", "task.slow_s=0.1"]
+    argv += [*squares(tmp_path, "o", failing=False), f"task.gate_file={gate}"]
     argv += ["run.progress=off", "shard.num=2", "backbone.num_workers=1"]
     argv += ["hydra/launcher=slurm", "hydra.launcher.wait=true", f"hydra.sweep.dir={sweep}", "-m"]
-    proc = subprocess.Popen(
-        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    seen = []
-    for line in proc.stdout:  # the launch prints its status command, then waits
-        seen.append(line)
-        if line.startswith("Status:"):
-            break
+    with log.open("w") as out:
+        proc = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while "\nStatus:" not in log.read_text():  # printed (flushed) once it waits
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
-    out = "".join(seen) + proc.communicate(timeout=60)[0]
-    assert proc.returncode == 130, out
-    assert "Stopped waiting; the shards go on" in out
+    assert proc.wait(timeout=60) == 130, log.read_text()
+    assert "Stopped waiting; the shards go on" in log.read_text()
+    gate.touch()
     deadline = time.monotonic() + 120
     while status(sweep).returncode == 3 and time.monotonic() < deadline:  # 3: not finished
         time.sleep(0.5)
