@@ -40,9 +40,13 @@ def how_to_set(overrides: list[str]) -> str:
     return f"e.g. `{command} {' '.join(overrides)}`"
 
 
+def launcher_command() -> str:
+    """The user's command line tool: :func:`user_command`, or ``python -m launcher`` of
+    this interpreter when none of ours started this process (an element, another app)."""
+    command = user_command()
+    return f"{shlex.quote(sys.executable)} -m launcher" if command == API else command
+
+
 def status_command(directory: str) -> str:
     """``status`` of a sweep, in the command the user launched it with."""
-    command = user_command()
-    if command == API:  # not a command of ours: an element, or another app's sweep
-        command = f"{shlex.quote(sys.executable)} -m launcher"
-    return f"{command} status {shlex.quote(directory)}"
+    return f"{launcher_command()} status {shlex.quote(directory)}"

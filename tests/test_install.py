@@ -88,6 +88,8 @@ def test_help_and_version_from_an_empty_directory(venv: Venv, empty: Path) -> No
     r = venv(empty, "python", "-m", "launcher", "task=thumbnail", "--help")
     assert r.returncode == 0, r.stderr
     assert "== task=thumbnail" in r.stdout and "size: 128" in r.stdout
+    r = venv(empty, "shard-launcher", "status")  # usage in the command the user typed
+    assert r.returncode == 2 and "usage: shard-launcher status [-h]" in r.stderr, r.stderr
 
 
 def test_bundled_thumbnail_task_writes_under_the_current_directory(venv: Venv, empty: Path) -> None:
@@ -153,7 +155,8 @@ def test_the_readme_walkthrough_in_a_users_own_project(venv: Venv, tmp_path: Pat
     project = users_project(tmp_path / "my_project", books=7)
     counts = project / "outputs" / "wordcount"
 
-    r = venv(project, "shard-launcher", "task=wordcount")  # the messages name our command
+    refused = f"hydra.run.dir={tmp_path / 'refused'}"  # the messages name the user's command
+    r = venv(project, "shard-launcher", "task=wordcount", refused)
     assert r.returncode == 2 and "e.g. `shard-launcher task.input_dir=...`" in r.stdout + r.stderr
     for _ in range(2):
         r = venv(project, "shard-launcher", "task=wordcount", "task.input_dir=books")

@@ -60,8 +60,10 @@ def wants_colour() -> bool:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
+    from launcher.command import launcher_command
+
     parser = argparse.ArgumentParser(
-        prog="python -m launcher status",
+        prog=f"{launcher_command()} status",  # as the user typed it: shard-launcher status
         description="Per-shard state, progress and ETA of a run or sweep directory.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
