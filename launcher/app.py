@@ -27,6 +27,9 @@ from launcher.records import (
     job_identity,
     mark_shard_done,
     now_iso,
+    shard_failures,
+    split_key,
+    task_key,
     versions,
 )
 from launcher.run_state import RunState, StopPlanning
@@ -304,6 +307,7 @@ class _JobRun:
         if state_dir and not opts.dry_run:
             self._hold_shard(state_dir, shard)
             self._record_hash_params()
+        self.records.start()  # from here on, this job's records are the job dir's
         _warn_outputs_in_inputs(task)
 
         self.progress = Progress(
@@ -323,6 +327,7 @@ class _JobRun:
             grace_s=opts.grace_s,
             heartbeat_s=opts.heartbeat_s,
             count_log_s=opts.log_interval_s,
+            item_key=task.item_key,
         )
         plan = Plan(
             task,
@@ -332,6 +337,7 @@ class _JobRun:
             limit=opts.limit,
             on_skip=state.failed,
             interruptible=state.interruptible,
+            on_done=state.found_done if state.watching else None,
         )
         backbone = {k: v for k, v in self.backbone.describe().items() if k != "workers_started"}
         log.info("%s on %s, %s", self.header["task"], shard.tag(), backbone)
@@ -398,9 +404,12 @@ class _JobRun:
                 "run.retry_failed=true needs to know where the last failures were kept: "
                 "set run.state_dir (the task has no output_dir)."
             )
-        keys = failed_keys(state_dir) if os.path.isdir(state_dir) else frozenset()
+        keys = failed_keys(state_dir, self._task_key())
         log.info("retrying %d previously failed item(s) from %s", len(keys), state_dir)
         return keys
+
+    def _task_key(self) -> str:
+        return task_key(self.header["task"], self.task.output_dir)
 
     def _hold_shard(self, state_dir: str, shard: Shard) -> None:
         """Make the state dir and take the shard's lock; from here on, this job owns the
@@ -421,6 +430,9 @@ class _JobRun:
         self.records.state_dir = state_dir
         self.records.shard_tag = shard.tag()
         self.records.lock = self.lock
+        self.records.keep_failures(
+            shard_failures(state_dir, self._task_key(), split_key(self.cfg), shard.tag())
+        )
         out = self.task.output_dir
         if out and os.path.isdir(out):  # what killed writers left at the top level
             with contextlib.suppress(OSError):
@@ -464,7 +476,12 @@ class _JobRun:
     def write_report(self) -> dict[str, Any]:
         report = self.report()
         try:
-            self.records.report(report)
+            if not self.records.report(report):
+                log.warning(
+                    "report.json not written: %s holds the records of another run of this "
+                    "job dir, and this job was refused before it began",
+                    self.job_dir,
+                )
         except OSError as e:
             log.error("could not write report.json in %s: %s", self.job_dir, e)
         if self.run_state is not None:

@@ -437,7 +437,8 @@ class _Run:
                 self.solo.extend(chunk.items)
                 return
             failures = failures or ()
-            self.state.done(n - chunk.failed - len(failures))  # first: see succeeded()
+            ended = chunk.items[:n] if self.state.watching else ()
+            self.state.done(n - chunk.failed - len(failures), ended)  # first: see succeeded()
             for pos, error, message, tb in failures:
                 chunk.failed += 1
                 self.state.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
@@ -485,7 +486,7 @@ class _Run:
             self.solo.extend(chunk.items)
         elif holding:
             pos = int(w.status[POS])
-            self.state.done(pos - chunk.failed)
+            self.state.done(pos - chunk.failed, chunk.items[:pos])
             at = int(w.status[ITEM])
             end = pos + at + 1 if at >= 0 else pos + self.bb.batch_size
             held = chunk.items[pos + max(at, 0) : end]

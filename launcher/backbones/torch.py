@@ -490,6 +490,6 @@ class _Pipeline:
             failed = future.result()
             for pos, f in failed:
                 self.fail(items[pos], f)
-            self.state.done(len(items) - len(failed))
+            self.state.done(len(items) - len(failed), items)
         if collected:
             self.note_inflight()
