@@ -303,6 +303,8 @@ class _JobRun:
         task.check_inputs()
         state_dir = opts.state_dir or driving.state_dir(task)
         self.header["state_dir"] = state_dir and os.path.abspath(state_dir)
+        if state_dir:
+            driving.keep_state_unlisted(task, state_dir)
         self.only_keys = only_keys = self._retry_keys(state_dir)
         if state_dir and not opts.dry_run:
             self._hold_shard(state_dir, shard)
