@@ -419,7 +419,9 @@ class _JobRun:
         key = "run.state_dir" if self.opts.state_dir else "task.output_dir"
         try:
             os.makedirs(state_dir, exist_ok=True)
-            self.lock = ShardLock(state_dir, shard.tag(), max(120.0, 10 * self.opts.heartbeat_s))
+            stale_s = max(120.0, 10 * self.opts.heartbeat_s)
+            split = split_key(self.cfg)
+            self.lock = ShardLock(state_dir, shard.tag(), stale_s, self._task_key(), split)
             self.lock.acquire()
         except LockedError as e:
             self.lock = None

@@ -311,17 +311,23 @@ class LockedError(Exception):
 
 class ShardLock:
     """One running job per shard and output: ``locks/<shard>.lock`` in the state dir,
-    naming its holder (host, pid, SLURM ids).
+    naming its holder (host, pid, SLURM ids) and its task and shard split.
 
     A lock is stale, and taken over, when its holder is a dead process on this
-    host, an earlier run of this same SLURM job (a requeue, on any node), or
-    has not been refreshed (each heartbeat touches it) for ``stale_s``.
+    host, this very process (the pid of a job killed before a container restart,
+    reused), an earlier run of this same SLURM job (a requeue, on any node), or
+    has not been refreshed (each heartbeat touches it) for ``stale_s``; a lock
+    that cannot be read is stale only after ``stale_s`` too. A live lock of the
+    same task under another shard split (``shard.num=1`` beside ``shard.num=2``)
+    refuses this job as well: the two splits would process items twice.
     """
 
-    def __init__(self, state_dir: str, shard_tag: str, stale_s: float) -> None:
+    def __init__(
+        self, state_dir: str, shard_tag: str, stale_s: float, task: str = "", split: str = ""
+    ) -> None:
         self.path = os.path.join(state_dir, "locks", f"{shard_tag}.lock")
         self.stale_s = stale_s
-        self.me = {**job_identity(), "started_at": now_iso()}
+        self.me = {**job_identity(), "started_at": now_iso(), "task": task, "split": split}
         self.held = False
 
     def acquire(self) -> None:
@@ -332,7 +338,7 @@ class ShardLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 holder = _read_lock(self.path)
-                if not self._stale(holder):
+                if not self._stale(self.path, holder):
                     raise LockedError(self._describe(holder)) from None
                 # move the stale lock aside: of two jobs taking it over, one rename wins
                 with contextlib.suppress(FileNotFoundError):
@@ -342,30 +348,49 @@ class ShardLock:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(self.me, f)
             self.held = True
+            self._refuse_other_splits()
             return
         raise LockedError(self._describe(_read_lock(self.path)))
 
-    def _stale(self, holder: dict[str, Any] | None) -> bool:
+    def _refuse_other_splits(self) -> None:
+        """Release and refuse when a live job runs this task under another shard split."""
+        folder = os.path.dirname(self.path)
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            if not name.endswith(".lock") or path == self.path:
+                continue
+            holder = _read_lock(path)
+            other = holder and holder.get("task") == self.me["task"]
+            if other and holder.get("split") != self.me["split"] and not self._stale(path, holder):
+                self.release()
+                raise LockedError(
+                    f"another job runs this task into the same output under another shard "
+                    f"split ({holder.get('host')} pid {holder.get('pid')}, lock {path}): two "
+                    "splits own overlapping items, which both would process. Wait for it to "
+                    "end or stop it, then run one split. If it is gone, delete that lock file."
+                )
+
+    def _stale(self, path: str, holder: dict[str, Any] | None) -> bool:
         try:
-            age = time.time() - os.stat(self.path).st_mtime
+            age = time.time() - os.stat(path).st_mtime
         except FileNotFoundError:
             return True
-        if holder is None:  # being written, or torn by a kill: give its writer a moment
-            return age > 10
         if age > self.stale_s:
             return True
+        if holder is None:  # being written, torn by a kill, or unreadable: its job may live
+            return False
         mine = self.me["slurm"].get("job_id")
         if mine and holder.get("slurm", {}).get("job_id") == mine:
             return True  # an earlier run of this very SLURM job, requeued
         if holder.get("host") == self.me["host"]:
-            return not pid_alive(holder.get("pid"))
+            return holder.get("pid") == self.me["pid"] or not pid_alive(holder.get("pid"))
         return False
 
     def _describe(self, holder: dict[str, Any] | None) -> str:
         who = (
             f"{holder.get('host')} pid {holder.get('pid')} since {holder.get('started_at')}"
             if holder
-            else "a job that is starting"
+            else f"a job whose lock cannot be read yet, taken over once {self.stale_s:.0f}s old"
         )
         return (
             f"another job is already running this shard into the same output ({who}; lock "
@@ -395,6 +420,19 @@ def _read_lock(path: str) -> dict[str, Any] | None:
 
 def job_identity() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid(), "slurm": slurm_ids()}
+
+
+RUNNING_STATES = ("running", "interrupted", "aborted")  # a heartbeat's states before the end
+
+
+def read_progress(job_dir: str) -> dict[str, Any] | None:
+    """A job dir's heartbeat, None when there is none (or it cannot be read)."""
+    try:
+        with open(os.path.join(job_dir, PROGRESS), encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def progress_record(

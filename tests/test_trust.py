@@ -642,7 +642,7 @@ def test_hostile_locks_held_by_a_live_job_or_torn_long_ago(launch, tmp_path, hol
         lock.write_text(json.dumps({"host": os.uname().nodename, "pid": os.getpid()}))
     else:
         lock.write_text('{"host": "n')
-        os.utime(lock, (time.time() - 60,) * 2)
+        os.utime(lock, (time.time() - 600,) * 2)  # past its stale time (120 s)
     r = launch(*hostile(out))
     if holder == "live":
         assert r.returncode == 2 and f"pid {os.getpid()}" in r.stdout + r.stderr
