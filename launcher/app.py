@@ -27,6 +27,9 @@ from launcher.records import (
     job_identity,
     mark_shard_done,
     now_iso,
+    shard_failures,
+    split_key,
+    task_key,
     versions,
 )
 from launcher.run_state import RunState, StopPlanning
@@ -302,10 +305,13 @@ class _JobRun:
         task.check_inputs()
         state_dir = opts.state_dir or driving.state_dir(task)
         self.header["state_dir"] = state_dir and os.path.abspath(state_dir)
+        if state_dir:
+            driving.keep_state_unlisted(task, state_dir)
         self.only_keys = only_keys = self._retry_keys(state_dir)
         if state_dir and not opts.dry_run:
             self._hold_shard(state_dir, shard)
             self._record_hash_params()
+        self.records.start()  # from here on, this job's records are the job dir's
         _warn_outputs_in_inputs(task)
 
         self.progress = Progress(
@@ -325,6 +331,7 @@ class _JobRun:
             grace_s=opts.grace_s,
             heartbeat_s=opts.heartbeat_s,
             count_log_s=opts.log_interval_s,
+            item_key=task.item_key,
         )
         plan = Plan(
             task,
@@ -334,6 +341,7 @@ class _JobRun:
             limit=opts.limit,
             on_skip=state.failed,
             interruptible=state.interruptible,
+            on_done=state.found_done if state.watching else None,
         )
         backbone = {k: v for k, v in self.backbone.describe().items() if k != "workers_started"}
         log.info("%s on %s, %s", self.header["task"], shard.tag(), backbone)
@@ -402,9 +410,12 @@ class _JobRun:
                 "run.retry_failed=true needs to know where the last failures were kept: "
                 "set run.state_dir (the task has no output_dir)."
             )
-        keys = failed_keys(state_dir) if os.path.isdir(state_dir) else frozenset()
+        keys = failed_keys(state_dir, self._task_key())
         log.info("retrying %d previously failed item(s) from %s", len(keys), state_dir)
         return keys
+
+    def _task_key(self) -> str:
+        return task_key(self.header["task"], self.task.output_dir)
 
     def _hold_shard(self, state_dir: str, shard: Shard) -> None:
         """Make the state dir and take the shard's lock; from here on, this job owns the
@@ -412,7 +423,9 @@ class _JobRun:
         key = "run.state_dir" if self.opts.state_dir else "task.output_dir"
         try:
             os.makedirs(state_dir, exist_ok=True)
-            self.lock = ShardLock(state_dir, shard.tag(), max(120.0, 10 * self.opts.heartbeat_s))
+            stale_s = max(120.0, 10 * self.opts.heartbeat_s)
+            split = split_key(self.cfg)
+            self.lock = ShardLock(state_dir, shard.tag(), stale_s, self._task_key(), split)
             self.lock.acquire()
         except LockedError as e:
             self.lock = None
@@ -425,6 +438,9 @@ class _JobRun:
         self.records.state_dir = state_dir
         self.records.shard_tag = shard.tag()
         self.records.lock = self.lock
+        self.records.keep_failures(
+            shard_failures(state_dir, self._task_key(), split_key(self.cfg), shard.tag())
+        )
         out = self.task.output_dir
         if out and os.path.isdir(out):  # what killed writers left at the top level
             with contextlib.suppress(OSError):
@@ -468,7 +484,12 @@ class _JobRun:
     def write_report(self) -> dict[str, Any]:
         report = self.report()
         try:
-            self.records.report(report)
+            if not self.records.report(report):
+                log.warning(
+                    "report.json not written: %s holds the records of another run of this "
+                    "job dir, and this job was refused before it began",
+                    self.job_dir,
+                )
         except OSError as e:
             log.error("could not write report.json in %s: %s", self.job_dir, e)
         if self.run_state is not None:

@@ -121,6 +121,13 @@ def state_dir(task: Task) -> str | None:
     return os.path.join(task.output_dir, ".launcher") if task.output_dir else None
 
 
+def keep_state_unlisted(task: Task, state: str) -> None:
+    """The launcher's own files are never items, whatever the input mode's pattern, even
+    where the state dir lies inside the input folder (``output_dir == input_dir``)."""
+    if task.input is not None:
+        task.input.state_dirs = (state,)
+
+
 # -- on the mp backbone ------------------------------------------------------------------------
 
 

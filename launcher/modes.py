@@ -143,6 +143,7 @@ class InputMode:
 
     unique_keys = True  # the listing cannot give one key twice
     exclude: Sequence[str] = ()
+    state_dirs: Sequence[str] = ()  # the launcher's own folders: never listed either
     on_error: OnError | None = None
 
     def __getstate__(self) -> dict[str, Any]:

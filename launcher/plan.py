@@ -254,8 +254,10 @@ class Plan:
         limit: int | None = None,
         on_skip: OnSkip | None = None,
         interruptible: Callable[[], AbstractContextManager] = contextlib.nullcontext,
+        on_done: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.task = task
+        self.on_done = on_done  # told the keys of the items the finish check found done
         self.shard = shard
         self.stats = stats
         self.only_keys = only_keys
@@ -322,6 +324,9 @@ class Plan:
                 with self.interruptible():
                     pending, owned = self._unfinished(block, done)
             pending, owned = self._within_limit(block, pending, owned)
+            if self.on_done is not None and len(pending) < owned:
+                waiting = set(map(key_of, pending))
+                self.on_done([k for k in map(key_of, block[:owned]) if k not in waiting])
             stats.total += owned
             stats.skipped += owned - len(pending)
             if self.limit is not None:

@@ -6,10 +6,11 @@
 - ``report.json``: the final account of the job.
 - ``<state dir>/locks/<shard>.lock``: the one job running a shard into an output.
 
-A copy of the failures also goes to the task's state directory (beside its
-outputs), where ``run.retry_failed=true`` finds them on a later run, and so
-does a completion marker per shard, keyed by the task config, where a
-relaunched sweep finds the shards it need not run again.
+The failures are also kept in the task's state directory (beside its outputs),
+``failures/<task>/<shard split>.<shard>.jsonl``, merged with those of
+earlier runs, where ``run.retry_failed=true`` finds them on a later run; so is
+a completion marker per shard, keyed by the task config, where a relaunched
+sweep finds the shards it need not run again.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import socket
 import sys
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -37,6 +38,7 @@ INFLIGHT = "inflight-{shard}.json"  # torch backbone: items in flight, named aft
 PROGRESS = "progress.json"
 REPORT = "report.json"
 DONE_DIR = "done"
+FAILURES_DIR = "failures"  # in a state dir: failures kept for retries, by task config
 SWEEP_STATE = ".launcher"  # in a sweep dir: the sweep record, array configs, scripts
 SWEEP_RECORD = "sweep.json"  # in SWEEP_STATE: the arrays, their shards and ids
 LOCAL_EXITS = "exits.jsonl"  # in SWEEP_STATE: one line per local element that ended
@@ -117,8 +119,13 @@ class Records:
     """Writes one job's records; the only place that knows their file names.
 
     ``failures.jsonl`` describes this run only: a rerun into the same job
-    directory starts it afresh. The copy for retries goes to ``state_dir``
-    once the job holds its shard's lock (set it then).
+    directory starts it afresh, but only once this job holds its shard
+    (:meth:`start`): a job refused before that (its lock is held, its config is
+    bad) truncates nothing, and writes no report over another run's records.
+
+    The failures kept for retries (:meth:`keep_failures`) are merged, never
+    replaced: an item that failed in an earlier run stays until a run reaches
+    it (:meth:`settled`), so a run that stops early loses none of them.
 
     The job dir is created once, here. Should it be moved or deleted later
     (or replaced by another folder of that name), :attr:`gone` turns true,
@@ -130,11 +137,42 @@ class Records:
         self.state_dir: str | None = None
         self.shard_tag = ""
         self.lock: ShardLock | None = None
+        self.kept: str | None = None  # the failures kept for retries, beside the outputs
+        self.earlier: dict[str, str] = {}  # their lines by item, as the last runs left them
+        self._reached: set[str] = set()  # earlier failures this run processed or found done
         os.makedirs(job_dir, exist_ok=True)
         self._dir_identity = dir_identity(job_dir)
         self._gone = False
-        # read back by close(): the file itself may have moved away with the job dir
-        self._failures = open(os.path.join(job_dir, FAILURES), "w+", encoding="utf-8")  # noqa: SIM115
+        self._failures: Any = None  # read back by close(): it may move away with the job dir
+
+    def start(self) -> None:
+        """This job now owns its job dir's records: start ``failures.jsonl`` afresh."""
+        if self._failures is None:
+            path = os.path.join(self.job_dir, FAILURES)
+            self._failures = open(path, "w+", encoding="utf-8")  # noqa: SIM115 - until close()
+
+    def keep_failures(self, path: str) -> None:
+        """Keep this job's failures at ``path`` for retries, merged with what is there."""
+        self.kept = path
+        self.earlier = {}
+        with (
+            contextlib.suppress(FileNotFoundError),
+            open(path, encoding="utf-8", errors="surrogateescape") as f,
+        ):
+            for n, line in enumerate(f):
+                if line.strip():
+                    line = line if line.endswith("\n") else line + "\n"  # torn by a kill
+                    self.earlier[_item_of(line) or f"\0damaged line {n}"] = line
+
+    @property
+    def watching(self) -> bool:
+        """Whether earlier failures wait to be settled: only then are keys worth computing."""
+        return bool(self.earlier)
+
+    def settled(self, keys: Iterable[str]) -> None:
+        """These items were processed (or found done) by this run."""
+        earlier = self.earlier
+        self._reached.update(k for k in keys if k in earlier)
 
     @property
     def gone(self) -> bool:
@@ -161,6 +199,7 @@ class Records:
             "traceback": clip(traceback, MAX_RECORD_CHARS),
         }
         record.update(extra)
+        self.start()
         self._failures.write(json.dumps(record, default=str) + "\n")
         self._failures.flush()
 
@@ -169,28 +208,57 @@ class Records:
         if self.lock is not None:
             self.lock.refresh()
 
-    def report(self, data: dict[str, Any]) -> None:
+    def report(self, data: dict[str, Any]) -> bool:
+        """Write ``report.json``; False when this job was refused before it owned the job
+        dir and another run's records are there (they stay whole)."""
+        if self._failures is None and any(
+            os.path.exists(os.path.join(self.job_dir, n)) for n in (FAILURES, PROGRESS, REPORT)
+        ):
+            return False
         self._write(REPORT, data)
+        return True
 
     def close(self) -> None:
-        """Flush failures and keep a copy of them with the outputs for retries."""
+        """Flush failures and merge them into the ones kept with the outputs for retries:
+        earlier failures this run did not reach stay, the rest are this run's."""
+        if self._failures is None:
+            return
         try:
             self._failures.flush()
-            if self.state_dir is None:
+            if self.kept is None:
                 return
-            target = shard_failures(self.state_dir, self.shard_tag)
-            tmp = target + ".tmp"
             self._failures.seek(0)
-            with open(tmp, "w", encoding="utf-8") as copy:
-                shutil.copyfileobj(self._failures, copy)
-            os.replace(tmp, target)
+            lines = [line for line in self._failures if line.strip()]
+            failed_now = {_item_of(line) for line in lines}
+            gone = self._reached | failed_now
+            kept = [line for key, line in self.earlier.items() if key not in gone]
+            os.makedirs(os.path.dirname(self.kept), exist_ok=True)
+            tmp = f"{self.kept}.tmp-{os.getpid()}"
+            with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as copy:
+                copy.writelines(kept + lines)
+            os.replace(tmp, self.kept)
         finally:
             self._failures.close()
 
 
-def shard_failures(state_dir: str, shard_tag: str) -> str:
-    """Where a shard's failures are kept beside its outputs, for ``run.retry_failed``."""
-    return os.path.join(state_dir, f"failures.{shard_tag}.jsonl")
+def _item_of(line: str) -> str | None:
+    """The item a failure line names; None for a damaged line."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return str(record["item"]) if isinstance(record, dict) and "item" in record else None
+
+
+def failures_dir(state_dir: str, task_key: str) -> str:
+    """Where the failures of every shard split of one task are kept, for retries."""
+    return os.path.join(state_dir, FAILURES_DIR, task_key)
+
+
+def shard_failures(state_dir: str, task_key: str, split_key: str, shard_tag: str) -> str:
+    """Where one job's failures are kept beside its outputs, for ``run.retry_failed``: keyed
+    by its task and shard split, so jobs sharing a state dir never share a file."""
+    return os.path.join(failures_dir(state_dir, task_key), f"{split_key}.{shard_tag}.jsonl")
 
 
 def read_failures(path: str) -> tuple[list[dict[str, Any]], list[int]]:
@@ -215,12 +283,13 @@ def read_failures(path: str) -> tuple[list[dict[str, Any]], list[int]]:
     return records, damaged
 
 
-def failed_keys(state_dir: str) -> frozenset[str]:
-    """The items that failed in the latest run of every shard of this output."""
+def failed_keys(state_dir: str, task_key: str) -> frozenset[str]:
+    """The items of this task that failed and have not succeeded since, in every shard
+    split."""
     from launcher.errors import InputError
 
     keys: set[str] = set()
-    for path in glob.glob(os.path.join(state_dir, "failures.*.jsonl")):
+    for path in sorted(glob.glob(os.path.join(failures_dir(state_dir, task_key), "*.jsonl"))):
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
@@ -242,17 +311,23 @@ class LockedError(Exception):
 
 class ShardLock:
     """One running job per shard and output: ``locks/<shard>.lock`` in the state dir,
-    naming its holder (host, pid, SLURM ids).
+    naming its holder (host, pid, SLURM ids) and its task and shard split.
 
     A lock is stale, and taken over, when its holder is a dead process on this
-    host, an earlier run of this same SLURM job (a requeue, on any node), or
-    has not been refreshed (each heartbeat touches it) for ``stale_s``.
+    host, this very process (the pid of a job killed before a container restart,
+    reused), an earlier run of this same SLURM job (a requeue, on any node), or
+    has not been refreshed (each heartbeat touches it) for ``stale_s``; a lock
+    that cannot be read is stale only after ``stale_s`` too. A live lock of the
+    same task under another shard split (``shard.num=1`` beside ``shard.num=2``)
+    refuses this job as well: the two splits would process items twice.
     """
 
-    def __init__(self, state_dir: str, shard_tag: str, stale_s: float) -> None:
+    def __init__(
+        self, state_dir: str, shard_tag: str, stale_s: float, task: str = "", split: str = ""
+    ) -> None:
         self.path = os.path.join(state_dir, "locks", f"{shard_tag}.lock")
         self.stale_s = stale_s
-        self.me = {**job_identity(), "started_at": now_iso()}
+        self.me = {**job_identity(), "started_at": now_iso(), "task": task, "split": split}
         self.held = False
 
     def acquire(self) -> None:
@@ -263,7 +338,7 @@ class ShardLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 holder = _read_lock(self.path)
-                if not self._stale(holder):
+                if not self._stale(self.path, holder):
                     raise LockedError(self._describe(holder)) from None
                 # move the stale lock aside: of two jobs taking it over, one rename wins
                 with contextlib.suppress(FileNotFoundError):
@@ -273,30 +348,49 @@ class ShardLock:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(self.me, f)
             self.held = True
+            self._refuse_other_splits()
             return
         raise LockedError(self._describe(_read_lock(self.path)))
 
-    def _stale(self, holder: dict[str, Any] | None) -> bool:
+    def _refuse_other_splits(self) -> None:
+        """Release and refuse when a live job runs this task under another shard split."""
+        folder = os.path.dirname(self.path)
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            if not name.endswith(".lock") or path == self.path:
+                continue
+            holder = _read_lock(path)
+            other = holder and holder.get("task") == self.me["task"]
+            if other and holder.get("split") != self.me["split"] and not self._stale(path, holder):
+                self.release()
+                raise LockedError(
+                    f"another job runs this task into the same output under another shard "
+                    f"split ({holder.get('host')} pid {holder.get('pid')}, lock {path}): two "
+                    "splits own overlapping items, which both would process. Wait for it to "
+                    "end or stop it, then run one split. If it is gone, delete that lock file."
+                )
+
+    def _stale(self, path: str, holder: dict[str, Any] | None) -> bool:
         try:
-            age = time.time() - os.stat(self.path).st_mtime
+            age = time.time() - os.stat(path).st_mtime
         except FileNotFoundError:
             return True
-        if holder is None:  # being written, or torn by a kill: give its writer a moment
-            return age > 10
         if age > self.stale_s:
             return True
+        if holder is None:  # being written, torn by a kill, or unreadable: its job may live
+            return False
         mine = self.me["slurm"].get("job_id")
         if mine and holder.get("slurm", {}).get("job_id") == mine:
             return True  # an earlier run of this very SLURM job, requeued
         if holder.get("host") == self.me["host"]:
-            return not pid_alive(holder.get("pid"))
+            return holder.get("pid") == self.me["pid"] or not pid_alive(holder.get("pid"))
         return False
 
     def _describe(self, holder: dict[str, Any] | None) -> str:
         who = (
             f"{holder.get('host')} pid {holder.get('pid')} since {holder.get('started_at')}"
             if holder
-            else "a job that is starting"
+            else f"a job whose lock cannot be read yet, taken over once {self.stale_s:.0f}s old"
         )
         return (
             f"another job is already running this shard into the same output ({who}; lock "
@@ -328,6 +422,19 @@ def job_identity() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid(), "slurm": slurm_ids()}
 
 
+RUNNING_STATES = ("running", "interrupted", "aborted")  # a heartbeat's states before the end
+
+
+def read_progress(job_dir: str) -> dict[str, Any] | None:
+    """A job dir's heartbeat, None when there is none (or it cannot be read)."""
+    try:
+        with open(os.path.join(job_dir, PROGRESS), encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def progress_record(
     stats: Stats, state: str, started: float, heartbeat_s: float | None = None
 ) -> dict[str, Any]:
@@ -349,20 +456,42 @@ def progress_record(
     }
 
 
+def _digest(what: Any) -> str:
+    text = json.dumps(what, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def _node(cfg: Any, name: str) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg[name], resolve=True, enum_to_str=True) or {}
+
+
+def split_key(cfg: Any) -> str:
+    """A hash of the shard split (``shard.*`` but ``idx``): which items each shard owns."""
+    shard = _node(cfg, "shard")
+    shard.pop("idx", None)
+    return _digest(shard)
+
+
+def task_key(target: str | None, output_dir: str | None) -> str:
+    """A hash of what names a task's items and their outputs: its class and output folder.
+
+    Its other parameters are left out, so a retry with one of them changed (a longer
+    timeout, a fixed flag) still finds the failures of the runs before it.
+    """
+    return _digest({"task": target, "output_dir": output_dir and os.path.abspath(output_dir)})
+
+
 def config_key(cfg: Any) -> str:
     """A hash of what decides a shard's items and outputs: the task and the shard split.
 
     ``shard.idx`` is left out (the marker's name carries it), and so are the
     backbone and run options, which change how items are processed, not which.
     """
-    from omegaconf import OmegaConf
-
-    shard = OmegaConf.to_container(cfg.shard, resolve=True, enum_to_str=True)
+    shard = _node(cfg, "shard")
     shard.pop("idx", None)
-    task = OmegaConf.to_container(cfg.task, resolve=True, enum_to_str=True)
-    what = {"task": task, "shard": shard}
-    text = json.dumps(what, sort_keys=True, default=str)
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    return _digest({"task": _node(cfg, "task"), "shard": shard})
 
 
 def marker_path(state_dir: str, key: str, shard_tag: str) -> str:

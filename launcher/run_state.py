@@ -16,7 +16,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from launcher import stops
@@ -51,6 +51,7 @@ class RunState:
         grace_s: float = 30.0,
         heartbeat_s: float = 5.0,
         count_log_s: float = 30.0,
+        item_key: Callable[[Any], str] = str,
     ) -> None:
         self.stats = stats
         self.records = records
@@ -59,6 +60,7 @@ class RunState:
         self.max_failures = max_failures
         self.systematic_failures = systematic_failures
         self.count_log_s = count_log_s
+        self.item_key = item_key
         self.errors: dict[str, int] = {}  # failed items by error type
         self._succeeded = False  # an item succeeded, perhaps not yet counted as processed
         self._first_failure: tuple[str, str, str, str] | None = None  # item, error, message, tb
@@ -81,8 +83,21 @@ class RunState:
     def stopping(self) -> bool:
         return self.signal is not None or self.abort_reason is not None
 
-    def done(self, n: int) -> None:
+    def done(self, n: int, finished: Sequence[Any] = ()) -> None:
+        """``n`` items succeeded; ``finished`` (when :attr:`watching`) are the items that
+        ended, succeeded or failed, so the earlier failures among them are settled."""
         self.stats.processed += n
+        if finished and self.records.watching:
+            self.records.settled(map(self.item_key, finished))
+
+    def found_done(self, keys: list[str]) -> None:
+        """The planner found these items done: earlier failures among them are settled."""
+        self.records.settled(keys)
+
+    @property
+    def watching(self) -> bool:
+        """Whether :meth:`done` needs the finished items (earlier failures wait for them)."""
+        return self.records.watching
 
     def succeeded(self) -> None:
         """An item is known to have succeeded before its batch is counted done: failures

@@ -86,10 +86,10 @@ class Task:
     def _mode_items(self) -> Iterator[Item]:
         root = self.input_dir
         out_root, output = self.output_dir, self.output
-        # outputs (and the launcher's state beside them) are never listed as inputs: an
+        # outputs and the launcher's state are never listed as inputs: an
         # output folder inside the input folder is left out; in the input folder itself,
         # a listed file that an earlier item writes is skipped
-        self.input.exclude = (out_root,) if out_root else ()
+        self.input.exclude = (*((out_root,) if out_root else ()), *self.input.state_dirs)
         same = bool(out_root) and output is not None and _same_dir(root, out_root)
         made: set[str] = set()  # outputs as paths relative to the (shared) folder
         prefix = join(out_root, "") if same else ""

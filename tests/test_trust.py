@@ -43,6 +43,11 @@ def ended_badly(job_dir: Path, code: int, state: str = "failed") -> dict:
     return rep
 
 
+def kept_failures(out: Path) -> list[Path]:
+    """The failure files kept for retries beside the outputs in ``out``."""
+    return sorted(out.glob(".launcher/failures/*/*.jsonl"))
+
+
 def images(root: Path, names: list[str]) -> None:
     from PIL import Image
 
@@ -246,7 +251,7 @@ def test_teardown_raising_comes_after_the_records(launch, tmp_path):
     assert r.returncode == 1, r.stdout + r.stderr
     rep = ended_badly(launch.job_dir, 1)
     assert rep["processed"] == 8 and "teardown could not close" in rep["error"]
-    assert (out / ".launcher" / "failures.shard-0-of-1.jsonl").exists()
+    assert len(kept_failures(out)) == 1
 
 
 def test_an_output_or_state_folder_that_cannot_be_made_is_named(launch, tmp_path):
@@ -296,15 +301,15 @@ def test_a_rerun_into_the_same_job_dir_starts_failures_afresh(tmp_path):
     assert r.returncode == 0
     assert failures(job_dir) == [] and report(job_dir)["processed"] == 4
     assert status(job_dir).returncode == 0
-    assert (out / ".launcher" / "failures.shard-0-of-1.jsonl").read_text() == ""
+    assert [p.read_text() for p in kept_failures(out)] == [""]
 
 
 def test_retry_failed_with_a_damaged_failures_file_names_it(launch, tmp_path):
     out = tmp_path / "out"
-    damaged = out / ".launcher" / "failures.shard-0-of-1.jsonl"
-    damaged.parent.mkdir(parents=True)
+    assert launch(*hostile(out, "task.fault=sys_exit")).returncode == 1
+    (damaged,) = kept_failures(out)
     damaged.write_text('{"item": "0001", "error": "E"}\n{"item": "00\n')
-    r = launch(*hostile(out, "run.retry_failed=true"))
+    r = launch(*hostile(out, "task.fault=sys_exit", "run.retry_failed=true"))
     text = r.stdout + r.stderr
     assert r.returncode == 2 and f"{damaged}:2: a damaged failure record" in text
     assert "Traceback" not in text
@@ -637,7 +642,7 @@ def test_hostile_locks_held_by_a_live_job_or_torn_long_ago(launch, tmp_path, hol
         lock.write_text(json.dumps({"host": os.uname().nodename, "pid": os.getpid()}))
     else:
         lock.write_text('{"host": "n')
-        os.utime(lock, (time.time() - 60,) * 2)
+        os.utime(lock, (time.time() - 600,) * 2)  # past its stale time (120 s)
     r = launch(*hostile(out))
     if holder == "live":
         assert r.returncode == 2 and f"pid {os.getpid()}" in r.stdout + r.stderr

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from launcher.records import INFLIGHT, shard_failures
+from launcher.records import INFLIGHT
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,10 @@ def crashed_here(records: Any, left: dict[str, Any] | None) -> set[str]:
     process when it died, or recorded as ``WorkerDied`` by the last run. A run without
     DataLoader workers loads them alone in a worker, so they cannot take it down again."""
     keys = set(left["stages"].get("loading", ())) if left else set()
-    if records.state_dir:
-        path = shard_failures(records.state_dir, records.shard_tag)
-        try:
-            with open(path, encoding="utf-8") as f:
-                failures = [json.loads(line) for line in f if line.strip()]
-        except (OSError, ValueError):
-            failures = []
-        keys.update(f["item"] for f in failures if f.get("error") == "WorkerDied")
+    for key, line in records.earlier.items():  # the failures kept for retries
+        with contextlib.suppress(ValueError, AttributeError):
+            if json.loads(line).get("error") == "WorkerDied":
+                keys.add(key)
     return keys
 
 

@@ -59,7 +59,7 @@ from launcher.backbones.mp_worker import (
 )
 from launcher.driving import TorchOnWorkers, chunked, forkserver_modules, worker_side
 from launcher.errors import ConfigError
-from launcher.machine import available_cpus
+from launcher.machine import available_cpus, pid_alive
 from launcher.plan import Plan
 from launcher.run_state import RunState
 from launcher.task import Item, Task, TorchTask
@@ -76,6 +76,7 @@ READ_AHEAD_BLOCK = 1024
 STARTING_BLOCK = 64  # while workers start: small steps, so their threads get the GIL often
 TICK_S = 0.25
 MAX_STARTUP_DEATHS = 3
+FORKSERVER_RESTARTS = 3  # tries to start a worker while its fork server is replaced
 
 StartMethod = enum.Enum("StartMethod", ["fork", "spawn", "forkserver"])
 
@@ -225,16 +226,34 @@ class _Run:
             batch_size=self.bb.batch_size,
             timed=self.timed,
         )
-        proc = ctx.Process(
-            target=worker_main, args=(spec,), name=f"launcher-worker-{slot}", daemon=True
-        )
-        proc.start()
+        proc = self.start_process(spec)
         from_parent.close()
         to_parent.close()
         sendq: queue.SimpleQueue = queue.SimpleQueue()
         sender = threading.Thread(target=_send_loop, args=(sendq, to_worker), daemon=True)
         sender.start()
         return _Worker(slot, proc, to_worker, from_worker, spec.status, spec.stop, sendq, sender)
+
+    def start_process(self, spec: WorkerSpec) -> Any:
+        """Start one worker process. A fork server killed under us (its reply cut short,
+        its socket gone) is started again, and the worker with it: the workers it forked
+        look dead to us, and are salvaged as any dead worker is."""
+        from multiprocessing import forkserver
+
+        for attempt in range(FORKSERVER_RESTARTS + 1):
+            proc = self.ctx.Process(
+                target=worker_main, args=(spec,), name=f"launcher-worker-{spec.slot}", daemon=True
+            )
+            try:
+                proc.start()
+                return proc
+            except (EOFError, OSError) as exc:
+                if self.bb.start_method != "forkserver" or attempt == FORKSERVER_RESTARTS:
+                    raise
+                log.warning("the fork server is gone (%r): starting a new one", exc)
+                time.sleep(0.1 * attempt)
+                forkserver.ensure_running()  # the same preloads, in a new server
+        raise AssertionError("unreachable")
 
     def ship(self, task: Task | TorchOnWorkers) -> Task | TorchOnWorkers | bytes:
         """The task as workers receive it: pickled once here, for every worker.
@@ -437,7 +456,8 @@ class _Run:
                 self.solo.extend(chunk.items)
                 return
             failures = failures or ()
-            self.state.done(n - chunk.failed - len(failures))  # first: see succeeded()
+            ended = chunk.items[:n] if self.state.watching else ()
+            self.state.done(n - chunk.failed - len(failures), ended)  # first: see succeeded()
             for pos, error, message, tb in failures:
                 chunk.failed += 1
                 self.state.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
@@ -485,7 +505,7 @@ class _Run:
             self.solo.extend(chunk.items)
         elif holding:
             pos = int(w.status[POS])
-            self.state.done(pos - chunk.failed)
+            self.state.done(pos - chunk.failed, chunk.items[:pos])
             at = int(w.status[ITEM])
             end = pos + at + 1 if at >= 0 else pos + self.bb.batch_size
             held = chunk.items[pos + max(at, 0) : end]
@@ -518,6 +538,12 @@ class _Run:
                 self.suspects.add(key)
                 self.solo.append(item)
 
+        if self.bb.start_method == "forkserver" and code == 255 and pid_alive(w.proc.pid):
+            # alive, but its exit status can no longer reach us: its fork server was killed
+            log.warning("worker %d (pid %s) lost its fork server: replaced", w.slot, w.proc.pid)
+            self.salvage(w, self.requeued.appendleft)
+            self.replace(w)
+            return
         holding = bool(w.inflight) and int(w.status[CHUNK]) == w.inflight[0].id
         if code == 0 and not (holding and w.status[START] > 0):
             # it left between items, told to stop (SIGTERM): nothing to blame
@@ -566,10 +592,9 @@ class _Run:
     def replace(self, w: _Worker) -> None:
         self.retire(w, kill=True)
         i = self.workers.index(w)
-        if self.state.stopping:
-            self.workers.pop(i)
-        else:
-            self.workers[i] = self.spawn(w.slot)
+        self.workers.pop(i)  # retired: never used again, even if its successor cannot start
+        if not self.state.stopping:
+            self.workers.insert(i, self.spawn(w.slot))
             self.watch(self.workers[i])
             self.bb.workers_started += 1
 

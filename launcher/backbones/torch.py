@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import signal
 import threading
 import time
@@ -108,6 +109,28 @@ def resolve_device(name: str) -> Any:
 
 def _ignore_sigint(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process coordinates Ctrl-C
+
+
+PARENT_CHECK_S = 1.0  # how often a DataLoader worker checks that its job still lives
+
+
+def _exit_with_parent() -> None:
+    """End this DataLoader worker once its job's process is gone (kill -9): a worker blocked
+    writing a batch into a pipe nobody reads never gets back to torch's own parent check,
+    and would live on forever holding the job's files open. A thread watches the parent."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _init_loader_worker(worker_id: int) -> None:
+    _ignore_sigint(worker_id)
+    _exit_with_parent()
 
 
 class _Interrupted(BaseException):
@@ -326,7 +349,7 @@ class TorchBackbone:
             kwargs.update(
                 prefetch_factor=prefetch,
                 persistent_workers=self.cfg.persistent_workers,
-                worker_init_fn=_ignore_sigint,
+                worker_init_fn=_init_loader_worker,
                 timeout=timeout,
             )
         return task.get_dataloader(dataset, **kwargs) or DataLoader(dataset, **kwargs)
@@ -490,6 +513,6 @@ class _Pipeline:
             failed = future.result()
             for pos, f in failed:
                 self.fail(items[pos], f)
-            self.state.done(len(items) - len(failed))
+            self.state.done(len(items) - len(failed), items)
         if collected:
             self.note_inflight()

@@ -37,7 +37,7 @@ from launcher.io import atomic_write
 from launcher.launchers import markers
 from launcher.launchers.cluster import live_jobs
 from launcher.machine import pid_alive
-from launcher.records import config_key, done_shards, now_iso
+from launcher.records import RUNNING_STATES, config_key, done_shards, now_iso, read_progress
 from launcher.shard import Shard, Strategy
 
 if TYPE_CHECKING:
@@ -419,7 +419,21 @@ def live_elements(directory: str) -> str | None:
         proc = record.get(who)
         if isinstance(proc, dict) and _alive(proc.get("host"), proc.get("pid")):
             return f"local shards run by pid {proc['pid']}"
-    return None
+    running = [  # shards that outlived their launcher (kill -9 of it)
+        f"{e.get('tag')} (pid {beat['pid']})"
+        for a in record.get("arrays", [])
+        for e in a.get("elements", [])
+        if (beat := running_here(os.path.join(directory, str(e.get("job_dir")))))
+    ]
+    return f"local shard(s) {', '.join(running)}" if running else None
+
+
+def running_here(job_dir: str) -> dict[str, Any] | None:
+    """The heartbeat of a job still running on this host in ``job_dir``, if one is."""
+    beat = read_progress(job_dir)
+    if beat is None or beat.get("state") not in RUNNING_STATES:
+        return None
+    return beat if _alive(beat.get("host"), beat.get("pid")) else None
 
 
 def _alive(host: Any, pid: Any) -> bool:
