@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from launcher import driving
+from launcher import driving, location
 from launcher.errors import ConfigError, InputError, UserError, check_bounds, unknown_key
 from launcher.io import sweep_stale
 from launcher.records import (
@@ -296,10 +296,10 @@ class _JobRun:
         self.backbone = make_backbone(OmegaConf.to_object(cfg.backbone), task)
         self.header["backbone"] = self.backbone.describe()
         if task.output_dir:
-            self.header["output_dir"] = os.path.abspath(task.output_dir)
+            self.header["output_dir"] = location.absolute(task.output_dir)
         task.check_inputs()
         state_dir = opts.state_dir or driving.state_dir(task)
-        self.header["state_dir"] = state_dir and os.path.abspath(state_dir)
+        self.header["state_dir"] = state_dir and location.absolute(state_dir)
         self.only_keys = only_keys = self._retry_keys(state_dir)
         if state_dir and not opts.dry_run:
             self._hold_shard(state_dir, shard)
@@ -398,7 +398,7 @@ class _JobRun:
                 "run.retry_failed=true needs to know where the last failures were kept: "
                 "set run.state_dir (the task has no output_dir)."
             )
-        keys = failed_keys(state_dir) if os.path.isdir(state_dir) else frozenset()
+        keys = failed_keys(state_dir)
         log.info("retrying %d previously failed item(s) from %s", len(keys), state_dir)
         return keys
 
@@ -407,7 +407,7 @@ class _JobRun:
         shard's records beside the outputs."""
         key = "run.state_dir" if self.opts.state_dir else "task.output_dir"
         try:
-            os.makedirs(state_dir, exist_ok=True)
+            location.makedirs(state_dir)
             self.lock = ShardLock(state_dir, shard.tag(), max(120.0, 10 * self.opts.heartbeat_s))
             self.lock.acquire()
         except LockedError as e:

@@ -27,7 +27,9 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from launcher.io import write_json_atomic
+from launcher import location
+from launcher.io import atomic_write, write_json_atomic
+from launcher.location import is_url
 from launcher.machine import pid_alive
 from launcher.progress import eta_s
 from launcher.stats import Stats
@@ -179,8 +181,12 @@ class Records:
             if self.state_dir is None:
                 return
             target = shard_failures(self.state_dir, self.shard_tag)
-            tmp = target + ".tmp"
             self._failures.seek(0)
+            if is_url(target):
+                with atomic_write(target, "w", encoding="utf-8") as copy:
+                    shutil.copyfileobj(self._failures, copy)
+                return
+            tmp = target + ".tmp"
             with open(tmp, "w", encoding="utf-8") as copy:
                 shutil.copyfileobj(self._failures, copy)
             os.replace(tmp, target)
@@ -220,8 +226,12 @@ def failed_keys(state_dir: str) -> frozenset[str]:
     from launcher.errors import InputError
 
     keys: set[str] = set()
-    for path in glob.glob(os.path.join(state_dir, "failures.*.jsonl")):
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+    if is_url(state_dir):
+        paths = location.files_matching(state_dir, "failures.", ".jsonl")
+    else:
+        paths = glob.glob(os.path.join(state_dir, "failures.*.jsonl"))
+    for path in paths:
+        with location.open(path, "r", encoding="utf-8", errors="surrogateescape") as f:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -257,6 +267,9 @@ class ShardLock:
 
     def acquire(self) -> None:
         """Take the lock, or raise :class:`LockedError` saying who holds it."""
+        if is_url(self.path):
+            self._acquire_at_url()
+            return
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         for _ in range(3):
             try:
@@ -276,9 +289,22 @@ class ShardLock:
             return
         raise LockedError(self._describe(_read_lock(self.path)))
 
+    def _acquire_at_url(self) -> None:
+        """On object storage: a conditional PUT creates the lock only where none is, and
+        a stale one is deleted first (of two jobs taking it over, one PUT wins)."""
+        for _ in range(3):
+            if location.create_exclusive(self.path, json.dumps(self.me)):
+                self.held = True
+                return
+            holder = _read_lock(self.path)
+            if not self._stale(holder):
+                raise LockedError(self._describe(holder))
+            location.remove(self.path)
+        raise LockedError(self._describe(_read_lock(self.path)))
+
     def _stale(self, holder: dict[str, Any] | None) -> bool:
         try:
-            age = time.time() - os.stat(self.path).st_mtime
+            age = location.age_s(self.path) if is_url(self.path) else _age_s(self.path)
         except FileNotFoundError:
             return True
         if holder is None:  # being written, or torn by a kill: give its writer a moment
@@ -306,18 +332,28 @@ class ShardLock:
 
     def refresh(self) -> None:
         with contextlib.suppress(OSError):
-            os.utime(self.path)
+            if is_url(self.path):  # an object's age is its last write
+                location.write_text(self.path, json.dumps(self.me))
+            else:
+                os.utime(self.path)
 
     def release(self) -> None:
         if self.held and _read_lock(self.path) == self.me:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
+            if is_url(self.path):
+                location.remove(self.path)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
         self.held = False
+
+
+def _age_s(path: str) -> float:
+    return time.time() - os.stat(path).st_mtime
 
 
 def _read_lock(path: str) -> dict[str, Any] | None:
     try:
-        with open(path, encoding="utf-8") as f:
+        with location.open(path, "r", encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError):
         return None
@@ -376,8 +412,9 @@ def mark_shard_done(state_dir: str, key: str, shard_tag: str, record: dict[str, 
 
 def done_shards(state_dir: str, key: str) -> set[str]:
     """Tags of the shards completed for the task config ``key`` (one directory listing)."""
+    folder = os.path.join(state_dir, DONE_DIR, key)
     try:
-        names = os.listdir(os.path.join(state_dir, DONE_DIR, key))
+        names = location.names(folder) if is_url(folder) else os.listdir(folder)
     except FileNotFoundError:
         return set()
     return {n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(".")}

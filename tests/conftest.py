@@ -149,3 +149,27 @@ def status(directory: Path, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=120,
     )
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """One real S3 server (moto's, on 127.0.0.1) per test process, started here."""
+    from tests.s3_server import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """The S3 server, emptied, with this process (and the jobs it starts) pointed at it."""
+    import fsspec
+
+    s3_server.reset()
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    fs = fsspec.filesystem("s3")
+    fs.invalidate_cache()
+    yield s3_server
+    fs.invalidate_cache()

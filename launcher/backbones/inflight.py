@@ -18,16 +18,19 @@ import threading
 import time
 from typing import Any
 
+from launcher import location
+from launcher.location import is_url
 from launcher.records import INFLIGHT, shard_failures
 
 log = logging.getLogger(__name__)
 
 
 def inflight_path(records: Any) -> str:
-    """Beside the shard's failures when the task has a state dir, else in the job dir."""
-    return os.path.join(
-        records.state_dir or records.job_dir, INFLIGHT.format(shard=records.shard_tag)
-    )
+    """Beside the shard's failures when the task has a state dir on a disk, else in the job
+    dir (the record is a memory-mapped file)."""
+    state_dir = records.state_dir
+    folder = state_dir if state_dir and not is_url(state_dir) else records.job_dir
+    return os.path.join(folder, INFLIGHT.format(shard=records.shard_tag))
 
 
 def left_behind(path: str) -> dict[str, Any] | None:
@@ -65,7 +68,7 @@ def crashed_here(records: Any, left: dict[str, Any] | None) -> set[str]:
     if records.state_dir:
         path = shard_failures(records.state_dir, records.shard_tag)
         try:
-            with open(path, encoding="utf-8") as f:
+            with location.open(path, "r", encoding="utf-8") as f:
                 failures = [json.loads(line) for line in f if line.strip()]
         except (OSError, ValueError):
             failures = []
