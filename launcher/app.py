@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from launcher import driving, location
 from launcher.errors import ConfigError, InputError, UserError, check_bounds, unknown_key
 from launcher.io import sweep_stale
+from launcher.modes import url_kind
 from launcher.records import (
     FAILURES,
     MAX_RECORD_CHARS,
@@ -298,6 +299,9 @@ class _JobRun:
         if task.output_dir:
             self.header["output_dir"] = location.absolute(task.output_dir)
         task.check_inputs()
+        for key, where in (("task.output_dir", task.output_dir), ("run.state_dir", opts.state_dir)):
+            if location.is_url(where):
+                url_kind(where, key)  # no such bucket, refused credentials: said before any work
         state_dir = opts.state_dir or driving.state_dir(task)
         self.header["state_dir"] = state_dir and location.absolute(state_dir)
         self.only_keys = only_keys = self._retry_keys(state_dir)

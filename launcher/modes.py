@@ -156,7 +156,10 @@ def _check_dir(root: str | None, key: str) -> str:
     if not root:
         raise InputError(f"{key} is not set: the task's input mode needs a directory to list.")
     if is_url(root):
-        if _url_kind(root, key) != "directory":
+        what = url_kind(root, key)
+        if what is None:
+            raise InputError(f"{key}={root!r} does not exist: no object has that prefix.")
+        if what != "directory":
             raise InputError(f"{key}={root!r} is an object, not a prefix to list.")
         return root
     if not os.path.exists(root):
@@ -168,9 +171,9 @@ def _check_dir(root: str | None, key: str) -> str:
     return root
 
 
-def _url_kind(url: str, key: str) -> str:
-    """What is at ``url`` (``"file"`` or ``"directory"``), or a paragraph naming ``key`` when
-    the store cannot say: no such bucket, refused credentials, an unreachable endpoint."""
+def url_kind(url: str, key: str) -> str | None:
+    """What is at ``url`` (``"file"``, ``"directory"`` or None), or a paragraph naming ``key``
+    when the store cannot say: no such bucket, refused credentials, an unreachable endpoint."""
     try:
         location.check_reachable(url)
         what = location.kind(url)
@@ -191,8 +194,6 @@ def _url_kind(url: str, key: str) -> str:
             f"{key}={url!r} cannot be reached ({type(e).__name__}: {e}); check the URL, the "
             "network and AWS_ENDPOINT_URL. Nothing was processed."
         ) from None
-    if what is None:
-        raise InputError(f"{key}={url!r} does not exist: no object has that prefix.")
     return what
 
 
@@ -308,7 +309,7 @@ class FromJsonl(InputMode):
 
     def check(self, root: str | None, key: str) -> None:
         if root and is_url(root):
-            if _url_kind(root, key) != "file":
+            if url_kind(root, key) != "file":
                 raise InputError(f"{key}={root!r} is not a JSONL file.")
             return
         if not root or not os.path.isfile(root):

@@ -117,7 +117,7 @@ class S3Server:
 if __name__ == "__main__":
     server = S3Server()
     for name, value in server.env().items():
-        print(f"export {name}={value}")
+        print(f"export {name}={value}", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

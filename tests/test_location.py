@@ -173,3 +173,10 @@ def test_is_url_tells_urls_from_paths() -> None:
     assert not location.is_url("/data/s3:/x")
     assert not location.is_url("relative/path")
     assert not location.is_url("C:/x")
+
+
+def test_a_process_opens_one_filesystem_per_scheme() -> None:
+    """Workers reuse one filesystem (and its connections) for every item's URL."""
+    first, path = location.filesystem("memory://a/x.txt")
+    second, _ = location.filesystem("memory://b/y.txt")
+    assert first is second and path == "/a/x.txt"
