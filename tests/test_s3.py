@@ -191,3 +191,63 @@ def test_no_secret_lands_in_the_job_records(s3, launch):
     assert secret not in r.stdout + r.stderr
     written = [p for p in Path(launch.job_dir).rglob("*") if p.is_file()]
     assert written and not [p for p in written if secret in p.read_text(errors="replace")]
+
+
+def test_records_in_a_state_dir_on_s3_serve_retries_and_sweep_markers(s3, launch, tmp_path):
+    fs, b = bucket()
+    out, fault = tmp_path / "out", tmp_path / "fault"
+    fault.touch()
+    args = (
+        "task=squares",
+        f"task.output_dir={out}",
+        "task.n=30",
+        "task.fail_mod=7",
+        f"task.fault_file={fault}",
+        f"run.state_dir={b}/state",
+    )
+    r = launch(*args)
+    assert r.returncode == 1, r.stderr
+    rep = report(launch.job_dir)
+    assert (rep["failed"], rep["state_dir"]) == (5, f"{b}/state")
+    fs.invalidate_cache()
+    assert fs.ls(f"{b}/state", detail=False) == ["data/state/failures.shard-0-of-1.jsonl"], (
+        "failures kept on S3; the lock released"
+    )
+
+    fault.unlink()
+    r = launch(*args, "run.retry_failed=true")
+    assert r.returncode == 0, r.stderr
+    rep = report(launch.job_dir)
+    assert (rep["processed"], rep["failed"]) == (5, 0)
+    assert len(files(out)) == 30
+
+    sweep = (*args, "shard.num=2", "backbone.num_workers=1")
+    r = launch(*sweep, multirun=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    fs.invalidate_cache()
+    (key,) = fs.ls(f"{b}/state/done", detail=False)
+    assert sorted(fs.ls(key, detail=False)) == [
+        f"{key}/shard-0-of-2.json",
+        f"{key}/shard-1-of-2.json",
+    ]
+    r = launch(*sweep, multirun=True)
+    assert "Nothing to launch" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.slurm
+def test_a_slurm_sweep_with_inputs_outputs_and_state_on_s3(s3, launch):
+    from tests.conftest import need_slurm
+
+    need_slurm()
+    fs, b = bucket()
+    objects = put_texts(fs, f"{b}/in", 40, folders=2)
+    args = upper(f"{b}/in", f"{b}/out", f"run.state_dir={b}/state", "shard.num=3")
+    slurm = ("hydra/launcher=slurm", "hydra.launcher.wait=true", "backbone.num_workers=1")
+    r = launch(*args, *slurm, multirun=True, timeout=200)
+    assert r.returncode == 0, r.stdout + r.stderr
+    expected = {k[len(b) + 4 :] + ".up": v.upper() for k, v in objects.items()}
+    assert outputs(fs, f"{b}/out") == expected
+    shown = status(launch.job_dir)
+    assert shown.returncode == 0 and "shards: 3 (3 done)" in shown.stdout, shown.stdout
+    r = launch(*args, *slurm, multirun=True, timeout=200)
+    assert "Nothing to launch" in r.stdout, r.stdout + r.stderr
