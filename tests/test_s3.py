@@ -15,7 +15,7 @@ import fsspec
 import pytest
 
 from launcher.resolvers import sample_dir
-from tests.conftest import REPO, files, report, start, status
+from tests.conftest import REPO, failures, files, report, start, status
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -251,3 +251,27 @@ def test_a_slurm_sweep_with_inputs_outputs_and_state_on_s3(s3, launch):
     assert shown.returncode == 0 and "shards: 3 (3 done)" in shown.stdout, shown.stdout
     r = launch(*args, *slurm, multirun=True, timeout=200)
     assert "Nothing to launch" in r.stdout, r.stdout + r.stderr
+
+
+def test_throttling_is_retried_and_a_persistent_error_fails_only_its_item(s3, launch):
+    fs, b = bucket()
+    objects = put_texts(fs, f"{b}/in", 20)
+    stuck = "/data/out/d0/00007.txt.up"
+    s3.throttle(lambda q: q.method == "PUT" and q.path == stuck, times=10**6)
+    s3.throttle(lambda q: q.method == "PUT" and q.path.startswith("/data/out/d0/"), times=5)
+    s3.throttle(lambda q: q.is_listing and "prefix=in%2Fd0%2F" in q.query, times=2)
+    s3.throttle(lambda q: q.method == "GET" and q.path.startswith("/data/in/"), times=3)
+    # botocore's own retries (AWS_MAX_ATTEMPTS, the standard knob) under s3fs's five
+    r = launch(
+        *upper(f"{b}/in", f"{b}/out", "backbone.num_workers=2"), env={"AWS_MAX_ATTEMPTS": "2"}
+    )
+    assert r.returncode == 1, r.stdout + r.stderr
+    rep = report(launch.job_dir)
+    assert (rep["processed"], rep["failed"]) == (19, 1)
+    (failure,) = failures(launch.job_dir)
+    assert failure["item"] == "d0/00007.txt" and "reduce your request rate" in failure["message"]
+    expected = {k[len(b) + 4 :] + ".up": v.upper() for k, v in objects.items()}
+    expected.pop("d0/00007.txt.up")
+    assert outputs(fs, f"{b}/out") == expected
+    refused = [q for q in s3.requests if q.path == stuck]
+    assert len(refused) == 5 * 2, "retried, with a bound"
