@@ -180,3 +180,15 @@ def test_a_process_opens_one_filesystem_per_scheme() -> None:
     first, path = location.filesystem("memory://a/x.txt")
     second, _ = location.filesystem("memory://b/y.txt")
     assert first is second and path == "/a/x.txt"
+
+
+def test_a_hash_named_output_prefix_keeps_its_params_at_the_url() -> None:
+    from launcher.resolvers import config_hash, write_hash_params
+
+    digest = config_hash(128, "jpeg")
+    root = f"memory://h-{uuid.uuid4().hex[:8]}"
+    path = write_hash_params(f"{root}/{digest}/part", "${hash:${.size},${.format}}")
+    assert path == f"{root}/{digest}/params.json"
+    with open_location(path, "r") as f:
+        record = json.load(f)
+    assert record["params"] == {"size": 128, "format": "jpeg"}
