@@ -11,9 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from launcher import driving
+from launcher import driving, location
 from launcher.errors import ConfigError, InputError, UserError, check_bounds, unknown_key
 from launcher.io import sweep_stale
+from launcher.modes import url_kind
 from launcher.records import (
     FAILURES,
     MAX_RECORD_CHARS,
@@ -301,10 +302,13 @@ class _JobRun:
         self.backbone = make_backbone(OmegaConf.to_object(cfg.backbone), task)
         self.header["backbone"] = self.backbone.describe()
         if task.output_dir:
-            self.header["output_dir"] = os.path.abspath(task.output_dir)
+            self.header["output_dir"] = location.absolute(task.output_dir)
         task.check_inputs()
+        for key, where in (("task.output_dir", task.output_dir), ("run.state_dir", opts.state_dir)):
+            if location.is_url(where):
+                url_kind(where, key)  # no such bucket, refused credentials: said before any work
         state_dir = opts.state_dir or driving.state_dir(task)
-        self.header["state_dir"] = state_dir and os.path.abspath(state_dir)
+        self.header["state_dir"] = state_dir and location.absolute(state_dir)
         if state_dir:
             driving.keep_state_unlisted(task, state_dir)
         self.only_keys = only_keys = self._retry_keys(state_dir)
@@ -422,7 +426,7 @@ class _JobRun:
         shard's records beside the outputs."""
         key = "run.state_dir" if self.opts.state_dir else "task.output_dir"
         try:
-            os.makedirs(state_dir, exist_ok=True)
+            location.makedirs(state_dir)
             stale_s = max(120.0, 10 * self.opts.heartbeat_s)
             split = split_key(self.cfg)
             self.lock = ShardLock(state_dir, shard.tag(), stale_s, self._task_key(), split)

@@ -1,4 +1,4 @@
-"""Crash-safe file writing: an output appears whole or not at all."""
+"""Crash-safe file writing: an output appears whole or not at all, on a disk or at a URL."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import IO, Any
 
+from launcher import location
 from launcher.machine import pid_alive
 
 TMP_MARK = ".tmp-"
@@ -67,8 +68,13 @@ def atomic_write(
     the next run's finish check sweeps it once its writer is gone. With
     ``create_dirs=False`` a missing folder raises FileNotFoundError instead of
     being created: a record must never recreate a folder moved away while it ran.
+    At a URL (``s3://...``) the file is written locally and uploaded whole at the end.
     """
     path = os.fspath(path)
+    if location.is_url(path):
+        with location.upload_on_success(path, mode, **open_kwargs) as f:
+            yield f
+        return
     directory, name = os.path.split(os.path.abspath(path))
     if create_dirs:
         make_dirs(directory)
@@ -91,3 +97,9 @@ def write_json_atomic(path: str | os.PathLike, data: Any, *, create_dirs: bool =
     with atomic_write(path, "w", create_dirs=create_dirs, encoding="utf-8") as f:
         json.dump(data, f, indent=2, default=str)
         f.write("\n")
+
+
+def open(path: str | os.PathLike, mode: str = "rb", **kwargs: Any) -> IO:  # noqa: A001
+    """Open a local path or any fsspec URL (``s3://bucket/key``), so that a task reads its
+    inputs wherever they are; each process opens a URL's filesystem once."""
+    return location.open(os.fspath(path), mode, **kwargs)

@@ -16,8 +16,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from launcher import location
 from launcher.errors import InputError
 from launcher.io import TMP_MARK, is_temporary, sweep_stale
+from launcher.location import is_url
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +61,18 @@ def walk_dirs(
     per real folder, so a symlink loop ends; the ``exclude`` folders (the task's
     outputs) are left out; a folder that cannot be read goes to ``on_error`` and
     the walk goes on; folders at ``max_depth`` are not entered. Iterative, so a
-    deep tree cannot overflow the stack.
+    deep tree cannot overflow the stack. A URL root is walked the same way, one
+    listing per prefix, so items come in the order of the same tree on a disk.
     """
-    skip = {i for i in (_real_id(d) for d in exclude) if i is not None}
-    seen = {_real_id(root)}
     report = on_error or _warn
+    if is_url(root):
+        enter_folder, admit = _url_walker(root, exclude, report)
+    else:
+        enter_folder, admit = _disk_walker(root, exclude, report)
     stack: list[Iterator[tuple[str, bool]]] = []
 
     def enter(rel: str) -> Iterator[tuple[str, bool]]:
-        try:
-            with os.scandir(os.path.join(root, rel) if rel else root) as it:
-                entries = sorted((e.name, e.is_dir()) for e in it)
-        except OSError as exc:
-            report(rel, exc)
-            return iter(())
+        entries = enter_folder(rel)
         return ((f"{rel}/{name}" if rel else name, is_dir) for name, is_dir in entries)
 
     stack.append(enter(""))
@@ -86,19 +86,61 @@ def walk_dirs(
             if files:
                 yield path, False, len(stack)
             continue
-        try:
-            st = os.stat(os.path.join(root, path))
-        except OSError as exc:
-            report(path, exc)
+        if not admit(path):
             continue
-        real = st.st_dev, st.st_ino
-        if real in seen or real in skip:
-            continue
-        seen.add(real)
         depth = len(stack)
         yield path, True, depth
         if max_depth is None or depth < max_depth:
             stack.append(enter(path))
+
+
+Walker = tuple[Callable[[str], list[tuple[str, bool]]], Callable[[str], bool]]
+
+
+def _disk_walker(root: str, exclude: Sequence[str], report: OnError) -> Walker:
+    """A folder's sorted entries, and whether to enter a folder: once per real folder."""
+    skip = {i for i in (_real_id(d) for d in exclude) if i is not None}
+    seen = {_real_id(root)}
+
+    def entries(rel: str) -> list[tuple[str, bool]]:
+        try:
+            with os.scandir(os.path.join(root, rel) if rel else root) as it:
+                return sorted((e.name, e.is_dir()) for e in it)
+        except OSError as exc:
+            report(rel, exc)
+            return []
+
+    def admit(path: str) -> bool:
+        try:
+            st = os.stat(os.path.join(root, path))
+        except OSError as exc:
+            report(path, exc)
+            return False
+        real = st.st_dev, st.st_ino
+        if real in seen or real in skip:
+            return False
+        seen.add(real)
+        return True
+
+    return entries, admit
+
+
+def _url_walker(root: str, exclude: Sequence[str], report: OnError) -> Walker:
+    """A prefix's sorted entries (one listing), and whether to enter a prefix: not an
+    excluded one (object stores have no links, so no loops)."""
+    skip = {location.normalize(d) for d in exclude if d and is_url(d)}
+
+    def entries(rel: str) -> list[tuple[str, bool]]:
+        try:
+            return location.scandir(location.join(root, rel) if rel else root)
+        except OSError as exc:
+            report(rel, exc)
+            return []
+
+    def admit(path: str) -> bool:
+        return location.normalize(location.join(root, path)) not in skip
+
+    return entries, admit
 
 
 def walk_sorted(
@@ -113,6 +155,13 @@ def walk_sorted(
 def _check_dir(root: str | None, key: str) -> str:
     if not root:
         raise InputError(f"{key} is not set: the task's input mode needs a directory to list.")
+    if is_url(root):
+        what = url_kind(root, key)
+        if what is None:
+            raise InputError(f"{key}={root!r} does not exist: no object has that prefix.")
+        if what != "directory":
+            raise InputError(f"{key}={root!r} is an object, not a prefix to list.")
+        return root
     if not os.path.exists(root):
         raise InputError(f"{key}={root!r} does not exist.")
     if not os.path.isdir(root):
@@ -122,9 +171,35 @@ def _check_dir(root: str | None, key: str) -> str:
     return root
 
 
+def url_kind(url: str, key: str) -> str | None:
+    """What is at ``url`` (``"file"``, ``"directory"`` or None), or a paragraph naming ``key``
+    when the store cannot say: no such bucket, refused credentials, an unreachable endpoint."""
+    try:
+        location.check_reachable(url)
+        what = location.kind(url)
+    except PermissionError as e:
+        raise InputError(
+            f"{key}={url!r}: the object store refused access ({e}). Credentials and the "
+            "endpoint come from the standard places: AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY or AWS_PROFILE and ~/.aws, and AWS_ENDPOINT_URL for an "
+            "S3-compatible server; nothing was processed."
+        ) from None
+    except FileNotFoundError as e:
+        raise InputError(
+            f"{key}={url!r}: the bucket does not exist ({e}); check its name (and "
+            "AWS_ENDPOINT_URL, for an S3-compatible server). Nothing was processed."
+        ) from None
+    except Exception as e:  # noqa: BLE001 - the store's client raises many kinds
+        raise InputError(
+            f"{key}={url!r} cannot be reached ({type(e).__name__}: {e}); check the URL, the "
+            "network and AWS_ENDPOINT_URL. Nothing was processed."
+        ) from None
+    return what
+
+
 def jsonl_values(path: str) -> Iterator[tuple[int, Any]]:
     """``(line number, parsed value)`` for each non-blank line; a bad line names itself."""
-    with open(path, encoding="utf-8") as f:
+    with location.open(path, "r", encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -223,7 +298,8 @@ class FromJsonl(InputMode):
     ``key_field`` (or else its ``path_field``) gives the key. Relative paths are
     resolved against the list file's directory. A key taken from a path is that
     path relative to the list's directory, or, for a path elsewhere, the absolute
-    path without its leading ``/``: an output never lands beside its input.
+    path without its leading ``/`` (at a URL, its bucket and key): an output never lands
+    beside its input. A list at a URL resolves its relative paths against its prefix.
     """
 
     unique_keys = False  # a list may name one item twice
@@ -233,13 +309,18 @@ class FromJsonl(InputMode):
         self.key_field = key_field
 
     def check(self, root: str | None, key: str) -> None:
+        if root and is_url(root):
+            if url_kind(root, key) != "file":
+                raise InputError(f"{key}={root!r} is not a JSONL file.")
+            return
         if not root or not os.path.isfile(root):
             raise InputError(f"{key}={root!r} is not a JSONL file.")
         if not os.access(root, os.R_OK):
             raise InputError(f"{key}={root!r} is not readable by this user.")
 
     def entries(self, root: str) -> Iterator[tuple[str, str]]:
-        base = os.path.dirname(os.path.abspath(root))
+        url = is_url(root)
+        base = location.dirname(root) if url else os.path.dirname(os.path.abspath(root))
         for lineno, value in jsonl_values(root):
             if isinstance(value, str):
                 value = {self.path_field: value}
@@ -250,7 +331,10 @@ class FromJsonl(InputMode):
                     f"{root}:{lineno}: the line has neither {self.key_field!r} "
                     f"nor {self.path_field!r}."
                 )
-            full = os.path.normpath(os.path.join(base, path)) if path else ""
+            if url:
+                full = _resolve_in(base, path) if path else ""
+            else:
+                full = os.path.normpath(os.path.join(base, path)) if path else ""
             if self.key_field not in value and full:
                 key = _key_of_path(full, base)
             yield str(key), full
@@ -259,9 +343,18 @@ class FromJsonl(InputMode):
         return "lines of a JSONL list"
 
 
+def _resolve_in(base: str, path: str) -> str:
+    """A path named by a list on object storage: a URL as it is, else under the list's prefix."""
+    if is_url(path) or path.startswith("/"):
+        return path
+    return location.normalize(location.join(base, path))
+
+
 def _key_of_path(path: str, base: str) -> str:
     if path.startswith(base.rstrip("/") + "/"):
         return path[len(base.rstrip("/")) + 1 :]
+    if "://" in path:  # elsewhere at a URL: the bucket and key, without the scheme
+        return path.partition("://")[2]
     return path.lstrip("/")
 
 
@@ -276,7 +369,7 @@ class DirListings:
         names = self._cache.get(directory)
         if names is None:
             try:
-                listed = os.listdir(directory)
+                listed = location.names(directory) if is_url(directory) else os.listdir(directory)
             except (FileNotFoundError, NotADirectoryError):
                 listed = []
             names = frozenset(listed)

@@ -28,7 +28,9 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from launcher.io import write_json_atomic
+from launcher import location
+from launcher.io import atomic_write, write_json_atomic
+from launcher.location import is_url
 from launcher.machine import pid_alive
 from launcher.progress import eta_s
 from launcher.stats import Stats
@@ -157,7 +159,7 @@ class Records:
         self.earlier = {}
         with (
             contextlib.suppress(FileNotFoundError),
-            open(path, encoding="utf-8", errors="surrogateescape") as f,
+            location.open(path, "r", encoding="utf-8", errors="surrogateescape") as f,
         ):
             for n, line in enumerate(f):
                 if line.strip():
@@ -232,11 +234,8 @@ class Records:
             failed_now = {_item_of(line) for line in lines}
             gone = self._reached | failed_now
             kept = [line for key, line in self.earlier.items() if key not in gone]
-            os.makedirs(os.path.dirname(self.kept), exist_ok=True)
-            tmp = f"{self.kept}.tmp-{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as copy:
+            with atomic_write(self.kept, "w", encoding="utf-8", errors="surrogateescape") as copy:
                 copy.writelines(kept + lines)
-            os.replace(tmp, self.kept)
         finally:
             self._failures.close()
 
@@ -252,13 +251,13 @@ def _item_of(line: str) -> str | None:
 
 def failures_dir(state_dir: str, task_key: str) -> str:
     """Where the failures of every shard split of one task are kept, for retries."""
-    return os.path.join(state_dir, FAILURES_DIR, task_key)
+    return location.join(state_dir, f"{FAILURES_DIR}/{task_key}")
 
 
 def shard_failures(state_dir: str, task_key: str, split_key: str, shard_tag: str) -> str:
     """Where one job's failures are kept beside its outputs, for ``run.retry_failed``: keyed
     by its task and shard split, so jobs sharing a state dir never share a file."""
-    return os.path.join(failures_dir(state_dir, task_key), f"{split_key}.{shard_tag}.jsonl")
+    return location.join(failures_dir(state_dir, task_key), f"{split_key}.{shard_tag}.jsonl")
 
 
 def read_failures(path: str) -> tuple[list[dict[str, Any]], list[int]]:
@@ -289,8 +288,13 @@ def failed_keys(state_dir: str, task_key: str) -> frozenset[str]:
     from launcher.errors import InputError
 
     keys: set[str] = set()
-    for path in sorted(glob.glob(os.path.join(failures_dir(state_dir, task_key), "*.jsonl"))):
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+    folder = failures_dir(state_dir, task_key)
+    if is_url(folder):
+        paths = location.files_matching(folder, "", ".jsonl")
+    else:
+        paths = sorted(glob.glob(os.path.join(folder, "*.jsonl")))
+    for path in paths:
+        with location.open(path, "r", encoding="utf-8", errors="surrogateescape") as f:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -332,6 +336,9 @@ class ShardLock:
 
     def acquire(self) -> None:
         """Take the lock, or raise :class:`LockedError` saying who holds it."""
+        if is_url(self.path):
+            self._acquire_at_url()
+            return
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         for _ in range(3):
             try:
@@ -352,11 +359,26 @@ class ShardLock:
             return
         raise LockedError(self._describe(_read_lock(self.path)))
 
+    def _acquire_at_url(self) -> None:
+        """On object storage: a conditional PUT creates the lock only where none is, and
+        a stale one is deleted first (of two jobs taking it over, one PUT wins)."""
+        for _ in range(3):
+            if location.create_exclusive(self.path, json.dumps(self.me)):
+                self.held = True
+                self._refuse_other_splits()
+                return
+            holder = _read_lock(self.path)
+            if not self._stale(self.path, holder):
+                raise LockedError(self._describe(holder))
+            location.remove(self.path)
+        raise LockedError(self._describe(_read_lock(self.path)))
+
     def _refuse_other_splits(self) -> None:
         """Release and refuse when a live job runs this task under another shard split."""
-        folder = os.path.dirname(self.path)
-        for name in sorted(os.listdir(folder)):
-            path = os.path.join(folder, name)
+        folder = location.dirname(self.path)
+        names = location.names(folder) if is_url(folder) else os.listdir(folder)
+        for name in sorted(names):
+            path = location.join(folder, name)
             if not name.endswith(".lock") or path == self.path:
                 continue
             holder = _read_lock(path)
@@ -372,7 +394,7 @@ class ShardLock:
 
     def _stale(self, path: str, holder: dict[str, Any] | None) -> bool:
         try:
-            age = time.time() - os.stat(path).st_mtime
+            age = location.age_s(path) if is_url(path) else _age_s(path)
         except FileNotFoundError:
             return True
         if age > self.stale_s:
@@ -400,18 +422,28 @@ class ShardLock:
 
     def refresh(self) -> None:
         with contextlib.suppress(OSError):
-            os.utime(self.path)
+            if is_url(self.path):  # an object's age is its last write
+                location.write_text(self.path, json.dumps(self.me))
+            else:
+                os.utime(self.path)
 
     def release(self) -> None:
         if self.held and _read_lock(self.path) == self.me:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
+            if is_url(self.path):
+                location.remove(self.path)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
         self.held = False
+
+
+def _age_s(path: str) -> float:
+    return time.time() - os.stat(path).st_mtime
 
 
 def _read_lock(path: str) -> dict[str, Any] | None:
     try:
-        with open(path, encoding="utf-8") as f:
+        with location.open(path, "r", encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError):
         return None
@@ -480,7 +512,7 @@ def task_key(target: str | None, output_dir: str | None) -> str:
     Its other parameters are left out, so a retry with one of them changed (a longer
     timeout, a fixed flag) still finds the failures of the runs before it.
     """
-    return _digest({"task": target, "output_dir": output_dir and os.path.abspath(output_dir)})
+    return _digest({"task": target, "output_dir": output_dir and location.absolute(output_dir)})
 
 
 def config_key(cfg: Any) -> str:
@@ -505,8 +537,9 @@ def mark_shard_done(state_dir: str, key: str, shard_tag: str, record: dict[str, 
 
 def done_shards(state_dir: str, key: str) -> set[str]:
     """Tags of the shards completed for the task config ``key`` (one directory listing)."""
+    folder = os.path.join(state_dir, DONE_DIR, key)
     try:
-        names = os.listdir(os.path.join(state_dir, DONE_DIR, key))
+        names = location.names(folder) if is_url(folder) else os.listdir(folder)
     except FileNotFoundError:
         return set()
     return {n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(".")}

@@ -20,7 +20,9 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from launcher import location
 from launcher.io import write_json_atomic
+from launcher.location import is_url
 
 PARAMS_FILE = "params.json"
 HASHED: dict[str, list[Any]] = {}  # digest -> the values it was made of, in this process
@@ -44,7 +46,9 @@ def write_hash_params(output_dir: str, expression: Any) -> str | None:
     """Write ``params.json`` into the hash-named folder of ``output_dir`` (the resolved
     path; ``expression`` is the config's unresolved value); return its path, or None
     when no folder of the path was named by ``${hash:...}``."""
-    parts = Path(output_dir).parts
+    url = is_url(output_dir)
+    scheme, sep, rest = output_dir.partition("://") if url else ("", "", output_dir)
+    parts = Path(rest).parts
     for depth, part in enumerate(parts, 1):
         if part not in HASHED:
             continue
@@ -57,9 +61,9 @@ def write_hash_params(output_dir: str, expression: Any) -> str | None:
             "output_dir": expression,
             "params": dict(zip(names, values, strict=True)) if named else values,
         }
-        folder = os.path.join(*parts[:depth])
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, PARAMS_FILE)
+        folder = f"{scheme}{sep}{'/'.join(parts[:depth])}" if url else os.path.join(*parts[:depth])
+        location.makedirs(folder)
+        path = location.join(folder, PARAMS_FILE)
         write_json_atomic(path, record)
         return path
     return None

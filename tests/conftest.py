@@ -184,3 +184,27 @@ def venv(
     if request.param == "editable":
         return editable_venv(root, install_source)
     return wheel_venv(root, install_source, request.getfixturevalue("wheel"))
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """One real S3 server (moto's, on 127.0.0.1) per test process, started here."""
+    from tests.s3_server import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """The S3 server, emptied, with this process (and the jobs it starts) pointed at it."""
+    import fsspec
+
+    s3_server.reset()
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    fs = fsspec.filesystem("s3")
+    fs.invalidate_cache()
+    yield s3_server
+    fs.invalidate_cache()

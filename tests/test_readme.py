@@ -34,6 +34,7 @@ SKIPPED = {  # a command containing one of these does not run here, for the reas
     "...": "an elided command",
     "my_tasks/ocr.py": "needs the reader's kagurazaka task file",
     "hydra.launcher.partition=gpu": "a GPU partition of a real cluster",
+    "s3://": "needs an S3 server and its buckets: tests/test_s3.py runs these against one",
 }
 LONG = {  # whole commands that run too long for this test, and where they are tested
     "python launch.py task=ocr": "OCR of the 20 bundled pages on CPU: tests/test_ocr.py",

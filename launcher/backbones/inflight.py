@@ -18,16 +18,18 @@ import threading
 import time
 from typing import Any
 
+from launcher.location import is_url
 from launcher.records import INFLIGHT
 
 log = logging.getLogger(__name__)
 
 
 def inflight_path(records: Any) -> str:
-    """Beside the shard's failures when the task has a state dir, else in the job dir."""
-    return os.path.join(
-        records.state_dir or records.job_dir, INFLIGHT.format(shard=records.shard_tag)
-    )
+    """Beside the shard's failures when the task has a state dir on a disk, else in the job
+    dir (the record is a memory-mapped file)."""
+    state_dir = records.state_dir
+    folder = state_dir if state_dir and not is_url(state_dir) else records.job_dir
+    return os.path.join(folder, INFLIGHT.format(shard=records.shard_tag))
 
 
 def left_behind(path: str) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from importlib.util import find_spec
 from typing import Any
 
+import launcher.io
 from launcher import ConfigError, InputError, InputMode, OutputMode, TorchTask, atomic_write
 from launcher.modes import jsonl_values
 from launcher.task import Item
@@ -155,7 +156,7 @@ class EmbedTask(TorchTask):
         import torch
 
         if input is not None:
-            with open(input, encoding="utf-8") as f:
+            with launcher.io.open(input, "r", encoding="utf-8") as f:
                 text = f.read()
         elif not isinstance(text, str):
             raise ValueError(

@@ -16,6 +16,7 @@ import json
 import os
 from typing import Any
 
+import launcher.io
 from launcher import InputMode, OutputMode, TorchTask, atomic_write
 
 
@@ -41,7 +42,7 @@ class OcrTask(TorchTask):
 
         from launcher.examples.ocr_model import find_lines, line_tensors
 
-        with Image.open(input) as im:
+        with launcher.io.open(input) as f, Image.open(f) as im:
             im.load()
             boxes = find_lines(im)
             return {"lines": line_tensors(im, boxes), "boxes": boxes}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PIL import Image, ImageOps
 
+import launcher.io
 from launcher import InputMode, OutputMode, Task, atomic_write
 
 FORMATS = {"jpeg": "JPEG", "jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
@@ -28,7 +29,7 @@ class ThumbnailTask(Task):
         self.quality = quality
 
     def process(self, key: str, input: str, output: str) -> None:
-        with Image.open(input) as im:
+        with launcher.io.open(input) as f, Image.open(f) as im:
             im = ImageOps.exif_transpose(im)
             im.thumbnail((self.size, self.size))
             if self.format == "JPEG" and im.mode not in ("RGB", "L"):

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from itertools import islice
 from typing import Any, Protocol
 
+from launcher import location
 from launcher.driving import bind_hard_shard, unfinished_filter
 from launcher.records import marker_path
 from launcher.shard import Shard, Strategy, stable_hash
@@ -76,7 +77,7 @@ def stale(task: Any, shard: Shard, key: str, marked: list[Marked]) -> list[Marke
 
 def _marker_total(state_dir: str | None, key: str, tag: str) -> int | None:
     try:
-        with open(marker_path(state_dir or "", key, tag), encoding="utf-8") as f:
+        with location.open(marker_path(state_dir or "", key, tag), "r", encoding="utf-8") as f:
             return int(json.load(f)["total"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
