@@ -27,9 +27,12 @@ REPO = Path(__file__).resolve().parent.parent
 STATES = ("done",) * 90 + ("running",) * 5 + ("failed",) * 4 + ("pending",)  # shares of 100
 
 
-def write_sweep(directory: str, shards: int, states: tuple[str, ...] = STATES) -> str:
+def write_sweep(
+    directory: str, shards: int, states: tuple[str, ...] = STATES, heartbeat_s: float = 5.0
+) -> str:
     """A local sweep of ``shards`` shards whose state cycles through ``states``; the live
-    heartbeats name this process, so they read as running while it lives."""
+    heartbeats name this process, so they read as running while it lives (and for
+    ``STALE_BEATS`` x ``heartbeat_s`` seconds; then stale)."""
     elements = []
     now = time.time()
     for i in range(shards):
@@ -44,7 +47,7 @@ def write_sweep(directory: str, shards: int, states: tuple[str, ...] = STATES) -
         os.makedirs(job_dir)
         counts = {"total": 100, "skipped": 0, "processed": 100, "failed": 0, "planned": True}
         beat = {"state": "running", **counts, "processed": 40, "items_per_s": 20.0}
-        beat.update(eta_s=3.0, heartbeat_s=5.0, updated_unix=now, updated_at="-")
+        beat.update(eta_s=3.0, heartbeat_s=heartbeat_s, updated_unix=now, updated_at="-")
         beat.update(host=socket.gethostname(), pid=os.getpid(), shard={"idx": i, "num": shards})
         _write(os.path.join(job_dir, "progress.json"), beat)
         if state == "running":
@@ -62,7 +65,7 @@ def write_sweep(directory: str, shards: int, states: tuple[str, ...] = STATES) -
     record = {
         "format": 1, "backend": "local", "sweep_dir": directory, "created_at": "-", "argv": [],
         "arrays": [{"index": 0, "overrides": [], "key": "bench", "shard_num": shards,
-                    "heartbeat_s": 5.0, "elements": elements}],
+                    "heartbeat_s": heartbeat_s, "elements": elements}],
     }  # fmt: skip
     _write(os.path.join(directory, ".launcher", "sweep.json"), record)
     return directory
