@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.fixtures import cache_root
@@ -46,13 +47,21 @@ def write_sweep(
             continue
         os.makedirs(job_dir)
         counts = {"total": 100, "skipped": 0, "processed": 100, "failed": 0, "planned": True}
-        beat = {"state": "running", **counts, "processed": 40, "items_per_s": 20.0}
+        beat = {
+            "state": "running",
+            **counts,
+            "processed": 40,
+            "items_per_s": 20.0,
+            "elapsed_s": 2.0,
+        }
         beat.update(eta_s=3.0, heartbeat_s=heartbeat_s, updated_unix=now, updated_at="-")
         beat.update(host=socket.gethostname(), pid=os.getpid(), shard={"idx": i, "num": shards})
         _write(os.path.join(job_dir, "progress.json"), beat)
         if state == "running":
             continue
-        report = {**beat, **counts, "state": "completed", "exit_code": 0, "ended_at": "-"}
+        ended = datetime.fromtimestamp(now - 3600 * (shards - i) / shards, timezone.utc)
+        report = {**beat, **counts, "state": "completed", "exit_code": 0, "elapsed_s": 60.0}
+        report["ended_at"] = ended.isoformat(timespec="seconds")  # over the last hour, in order
         if state == "failed":
             report.update(processed=97, failed=3, exit_code=1)
             lines = [
