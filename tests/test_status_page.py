@@ -145,6 +145,18 @@ def screenshot(driver, name: str) -> Path:
     return path
 
 
+def keep_for_readme(shot: Path) -> None:
+    """With ``README_SCREENSHOT=1``: the README's picture (docs/status-page.png), made small."""
+    if os.environ.get("README_SCREENSHOT") != "1":
+        return
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        small = im.convert("RGB").crop((0, 0, im.width, min(im.height, 760)))
+        small = small.quantize(colors=64, method=Image.Quantize.FASTOCTREE)  # keeps small swatches
+        small.save(REPO / "docs" / "status-page.png", optimize=True)
+
+
 def shards_line(doc: dict) -> str:
     """The page's totals line, from the document the terminal prints."""
     n = doc["totals"]["shards"]
@@ -219,6 +231,7 @@ def test_a_live_sweep_is_watched_to_its_end_with_failures_and_a_killed_shard(bro
     assert len(key) >= 8 and key in text  # the config hash
     assert same_document(page_doc, doc)
     assert shot.stat().st_size > 10_000
+    keep_for_readme(shot)
 
 
 def same_document(served_doc: dict, printed: dict) -> bool:
