@@ -316,6 +316,10 @@ def test_serve_and_html_refuse_what_cannot_work(big, tmp_path):
         taken = status(big, "--serve", "--port", port)
     assert taken.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in taken.stderr and "--port 0" in taken.stderr
+    elsewhere = status(big, "--serve", "--port", "0", "--host", "192.0.2.1")  # TEST-NET-1
+    assert elsewhere.returncode == 2 and "--host must be an address of this machine" in (
+        elsewhere.stderr
+    )
     missing = status(tmp_path / "nowhere", "--serve", "--port", "0")
     assert missing.returncode == 2 and "no such directory" in missing.stderr
     unwritable = status(big, "--html", str(tmp_path / "no" / "such" / "dir" / "x.html"))

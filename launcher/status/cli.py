@@ -133,12 +133,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     """Show the state of DIR (once, or until it ends with ``--watch``); see ``EXIT_CODES``."""
     args = parse(argv)
-    if args.serve:
-        from launcher.status.serve import serve  # http.server: only for the page
-
-        return serve(args.dir, args.host or "127.0.0.1", PORT if args.port is None else args.port)
     colour = wants_colour()
     try:
+        if args.serve:
+            from launcher.status.serve import serve  # http.server: only for the page
+
+            port = PORT if args.port is None else args.port
+            return serve(args.dir, args.host or "127.0.0.1", port)
         if args.html:
             return write_html(collect(args.dir), args.html)
         while True:

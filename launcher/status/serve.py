@@ -9,12 +9,14 @@ last read took, so a 100,000-shard sweep never keeps a CPU busy.
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socket import AF_INET6
 
 from launcher.status.collect import NotARun, collect
 from launcher.status.document import document
@@ -48,7 +50,10 @@ class Snapshots:
 
     def follow(self, poll_s: float) -> None:
         while not self._stop.wait(max(poll_s, READ_SHARE * self.took_s)):
-            self.read()
+            try:
+                self.read()
+            except Exception as e:  # a bug must show on the page, not freeze it at old news
+                self.error = f"reading the records failed: {e!r}"
 
     def stop(self) -> None:
         self._stop.set()
@@ -93,15 +98,18 @@ def serve(directory: str, host: str, port: int, poll_s: float = POLL_S) -> int:
     if snapshots.error is not None:
         print(f"status: {snapshots.error}", file=sys.stderr)
         return 2
+    server_class = ThreadingHTTPServer
+    if ":" in host:  # an IPv6 address
+        server_class = type("Server6", (ThreadingHTTPServer,), {"address_family": AF_INET6})
     try:
-        server = ThreadingHTTPServer((host, port), handler(snapshots, poll_s))
+        server = server_class((host, port), handler(snapshots, poll_s))
     except OSError as e:
-        print(
-            f"status --serve: cannot listen on {host}:{port} ({e.strerror or e}). "
-            "Another program may hold that port: pick another with --port N, or --port 0 "
-            "for any free one.",
-            file=sys.stderr,
-        )
+        if e.errno == errno.EADDRINUSE:
+            hint = "another program holds that port: pick another with --port N, or --port 0"
+        else:
+            hint = "--host must be an address of this machine (the default is 127.0.0.1)"
+        print(f"status --serve: cannot listen on {host}:{port} ({e.strerror or e}); {hint}.",
+              file=sys.stderr)  # fmt: skip
         return 2
     server.daemon_threads = True
     reader = threading.Thread(target=snapshots.follow, args=(poll_s,), daemon=True)
