@@ -24,9 +24,9 @@ import pytest
 
 from bench.browser import Browser, no_browser
 from bench.status_read import write_sweep
-from tests.conftest import REPO, launch_argv, status
+from tests.conftest import REPO, launch_argv, need_slurm, status
 
-pytestmark = pytest.mark.xdist_group("test_status_page")  # one browser, one worker
+ONE_WORKER = pytest.mark.xdist_group("test_status_page")  # one browser for them (SLURM's: its own)
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", REPO / "outputs" / "test-artifacts"))
 # What the page drew, read back from the canvas: each cell's state by its centre pixel.
 DRAWN = """
@@ -115,8 +115,8 @@ def as_json(directory: Path) -> dict:
     return json.loads(r.stdout)
 
 
-def hover(driver, index: int) -> str:
-    """Move the mouse onto cell ``index`` of the grid; the tip's text."""
+def hover(driver, index: int, click: bool = False) -> str:
+    """Move the mouse onto cell ``index`` of the grid (and click it); the tip's text."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -125,7 +125,8 @@ def hover(driver, index: int) -> str:
     size = canvas.size
     dx = cell["x"] + cell["w"] / 2 - size["width"] / 2
     dy = cell["y"] + cell["w"] / 2 - size["height"] / 2
-    ActionChains(driver).move_to_element_with_offset(canvas, int(dx), int(dy)).perform()
+    actions = ActionChains(driver).move_to_element_with_offset(canvas, int(dx), int(dy))
+    (actions.click() if click else actions).perform()
     return wait_for(
         driver,
         "const t = document.getElementById('tip'); return !t.hidden && t.textContent",
@@ -167,6 +168,7 @@ def shards_line(doc: dict) -> str:
 # -- a real local sweep, watched until it ends ----------------------------------------------------
 
 
+@ONE_WORKER
 def test_a_live_sweep_is_watched_to_its_end_with_failures_and_a_killed_shard(browser, tmp_path):
     fault = tmp_path / "fault"
     fault.touch()
@@ -256,6 +258,7 @@ def big(tmp_path_factory) -> Path:
     return Path(write_sweep(str(directory), 10_000, heartbeat_s=3600.0))
 
 
+@ONE_WORKER
 def test_the_served_json_is_the_status_json_document(big):
     with served(big) as server:
         assert same_document(server.json(), as_json(big))
@@ -268,6 +271,7 @@ def test_the_served_json_is_the_status_json_document(big):
         assert e.value.code == 501  # read-only
 
 
+@ONE_WORKER
 def test_a_10000_shard_page_draws_every_shard_and_its_notes(browser, big):
     doc = as_json(big)
     with served(big) as server:
@@ -275,7 +279,8 @@ def test_a_10000_shard_page_draws_every_shard_and_its_notes(browser, big):
         wait_for(browser, "return window.statusPage.refreshes > 0", what="the first refresh")
         drawn = browser.execute_script(DRAWN)
         failed = next(i for i, s in enumerate(doc["shards"]) if s["state"] == "failed")
-        tip = hover(browser, failed)
+        tip = hover(browser, failed, click=True)  # pinned: it stays while the mouse moves on
+        assert hover(browser, failed + 1) == tip
         resources = browser.execute_script(
             "return performance.getEntriesByType('resource').map(e => e.name)"
         )
@@ -288,6 +293,7 @@ def test_a_10000_shard_page_draws_every_shard_and_its_notes(browser, big):
     assert "ValueError 1200 400" in text
 
 
+@ONE_WORKER
 def test_html_writes_the_same_page_as_one_file(browser, big, tmp_path):
     out = tmp_path / "status.html"
     r = status(big, "--html", str(out))
@@ -310,7 +316,9 @@ def test_html_writes_the_same_page_as_one_file(browser, big, tmp_path):
 # -- what a user can get wrong --------------------------------------------------------------------
 
 
-def test_serve_and_html_refuse_what_cannot_work(big, tmp_path):
+@ONE_WORKER
+def test_serve_and_html_refuse_what_cannot_work(tmp_path):
+    big = Path(write_sweep(str(tmp_path / "sweep"), 4, heartbeat_s=3600.0))
     with served(big) as server:
         port = server.url.rsplit(":", 1)[1].strip("/")
         taken = status(big, "--serve", "--port", port)
@@ -332,3 +340,46 @@ def test_serve_and_html_refuse_what_cannot_work(big, tmp_path):
     ]:
         r = status(big, *args)
         assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
+
+
+# -- a SLURM sweep --------------------------------------------------------------------------------
+
+
+@pytest.mark.slurm  # with the other SLURM tests, on their worker (conftest.py)
+@pytest.mark.timeout(240)
+def test_a_slurm_sweeps_page_shows_each_shards_slurm_state_and_job(browser, launch, tmp_path):
+    need_slurm()
+    fault = tmp_path / "fault"
+    fault.touch()
+    r = launch(
+        "task=squares",
+        f"task.output_dir={tmp_path / 'out'}",
+        "task.n=8",
+        "task.fail_mod=5",  # items 0 and 5 fail: shards 0 and 1 of 4
+        f"task.fault_file={fault}",
+        "shard.num=4",
+        "hydra/launcher=slurm",
+        "hydra.launcher.wait=true",
+        "backbone.num_workers=1",
+        "backbone.start_method=fork",
+        multirun=True,
+        timeout=150,
+    )
+    assert r.returncode == 1, r.stdout + r.stderr
+    sweep = launch.job_dir
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:  # sacct lags a few seconds behind the jobs
+        doc = as_json(sweep)
+        if [s["slurm_state"] for s in doc["shards"]] == ["FAILED", "FAILED", *["COMPLETED"] * 2]:
+            break
+        time.sleep(0.5)
+    out = tmp_path / "page.html"
+    assert status(sweep, "--html", str(out)).returncode == 1
+    browser.get(out.as_uri())
+    wait_for(browser, "return window.statusPage.firstPaintMs !== null", what="the first paint")
+    drawn = browser.execute_script(DRAWN)
+    tip = hover(browser, 1)
+    assert drawn == ["failed", "failed", "done", "done"]
+    one = doc["shards"][1]
+    assert f"SLURM: FAILED, job {one['slurm_id']}" in tip and f".err: {one['log']}.err" in tip
+    assert "exit code: 1" in tip and "shard 1 (shard-1-of-4)" in tip
