@@ -258,10 +258,27 @@ def big(tmp_path_factory) -> Path:
     return Path(write_sweep(str(directory), 10_000, heartbeat_s=3600.0))
 
 
+def unchanged_is_not_sent_again(url: str) -> bool:
+    """A poll naming the version it has gets 304 and no body (tried thrice: the server may
+    have read a newer one in between)."""
+    for _ in range(3):
+        with urllib.request.urlopen(url, timeout=30) as r:
+            tag = r.headers["ETag"]
+        again = urllib.request.Request(url, headers={"If-None-Match": tag})
+        try:
+            urllib.request.urlopen(again, timeout=30).close()
+        except urllib.error.HTTPError as e:  # urllib raises on a 304
+            if e.code == 304:
+                return True
+            raise
+    return False
+
+
 @ONE_WORKER
 def test_the_served_json_is_the_status_json_document(big):
     with served(big) as server:
         assert same_document(server.json(), as_json(big))
+        assert unchanged_is_not_sent_again(server.url + "status.json")
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(server.url + "nothing", timeout=30)
         assert e.value.code == 404

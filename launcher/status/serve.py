@@ -34,6 +34,7 @@ class Snapshots:
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.body = b""
+        self.version = 0  # bumped when the document changes: the page skips what it has
         self.error: str | None = None
         self.took_s = 0.0
         self._stop = threading.Event()
@@ -43,7 +44,10 @@ class Snapshots:
         t0 = time.monotonic()
         try:
             doc = document(collect(self.directory, write=False))
-            self.body, self.error = json.dumps(doc, default=str).encode(), None
+            body = json.dumps(doc, default=str).encode()
+            if body != self.body:
+                self.body, self.version = body, self.version + 1
+            self.error = None
         except (NotARun, RecordError, OSError) as e:
             self.error = str(e)
         self.took_s = time.monotonic() - t0
@@ -70,18 +74,24 @@ def handler(snapshots: Snapshots, poll_s: float) -> type[BaseHTTPRequestHandler]
             if path in ("/", "/index.html"):
                 self._send(HTTPStatus.OK, "text/html; charset=utf-8", page)
             elif path == "/" + SOURCE and snapshots.error is None:
-                self._send(HTTPStatus.OK, "application/json", snapshots.body)
+                body, tag = snapshots.body, f'"{snapshots.version}"'
+                if self.headers.get("If-None-Match") == tag:
+                    self._send(HTTPStatus.NOT_MODIFIED, "application/json", b"", tag)
+                else:
+                    self._send(HTTPStatus.OK, "application/json", body, tag)
             elif path == "/" + SOURCE:
                 body = json.dumps({"error": snapshots.error}).encode()
                 self._send(HTTPStatus.SERVICE_UNAVAILABLE, "application/json", body)
             else:
                 self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
 
-        def _send(self, code: HTTPStatus, kind: str, body: bytes) -> None:
+        def _send(self, code: HTTPStatus, kind: str, body: bytes, tag: str | None = None) -> None:
             self.send_response(code)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            if tag:
+                self.send_header("ETag", tag)
             self.end_headers()
             self.wfile.write(body)
 

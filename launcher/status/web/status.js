@@ -1,5 +1,6 @@
 // The status page: draws one `status --json --failed` document, and polls for the next one
-// when served. window.statusPage exposes what was drawn (layout, colours, timings) to tests.
+// when served. window.statusPage exposes what was drawn (layout, colours, timings) to tests;
+// refreshes counts documents drawn, polls the questions asked.
 "use strict";
 (function () {
   const STATES = ["pending", "held", "running", "done", "failed", "stale"];
@@ -14,7 +15,7 @@
   const $ = (id) => document.getElementById(id);
   const page = {
     doc: null, layout: null, colours: COLOURS, firstPaintMs: null,
-    lastRefreshMs: null, refreshes: 0, pinned: null, cell: cell,
+    lastRefreshMs: null, refreshes: 0, polls: 0, pinned: null, cell: cell,
   };
   window.statusPage = page;
 
@@ -209,17 +210,23 @@
     $("problem").textContent = text || "";
   }
 
+  let version = null; // the server's ETag of the document drawn: unchanged ones are not sent
   async function poll() {
     const t0 = performance.now();
     try {
-      const r = await fetch(config.source, { cache: "no-store" });
-      const body = await r.json();
-      if (!r.ok) throw new Error(body.error || r.statusText);
-      draw(body);
-      painted();
-      await new Promise((done) => requestAnimationFrame(() => done()));
-      page.lastRefreshMs = performance.now() - t0;
-      page.refreshes += 1;
+      const headers = version ? { "If-None-Match": version } : {};
+      const r = await fetch(config.source, { cache: "no-store", headers: headers });
+      page.polls += 1;
+      if (r.status !== 304) {
+        const body = await r.json();
+        if (!r.ok) throw new Error(body.error || r.statusText);
+        version = r.headers.get("ETag");
+        draw(body);
+        painted();
+        await new Promise((done) => requestAnimationFrame(() => done()));
+        page.lastRefreshMs = performance.now() - t0;
+        page.refreshes += 1;
+      }
       problem(null);
     } catch (e) {
       problem(`Cannot read the sweep's status (${e.message}); showing the last one read.`);
