@@ -29,6 +29,8 @@ exit codes:
   2  DIR is not a run or sweep directory, or its sweep record is damaged
   3  no shard failed, but some have not finished (pending, held, running or stale),
      or done shards lost their completion marker (a relaunch would run them again)
+--html FILE exits as above once FILE is written (2 if it cannot be); --serve exits 0
+when Ctrl-C stops it, 2 when DIR cannot be read or it cannot listen where asked.
 """
 
 

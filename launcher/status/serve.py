@@ -33,8 +33,7 @@ class Snapshots:
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
-        self.body = b""
-        self.version = 0  # bumped when the document changes: the page skips what it has
+        self.latest = (0, b"")  # (version, body): the version is bumped when the body changes
         self.error: str | None = None
         self.took_s = 0.0
         self._stop = threading.Event()
@@ -45,8 +44,9 @@ class Snapshots:
         try:
             doc = document(collect(self.directory, write=False))
             body = json.dumps(doc, default=str).encode()
-            if body != self.body:
-                self.body, self.version = body, self.version + 1
+            version, last = self.latest
+            if body != last:
+                self.latest = (version + 1, body)  # one assignment: readers never see a mix
             self.error = None
         except (NotARun, RecordError, OSError) as e:
             self.error = str(e)
@@ -74,7 +74,8 @@ def handler(snapshots: Snapshots, poll_s: float) -> type[BaseHTTPRequestHandler]
             if path in ("/", "/index.html"):
                 self._send(HTTPStatus.OK, "text/html; charset=utf-8", page)
             elif path == "/" + SOURCE and snapshots.error is None:
-                body, tag = snapshots.body, f'"{snapshots.version}"'
+                version, body = snapshots.latest
+                tag = f'"{version}"'
                 if self.headers.get("If-None-Match") == tag:
                     self._send(HTTPStatus.NOT_MODIFIED, "application/json", b"", tag)
                 else:
