@@ -29,7 +29,7 @@
   const clock = (ms) => new Date(ms).toISOString().slice(11, 16) + "Z";
   const shardName = (r, i) => (r.shard === null ? r.tag || `#${i}` : `shard ${r.shard}`);
 
-  // -- the grid: one cell per shard, on a canvas (one element per shard stalls at 100,000) --
+  // -- the grid: one cell per shard, on a canvas (an element per shard: seconds at 100,000) --
   function grid(n, width) {
     let size = Math.floor(Math.sqrt((width * 420) / Math.max(n, 1)));
     size = Math.max(2, Math.min(22, size));
