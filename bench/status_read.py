@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.fixtures import cache_root
@@ -27,9 +28,12 @@ REPO = Path(__file__).resolve().parent.parent
 STATES = ("done",) * 90 + ("running",) * 5 + ("failed",) * 4 + ("pending",)  # shares of 100
 
 
-def write_sweep(directory: str, shards: int, states: tuple[str, ...] = STATES) -> str:
+def write_sweep(
+    directory: str, shards: int, states: tuple[str, ...] = STATES, heartbeat_s: float = 5.0
+) -> str:
     """A local sweep of ``shards`` shards whose state cycles through ``states``; the live
-    heartbeats name this process, so they read as running while it lives."""
+    heartbeats name this process, so they read as running while it lives (and for
+    ``STALE_BEATS`` x ``heartbeat_s`` seconds; then stale)."""
     elements = []
     now = time.time()
     for i in range(shards):
@@ -43,13 +47,21 @@ def write_sweep(directory: str, shards: int, states: tuple[str, ...] = STATES) -
             continue
         os.makedirs(job_dir)
         counts = {"total": 100, "skipped": 0, "processed": 100, "failed": 0, "planned": True}
-        beat = {"state": "running", **counts, "processed": 40, "items_per_s": 20.0}
-        beat.update(eta_s=3.0, heartbeat_s=5.0, updated_unix=now, updated_at="-")
+        beat = {
+            "state": "running",
+            **counts,
+            "processed": 40,
+            "items_per_s": 20.0,
+            "elapsed_s": 2.0,
+        }
+        beat.update(eta_s=3.0, heartbeat_s=heartbeat_s, updated_unix=now, updated_at="-")
         beat.update(host=socket.gethostname(), pid=os.getpid(), shard={"idx": i, "num": shards})
         _write(os.path.join(job_dir, "progress.json"), beat)
         if state == "running":
             continue
-        report = {**beat, **counts, "state": "completed", "exit_code": 0, "ended_at": "-"}
+        ended = datetime.fromtimestamp(now - 3600 * (shards - i) / shards, timezone.utc)
+        report = {**beat, **counts, "state": "completed", "exit_code": 0, "elapsed_s": 60.0}
+        report["ended_at"] = ended.isoformat(timespec="seconds")  # over the last hour, in order
         if state == "failed":
             report.update(processed=97, failed=3, exit_code=1)
             lines = [
@@ -62,7 +74,7 @@ def write_sweep(directory: str, shards: int, states: tuple[str, ...] = STATES) -
     record = {
         "format": 1, "backend": "local", "sweep_dir": directory, "created_at": "-", "argv": [],
         "arrays": [{"index": 0, "overrides": [], "key": "bench", "shard_num": shards,
-                    "heartbeat_s": 5.0, "elements": elements}],
+                    "heartbeat_s": heartbeat_s, "elements": elements}],
     }  # fmt: skip
     _write(os.path.join(directory, ".launcher", "sweep.json"), record)
     return directory

@@ -373,6 +373,26 @@ def st1(mode: Mode) -> Built:
     return Built(cs, {"shards": n, "sweep": sweep}, reps=mode.reps or mode.pick(3, 10))
 
 
+# -- ST2: the status page of a big sweep, timed in a browser --------------------------------------
+
+
+def _st2(what: str) -> Callable[[Mode], Built]:
+    def build(mode: Mode) -> Built:
+        from bench import status_page
+        from bench.browser import no_browser
+
+        reason = no_browser()
+        if reason:
+            return Built([], skip=f"no browser: {reason}")
+        sweep = status_page.fresh_sweep()
+        cs = [Contender("ours", status_page.served(what, sweep), f"status --serve, {what}")]
+        if what == "paint":
+            cs.append(Contender("ours[html]", status_page.snapshot(sweep), "status --html file"))
+        return Built(cs, {"shards": status_page.SHARDS}, reps=mode.reps or mode.pick(2, 5))
+
+    return build
+
+
 # -- L1: SLURM submission -------------------------------------------------------------------------
 
 
@@ -441,4 +461,18 @@ WORKLOADS = [
     ),
     Workload("L1", "SLURM submission: N shards from a cold launch.py -m", "s", False, l1),
     Workload("ST1", "status: reading a 1000-shard sweep, cold process", "s", False, st1),
+    Workload(
+        "ST2-paint",
+        "status page, 10,000 shards: first paint in the browser",
+        "s",
+        False,
+        _st2("paint"),
+    ),  # fmt: skip
+    Workload(
+        "ST2-refresh",
+        "status page, 10,000 shards: one refresh in the browser",
+        "s",
+        False,
+        _st2("refresh"),
+    ),  # fmt: skip
 ]

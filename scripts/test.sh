@@ -7,7 +7,8 @@
 # on Debian: it installs the packages on first use) and stops it again on exit,
 # also when tests fail or the run is interrupted. Where no cluster can be started
 # (a laptop without root or apt) the SLURM tests are skipped, each saying why;
-# REQUIRE_SLURM=1 (set by .ci/run) turns that into an error.
+# REQUIRE_SLURM=1 (set by .ci/run) turns that into an error. The same for a browser
+# (scripts/browser.sh, REQUIRE_BROWSER=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cluster=scripts/slurm/cluster.sh
@@ -25,5 +26,11 @@ if ! "$cluster" status >/dev/null 2>&1; then
 fi
 if "$cluster" status >/dev/null 2>&1; then
   eval "$("$cluster" env)"
+fi
+# The status page's tests drive a headless chromium; without one they skip, each saying
+# why, and REQUIRE_BROWSER=1 (set by .ci/run) turns that into an error.
+if ! scripts/browser.sh install && [[ ${REQUIRE_BROWSER:-0} == 1 ]]; then
+  echo "scripts/test.sh: could not install chromium, and REQUIRE_BROWSER=1" >&2
+  exit 1
 fi
 python -m pytest "$@"

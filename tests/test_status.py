@@ -630,7 +630,7 @@ def test_a_big_sweep_is_a_grid_with_a_legend_and_the_table_stays_available(tmp_p
     assert len([x for x in table if x.split()[:1] and x.split()[0].isdigit()]) == 200
 
     as_json = json.loads(status(sweep, "--json").stdout)
-    assert set(as_json) == {"dir", "backend", "updated_at", "arrays", "totals", "shards"}
+    assert set(as_json) == {"dir", "backend", "updated_at", "argv", "arrays", "totals", "shards"}
     assert len(as_json["shards"]) == 200 and as_json["totals"]["shards"]["failed"] == 8
 
     small = big_sweep(tmp_path / "small", shards=10)

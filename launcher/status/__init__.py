@@ -1,4 +1,5 @@
-"""``python -m launcher status DIR [--json] [--watch [S]] [--failed] [--table|--grid]``.
+"""``python -m launcher status DIR [--json] [--watch [S]] [--failed] [--table|--grid]``,
+``--serve [--port N] [--host H]`` or ``--html FILE``.
 
 Where a run or sweep stands. DIR is a job directory (``report.json``,
 ``progress.json``) or a sweep directory: one launched by the local or SLURM
@@ -19,6 +20,8 @@ One module per job, in the order data flows:
 - :mod:`.collect`: gathers the facts of every shard into a :class:`.Summary`;
 - :mod:`.summary`: the rows, totals and summary dataclasses;
 - :mod:`.render`, :mod:`.grid`, :mod:`.failures`: what people read;
+- :mod:`.document`: the ``--json`` document, which the page shows too;
+- :mod:`.page` (with ``web/``), :mod:`.serve`: the page, ``--html`` and ``--serve``;
 - :mod:`.cli`: the command line and its exit codes.
 """
 

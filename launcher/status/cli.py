@@ -9,13 +9,17 @@ import shutil
 import sys
 import time
 
+from launcher.io import atomic_write
 from launcher.status.collect import NotARun, collect
-from launcher.status.failures import failures_digest, render_failed
+from launcher.status.document import document
+from launcher.status.failures import render_failed
 from launcher.status.grid import grid
 from launcher.status.jobfiles import RecordError
+from launcher.status.page import html
 from launcher.status.render import header, table, totals
 from launcher.status.summary import Summary
 
+PORT = 8765  # --serve's default port
 GRID_FROM = 64  # shards: from this many on, a grid by default instead of a table
 
 EXIT_CODES = """\
@@ -25,6 +29,8 @@ exit codes:
   2  DIR is not a run or sweep directory, or its sweep record is damaged
   3  no shard failed, but some have not finished (pending, held, running or stale),
      or done shards lost their completion marker (a relaunch would run them again)
+--html FILE exits as above once FILE is written (2 if it cannot be); --serve exits 0
+when Ctrl-C stops it, 2 when DIR cannot be read or it cannot listen where asked.
 """
 
 
@@ -51,6 +57,18 @@ def render(
     if failed:
         out.append(render_failed(summary))
     return "\n".join(out)
+
+
+def write_html(summary: Summary, path: str) -> int:
+    """``--html FILE``: the page as one file (whole or not at all); the exit code as ``status``."""
+    try:
+        with atomic_write(path, "w", create_dirs=False, encoding="utf-8") as f:
+            f.write(html(document(summary)))
+    except OSError as e:
+        print(f"status --html: cannot write {path} ({e.strerror or e}).", file=sys.stderr)
+        return 2
+    print(f"wrote {path}: the status of {summary.dir} at {summary.updated_at}")
+    return exit_code(summary)
 
 
 def wants_colour() -> bool:
@@ -97,7 +115,23 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help=f"one cell per shard, coloured by state (the default from {GRID_FROM} shards)",
     )
     parser.set_defaults(layout="auto")
-    return parser.parse_args(argv)
+    page = parser.add_argument_group("the page (a grid, throughput, failures; in a browser)")
+    page.add_argument(
+        "--serve", action="store_true", help="serve a live page until Ctrl-C (read-only)"
+    )
+    page.add_argument("--port", type=int, help=f"with --serve (default {PORT}; 0: any free one)")
+    page.add_argument("--host", help="with --serve: the address to bind (default 127.0.0.1)")
+    page.add_argument("--html", metavar="FILE", help="write the page, as one file, to FILE")
+    args = parser.parse_args(argv)
+    if args.serve and (args.html or args.json or args.watch):
+        parser.error("--serve shows the page itself: leave out --html, --json and --watch")
+    if args.html and (args.json or args.watch):
+        parser.error("--html writes one snapshot: leave out --json and --watch")
+    if args.port is not None and not 0 <= args.port <= 65535:
+        parser.error(f"--port {args.port}: a port is 0 to 65535 (0: any free one)")
+    if not args.serve and (args.port is not None or args.host is not None):
+        parser.error("--port and --host go with --serve")
+    return args
 
 
 def main(argv: list[str]) -> int:
@@ -105,12 +139,17 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     colour = wants_colour()
     try:
+        if args.serve:
+            from launcher.status.serve import serve  # http.server: only for the page
+
+            port = PORT if args.port is None else args.port
+            return serve(args.dir, args.host or "127.0.0.1", port)
+        if args.html:
+            return write_html(collect(args.dir), args.html)
         while True:
             summary = collect(args.dir)
             if args.json:
-                if args.failed:
-                    summary.extra["failures"] = failures_digest(summary)
-                text = json.dumps(summary.as_dict(), indent=2, default=str)
+                text = json.dumps(document(summary, args.failed), indent=2, default=str)
             else:
                 text = render(summary, args.failed, args.layout, colour)
             if args.watch and sys.stdout.isatty():

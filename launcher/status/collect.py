@@ -56,6 +56,7 @@ def collect(directory: str, write: bool = True) -> Summary:
         arrays=[ArrayInfo(a.index, a.overrides, a.key) for a in (record.arrays if record else [])],
         totals=Totals.of(rows),
         shards=rows,
+        argv=record.argv if record else [],
     )
     if write and (record is not None or len(rows) > 1):
         with (
@@ -127,6 +128,7 @@ def shard_row(facts: Facts, verdict: Verdict, job_dir: str | None) -> ShardRow:
         planned=rec.planned,
         items_per_s=rec.items_per_s,
         eta_s=rec.eta_s if verdict.state in ("running", "stale") and live else None,
+        elapsed_s=rec.elapsed_s,
         exit_code=rec.exit_code if rec is facts.report else facts.exit_code,
         final=verdict.final,
         state=verdict.state,

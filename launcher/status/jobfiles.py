@@ -64,6 +64,7 @@ class JobRecord:
     planned: bool = True
     items_per_s: float | None = None
     eta_s: float | None = None
+    elapsed_s: float | None = None
     state: str | None = None
     exit_code: int | None = None
     stop_reason: str | None = None
@@ -99,6 +100,7 @@ class JobRecord:
             planned=field(data, "planned", (bool,), True),
             items_per_s=field(data, "items_per_s", NUMBER),
             eta_s=field(data, "eta_s", NUMBER),
+            elapsed_s=field(data, "elapsed_s", NUMBER),
             state=field(data, "state", (str,)),
             exit_code=field(data, "exit_code", (int,)),
             stop_reason=_text(data.get("stop_reason")),

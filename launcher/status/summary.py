@@ -24,6 +24,7 @@ class ShardRow:
     planned: bool = True
     items_per_s: float | None = None
     eta_s: float | None = None
+    elapsed_s: float | None = None  # how long it ran (to its end, or to its last heartbeat)
     exit_code: int | None = None
     final: bool = False
     state: str = "pending"
@@ -105,6 +106,7 @@ class Summary:
     arrays: list[ArrayInfo]
     totals: Totals
     shards: list[ShardRow]
+    argv: list[str] = field(default_factory=list)  # the sweep's command line, when recorded
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. ``failures`` with --failed
 
     def as_dict(self) -> dict[str, Any]:
@@ -113,6 +115,7 @@ class Summary:
             "dir": self.dir,
             "backend": self.backend,
             "updated_at": self.updated_at,
+            "argv": self.argv,
             "arrays": [dict(vars(a)) for a in self.arrays],
             "totals": asdict(self.totals),
             "shards": [dict(vars(r)) for r in self.shards],

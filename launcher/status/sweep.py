@@ -50,6 +50,7 @@ class SweepRecord:
     created_at: str
     scheduler: Scheduler | None
     arrays: list[ArrayRecord]
+    argv: list[str]  # the command line that launched it
 
 
 def record_path(directory: str) -> str:
@@ -77,6 +78,7 @@ def _sweep(data: Any) -> SweepRecord:
         if sched
         else None,
         arrays=[_array(a, i) for i, a in enumerate(field(data, "arrays", (list,), []))],
+        argv=[str(a) for a in field(data, "argv", (list,), [])],
     )
 
 
