@@ -7,10 +7,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from launcher.launchers.probe import no_controller
+
+if TYPE_CHECKING:
+    from tests.installs import Venv
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_CONF = Path(__file__).resolve().parent / "conf"
@@ -167,6 +171,7 @@ def install_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def wheel(install_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of that copy, built once per session."""
     from tests.installs import build_wheel
 
     return build_wheel(install_source, tmp_path_factory.mktemp("wheels"))
@@ -175,7 +180,7 @@ def wheel(install_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 @pytest.fixture(scope="session", params=["editable", "wheel"])
 def venv(
     request: pytest.FixtureRequest, install_source: Path, tmp_path_factory: pytest.TempPathFactory
-):
+) -> Venv:
     """A fresh venv with shard-launcher installed editable (the README's first command)
     or from the wheel: one of each per session."""
     from tests.installs import editable_venv, wheel_venv
