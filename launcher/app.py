@@ -346,6 +346,7 @@ class _JobRun:
             on_skip=state.failed,
             interruptible=state.interruptible,
             on_done=state.found_done if state.watching else None,
+            on_pending=state.planned,
         )
         backbone = {k: v for k, v in self.backbone.describe().items() if k != "workers_started"}
         log.info("%s on %s, %s", self.header["task"], shard.tag(), backbone)

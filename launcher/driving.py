@@ -45,7 +45,7 @@ def unfinished_filter(task: Task) -> Unfinished | None:
         return own()
     cls = type(task)
     if cls.unfinished is not Task.unfinished:  # the opt-in block check comes first
-        return task.unfinished
+        return checked_unfinished(task)
     if isinstance(task, TorchTask):
         if cls.is_each_executed is not TorchTask.is_each_executed:
             return unfinished_by(task.is_each_executed)
@@ -65,6 +65,47 @@ def unfinished_filter(task: Task) -> Unfinished | None:
     listings = DirListings()
     is_done = task.output.is_done
     return lambda block: [it for it in block if not is_done(it["output"], listings)]
+
+
+def checked_unfinished(task: Task) -> Unfinished:
+    """``task.unfinished`` as the planner calls it, its answer checked as items are: a
+    sub-list of the block's items. Any iterable is taken, copies of the block's items are
+    traded for the originals and the order is restored; ``None``, an item the block did
+    not hold or one returned twice is refused, naming ``unfinished``."""
+    unfinished, key_of = task.unfinished, task.item_key
+    name = f"{type(task).__name__}.unfinished()"
+
+    def refuse(what: str) -> ConfigError:
+        return ConfigError(
+            f"{name} {what}: it must return the items of the block it was given that are "
+            "not done, as a list of those same dicts (a sub-list, in order). Nothing was "
+            "processed from the block it was checking."
+        )
+
+    def check(block: list[Item]) -> list[Item]:
+        out = unfinished(block)
+        if out is None or isinstance(out, (str, bytes, dict)):
+            raise refuse(f"returned {type(out).__name__}, not a list")
+        try:
+            out = out if isinstance(out, list) else list(out)
+        except TypeError:
+            raise refuse(f"returned a {type(out).__name__}, not a list") from None
+        at = {id(it): pos for pos, it in enumerate(block)}
+        where = [at.get(id(it)) for it in out]
+        if None in where:  # copies: matched by key
+            by_key = {key_of(it): pos for pos, it in enumerate(block)}
+            for i, it in enumerate(out):
+                if where[i] is None:
+                    pos = by_key.get(key_of(it)) if isinstance(it, dict) else None
+                    if pos is None or block[pos] != it:
+                        raise refuse(f"returned {it!r}, which is not an item it was given")
+                    where[i] = pos
+        if len(set(where)) != len(where):
+            twice = next(block[p] for p in where if where.count(p) > 1)
+            raise refuse(f"returned the item {key_of(twice)!r} more than once")
+        return [block[p] for p in sorted(where)]
+
+    return check
 
 
 def unfinished_by(is_executed: Callable[..., bool]) -> Unfinished:
@@ -160,13 +201,29 @@ def without_planning_state(task: Task) -> Task:
     """A shallow copy of ``task`` without the attributes only planning needs (the task
     itself when it names none), so that each worker is not sent them."""
     own = getattr(task, "__dict__", {})
-    names = [n for n in getattr(task, "planning_only", ()) if n in own]
+    names = [n for n in planning_only(task) if n in own]
     if not names:
         return task
     lean = copy.copy(task)
     for name in names:
         delattr(lean, name)
     return lean
+
+
+def planning_only(task: Task) -> tuple[str, ...]:
+    """The names in ``task.planning_only``: ``("done")`` (a bare string, the missing comma)
+    is the one name it was meant to be; anything but names is refused."""
+    names = getattr(task, "planning_only", ())
+    if isinstance(names, str):
+        return (names,)
+    if not isinstance(names, (tuple, list, set, frozenset)) or not all(
+        isinstance(n, str) for n in names
+    ):
+        raise ConfigError(
+            f"{type(task).__name__}.planning_only must name attributes: a tuple of strings "
+            f"such as ('done',), not {names!r}."
+        )
+    return tuple(names)
 
 
 @dataclass

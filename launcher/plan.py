@@ -255,9 +255,11 @@ class Plan:
         on_skip: OnSkip | None = None,
         interruptible: Callable[[], AbstractContextManager] = contextlib.nullcontext,
         on_done: Callable[[list[str]], None] | None = None,
+        on_pending: Callable[[list[Item]], None] | None = None,
     ) -> None:
         self.task = task
         self.on_done = on_done  # told the keys of the items the finish check found done
+        self.on_pending = on_pending  # told each block of pending items, in order
         self.shard = shard
         self.stats = stats
         self.only_keys = only_keys
@@ -332,6 +334,8 @@ class Plan:
             if self.limit is not None:
                 self.limit -= len(pending)
             if pending:
+                if self.on_pending is not None:
+                    self.on_pending(pending)
                 yield pending
         self._record_unlisted()
         stats.planned = True

@@ -62,7 +62,8 @@ class RunState:
         self.count_log_s = count_log_s
         self.item_key = item_key
         self.errors: dict[str, int] = {}  # failed items by error type
-        self._succeeded = False  # an item succeeded, perhaps not yet counted as processed
+        self._first: dict[str, None] = {}  # keys of the first systematic_failures pending items
+        self._first_failed: dict[str, str] = {}  # ... those that failed, with their error type
         self._first_failure: tuple[str, str, str, str] | None = None  # item, error, message, tb
         self._next_count_log = time.monotonic() + count_log_s
         self.item_timeout_s = item_timeout_s
@@ -99,10 +100,12 @@ class RunState:
         """Whether :meth:`done` needs the finished items (earlier failures wait for them)."""
         return self.records.watching
 
-    def succeeded(self) -> None:
-        """An item is known to have succeeded before its batch is counted done: failures
-        can arrive ahead of their batch-mates' successes, and must not look systematic."""
-        self._succeeded = True
+    def planned(self, pending: list[Any]) -> None:
+        """The planner's pending items, block by block: the first ``systematic_failures``
+        of them are the items the systematic-failure stop looks at, by position."""
+        n = self.systematic_failures
+        if n is not None and len(self._first) < n:
+            self._first.update(dict.fromkeys(map(self.item_key, pending[: n - len(self._first)])))
 
     def stage(self, what: str) -> None:
         """Say what the job does until items flow (``loading the model``)."""
@@ -116,6 +119,8 @@ class RunState:
         if self._first_failure is None:
             self._first_failure = (item, error, message, traceback)
         self.errors[error] = self.errors.get(error, 0) + 1
+        if item in self._first:
+            self._first_failed[item] = error
         shown = clip(message, MAX_SHOWN_CHARS)
         if self.on_error == "raise":
             log.error("item %s failed: %s: %s\n%s", printable(item), error, shown, traceback)
@@ -135,7 +140,7 @@ class RunState:
             self.abort(f"{self.stats.failed} items failed, reaching run.max_failures")
         elif self._systematic():
             self.abort(
-                f"the first {self.stats.failed} items all failed with {error} "
+                f"the first {self.systematic_failures} items all failed with {error} "
                 f"(run.systematic_failures={self.systematic_failures})",
                 self._systematic_paragraph(),
             )
@@ -154,19 +159,17 @@ class RunState:
         return ", ".join(f"{error} {n}" for error, n in ranked)
 
     def _systematic(self) -> bool:
+        """Whether the first ``systematic_failures`` pending items, by position, have all
+        failed with one error type: one of them still running (in another worker's chunk,
+        say) may yet succeed, and then the stop never comes."""
         n = self.systematic_failures
-        return (
-            n is not None
-            and self.stats.processed == 0
-            and not self._succeeded
-            and len(self.errors) == 1
-            and self.stats.failed >= n
-        )
+        failed = self._first_failed
+        return n is not None and len(failed) >= n and len(set(failed.values())) == 1
 
     def _systematic_paragraph(self) -> str:
         item, error, message, traceback = self._first_failure
         return (
-            f"the first {self.stats.failed} items all failed with {error} and none succeeded: "
+            f"the first {self.systematic_failures} items all failed with {error}: "
             "this looks like a bug in the task or a wrong parameter, not bad items "
             f"(run.systematic_failures={self.systematic_failures}). The first, item "
             f"{printable(item)}: {error}: {clip(message, MAX_SHOWN_CHARS)}\n"

@@ -81,6 +81,8 @@ class Hostile(Task):
             raise RuntimeError("teardown could not close the database")
 
     def process(self, key: str, x: int, output: str, **extra: Any) -> None:
+        if self.fault == "all_fail_but_at" and x != self.at:
+            raise ValueError(f"item {key} is broken")
         fault = self.fault if x == self.at else "none"
         if self.begun:
             with open(self.begun, "a") as f:
@@ -121,6 +123,37 @@ class Hostile(Task):
                 os.write(fd, f"{key} {os.getpid()}\n".encode())
             finally:
                 os.close(fd)
+
+
+class BadUnfinished(Hostile):
+    """Even items are done, as ``unfinished`` answers in the way ``answer`` names:
+    ``list`` (right), ``generator``, ``copies``, ``reversed``, ``duplicates``, ``foreign``,
+    ``none``. Its ``handle`` (a lock: no worker could receive it) is named planning-only
+    with a bare string, the missing comma of ``("handle",)``."""
+
+    planning_only = "handle"  # ("handle"), the comma forgotten: one bare string
+
+    def __init__(self, *args: Any, answer: str = "list", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.answer = answer
+        self.handle = threading.Lock()
+
+    def unfinished(self, items: list) -> Any:
+        pending = [it for it in items if it["x"] % 2]
+        answer = self.answer
+        if answer == "generator":
+            return (it for it in pending)
+        if answer == "copies":
+            return [dict(it) for it in pending]
+        if answer == "reversed":
+            return pending[::-1]
+        if answer == "duplicates":
+            return pending + pending[:1]
+        if answer == "foreign":
+            return [*pending, {"key": "zzzz", "x": 99, "output": "elsewhere"}]
+        if answer == "none":
+            return None
+        return pending
 
 
 class Unprintable(Exception):

@@ -566,6 +566,8 @@ def test_a_sweep_whose_outputs_or_records_are_gone_or_damaged(launch, tmp_path):
         assert r.returncode == 2, r.stdout + r.stderr
         assert f"{record} is damaged" in r.stderr and words in r.stderr
         assert "Traceback" not in r.stderr
+        assert "shards: 2 (2 done)" in r.stdout, r.stdout  # what the shards' records say
+        assert "shown from the shards' own records" in r.stderr
 
 
 def test_help_documents_the_exit_codes():

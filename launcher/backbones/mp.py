@@ -442,8 +442,6 @@ class _Run:
         if kind == "fail":
             _, chunk_id, pos, error, message, tb = msg
             chunk = next(c for c in w.inflight if c.id == chunk_id)
-            if pos > chunk.failed:  # a chunk runs in order: the items before pos that did
-                self.state.succeeded()  # not fail have succeeded
             chunk.failed += 1
             self.state.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
         elif kind == "done":
@@ -457,7 +455,7 @@ class _Run:
                 return
             failures = failures or ()
             ended = chunk.items[:n] if self.state.watching else ()
-            self.state.done(n - chunk.failed - len(failures), ended)  # first: see succeeded()
+            self.state.done(n - chunk.failed - len(failures), ended)
             for pos, error, message, tb in failures:
                 chunk.failed += 1
                 self.state.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
@@ -570,6 +568,8 @@ class _Run:
         for w in list(self.workers):
             started = w.status[START]
             span = self.bb.batch_size if w.status[ITEM] < 0 else 1  # a model step: its batch's
+            if self.chunked and w.inflight:  # one process_chunk call: the chunk's items'
+                span = len(w.inflight[0].items)
             if w.inflight and started > 0 and now - started > limit * span:
                 self.drain(w)
                 if w.status[START] != started:

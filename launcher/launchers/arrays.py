@@ -85,7 +85,8 @@ class Element:
             "job_num": self.job_num,
             "tag": self.tag,
             "job_dir": self.job_dir,
-            "state_dir": self.state_dir,
+            # resolved against the submit dir: status reads it from anywhere
+            "state_dir": self.state_dir and os.path.abspath(self.state_dir),
             "launched": self.launched,
             **self.extra,
         }

@@ -155,6 +155,8 @@ def main(argv: list[str]) -> int:
             if args.watch and sys.stdout.isatty():
                 text = "\033[H\033[J" + text
             print(text, flush=True)
+            if summary.extra.get("damaged"):
+                print(f"status: {summary.extra['damaged']}", file=sys.stderr, flush=True)
             if not args.watch or summary.totals.finished:
                 break
             time.sleep(args.watch)
@@ -169,4 +171,4 @@ def main(argv: list[str]) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    return exit_code(summary)
+    return 2 if summary.extra.get("damaged") else exit_code(summary)

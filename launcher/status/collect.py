@@ -20,7 +20,14 @@ from launcher.machine import pid_alive
 from launcher.records import SUMMARY, done_shards, marker_path, now_iso
 from launcher.status import slurm
 from launcher.status.infer import Facts, Verdict, infer
-from launcher.status.jobfiles import JobFiles, JobRecord, is_job_dir, read_job, read_record
+from launcher.status.jobfiles import (
+    JobFiles,
+    JobRecord,
+    RecordError,
+    is_job_dir,
+    read_job,
+    read_record,
+)
 from launcher.status.summary import ArrayInfo, ShardRow, Summary, Totals
 from launcher.status.sweep import ArrayRecord, ElementRecord, SweepRecord, local_exits, read_sweep
 from launcher.status.sweep import record_path as sweep_record_path
@@ -37,13 +44,20 @@ def collect(directory: str, write: bool = True) -> Summary:
     """The merged view of a run or sweep directory; a sweep's is also written to summary.json.
 
     Raises :class:`NotARun`, or :class:`~launcher.status.jobfiles.RecordError`
-    for a sweep record that cannot be used.
+    for a sweep record that cannot be used and no job dir to show instead (with job
+    dirs, they are shown and ``extra["damaged"]`` names the damage).
     """
     directory = os.path.abspath(directory)
     if not os.path.isdir(directory):
         raise NotARun(f"{directory}: no such directory")
-    record = read_sweep(directory)
+    damage = None
+    try:
+        record = read_sweep(directory)
+    except RecordError as e:  # the shards' own records still say what happened
+        record, damage = None, e
     rows = _launched_rows(record, directory) if record else _plain_rows(directory)
+    if damage is not None and not rows:
+        raise damage
     if not rows:
         raise NotARun(
             f"{directory} is neither a run directory (report.json, progress.json) "
@@ -58,7 +72,9 @@ def collect(directory: str, write: bool = True) -> Summary:
         shards=rows,
         argv=record.argv if record else [],
     )
-    if write and (record is not None or len(rows) > 1):
+    if damage is not None:
+        summary.extra["damaged"] = f"{damage}; shown from the shards' own records"
+    elif write and (record is not None or len(rows) > 1):
         with (
             contextlib.suppress(OSError),  # a read-only sweep dir: shown, not kept
             atomic_write(
