@@ -74,6 +74,7 @@ def scandir(url: str) -> list[tuple[str, bool]]:
     as on a disk: one paginated listing. Raises FileNotFoundError when nothing is there."""
     fs, path = filesystem(url)
     entries = fs.ls(path, detail=True, refresh=True)
+    fs.invalidate_cache(path)  # the caller keeps what it needs: memory stays bounded
     out = {}
     base = path.rstrip("/")
     for e in entries:
