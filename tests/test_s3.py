@@ -16,6 +16,7 @@ import pytest
 
 from launcher.resolvers import sample_dir
 from tests.conftest import REPO, failures, files, report, start, status
+from tests.s3_server import CREDENTIALS
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -156,6 +157,14 @@ def test_a_bucket_that_does_not_exist_is_one_paragraph_exit_2(s3, launch):
     assert "task.output_dir='s3://no-such-bucket/out': the bucket does not exist" in out
     assert "Traceback" not in out
     assert outputs(fs, f"{b}/out") == {}
+
+
+def test_an_endpoint_that_does_not_answer_is_one_paragraph_exit_2(launch):
+    env = {**CREDENTIALS, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}
+    r = launch(*upper("s3://data/in", "s3://data/out"), env=env, timeout=180)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "task.input_dir='s3://data/in' cannot be reached" in out and "Traceback" not in out
 
 
 def test_credentials_the_server_refuses_are_one_paragraph_exit_2(launch):
