@@ -126,9 +126,13 @@ def test_a_4_shard_sweep_s3_to_s3_matches_the_disk_sweep_and_relaunches_nothing(
     on_disk = files(tmp_path / "out")
     assert len(on_disk) == 60
 
-    r = launch(*upper(f"{b}/in", f"{b}/out", *sweep), multirun=True)
+    secret = {"AWS_SECRET_ACCESS_KEY": f"secret-{uuid.uuid4().hex}"}
+    r = launch(*upper(f"{b}/in", f"{b}/out", *sweep), multirun=True, env=secret)
     assert r.returncode == 0, r.stdout + r.stderr
     assert outputs(fs, f"{b}/out") == on_disk
+    written = [p for p in launch.job_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "sweep.json" for p in written)
+    assert not [p for p in written if secret["AWS_SECRET_ACCESS_KEY"] in p.read_text("latin-1")]
     reports = sorted(launch.job_dir.glob("*/report.json"))
     assert len(reports) == 4
     disk_reports = sorted((tmp_path / "job1").glob("*/report.json"))
