@@ -393,6 +393,23 @@ def _st2(what: str) -> Callable[[Mode], Built]:
     return build
 
 
+# -- O1: objects on an S3 server ----------------------------------------------------------------
+
+
+def o1(mode: Mode) -> Built:
+    try:
+        from bench import objects
+    except ImportError as e:
+        return Built([], skip=f"no S3 test server ({e}); `pip install -e '.[test]'`")
+    n = mode.pick(1_000, 10_000)
+    _, pending = objects.server(n)
+    cs = [
+        Contender("ours", lambda: objects.ours(pending), "Plan over s3:// prefixes"),
+        Contender("head-loop", lambda: objects.head_loop(pending), "listing + fs.exists per item"),
+    ]
+    return Built(cs, {"objects": n, "pending": pending}, reps=mode.reps or mode.pick(2, 3))
+
+
 # -- L1: SLURM submission -------------------------------------------------------------------------
 
 
@@ -458,6 +475,9 @@ WORKLOADS = [
         "items/s",
         True,
         _t1_cuda(write=True),
+    ),
+    Workload(
+        "O1", "objects: listing and done-checking on a local S3 server (90% done)", "s", False, o1
     ),
     Workload("L1", "SLURM submission: N shards from a cold launch.py -m", "s", False, l1),
     Workload("ST1", "status: reading a 1000-shard sweep, cold process", "s", False, st1),

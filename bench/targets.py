@@ -61,6 +61,13 @@ TARGETS = [
     Target(
         "P1", "P1 faster than the per-item scan (time ratio < 1)", "exists-scan", operator.lt, 1.0
     ),
+    Target(
+        "O1",
+        "O1 done check by listing <= 0.25x a per-object HEAD loop's time",
+        "head-loop",
+        operator.le,
+        0.25,
+    ),
     Target("L1", "L1 <= 5 s", None, operator.le, 5.0),
     Target("ST1", "ST1 status of 1000 shards <= 1 s", None, operator.le, 1.0),
     Target("ST2-paint", "ST2 page of 10,000 shards, first paint <= 1 s", None, operator.le, 1.0),

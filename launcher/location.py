@@ -74,6 +74,7 @@ def scandir(url: str) -> list[tuple[str, bool]]:
     as on a disk: one paginated listing. Raises FileNotFoundError when nothing is there."""
     fs, path = filesystem(url)
     entries = fs.ls(path, detail=True, refresh=True)
+    fs.invalidate_cache(path)  # the caller keeps what it needs: memory stays bounded
     out = {}
     base = path.rstrip("/")
     for e in entries:
@@ -121,13 +122,21 @@ def open(url: str, mode: str = "rb", **kwargs: Any) -> IO:  # noqa: A001 - fsspe
     return fs.open(path, mode, **kwargs)
 
 
+def _has_folders(fs: Any) -> bool:
+    """Whether a write needs its folder made first: on a file system, not on an object store
+    (where making one could even create a bucket)."""
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
+    return "file" in protocols or "local" in protocols
+
+
 def makedirs(url: str) -> None:
-    """Make a folder; nothing to make on an object store, where prefixes need no folder."""
+    """Make a folder (nothing to make on an object store, where prefixes need no folder)."""
     if not is_url(url):
         os.makedirs(url, exist_ok=True)
         return
     fs, path = filesystem(url)
-    fs.makedirs(path, exist_ok=True)
+    if _has_folders(fs):
+        fs.makedirs(path, exist_ok=True)
 
 
 @contextmanager
@@ -141,6 +150,8 @@ def upload_on_success(url: str, mode: str = "wb", **open_kwargs: Any) -> Iterato
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
+        if _has_folders(fs):
+            fs.makedirs(fs._parent(path), exist_ok=True)
         fs.put_file(tmp, path)
     finally:
         with suppress(FileNotFoundError):
@@ -156,12 +167,6 @@ def create_exclusive(url: str, text: str) -> bool:
     except FileExistsError:
         return False
     return True
-
-
-def read_text(url: str) -> str:
-    """The whole text of ``url``; FileNotFoundError when it is not there."""
-    with open(url, "rb") as f:
-        return f.read().decode("utf-8", "surrogateescape")
 
 
 def write_text(url: str, text: str) -> None:

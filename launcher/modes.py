@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from launcher import location
-from launcher.errors import InputError
+from launcher.errors import InputError, UserError
 from launcher.io import TMP_MARK, is_temporary, sweep_stale
 from launcher.location import is_url
 
@@ -189,6 +189,8 @@ def url_kind(url: str, key: str) -> str | None:
             f"{key}={url!r}: the bucket does not exist ({e}); check its name (and "
             "AWS_ENDPOINT_URL, for an S3-compatible server). Nothing was processed."
         ) from None
+    except UserError:
+        raise  # no filesystem for the scheme: its own paragraph
     except Exception as e:  # noqa: BLE001 - the store's client raises many kinds
         raise InputError(
             f"{key}={url!r} cannot be reached ({type(e).__name__}: {e}); check the URL, the "

@@ -3,7 +3,8 @@
 The same server ``moto.server.ThreadedMotoServer`` runs (moto's WSGI app under
 werkzeug), with one thin layer in front of it that keeps a log of the requests
 it answered, so a test can count listings and HEADs, and that can answer some
-requests with an error first (S3's ``SlowDown``), as a throttled store does.
+requests with an error first (S3's ``SlowDown``), as a throttled store does, or
+drop their connection unanswered, as a flaky network does.
 Child processes find it through the standard ``AWS_ENDPOINT_URL`` and dummy
 credentials (:meth:`S3Server.env`).
 
@@ -14,6 +15,7 @@ export, for trying a command by hand.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -56,11 +58,11 @@ class _QuietHandler(MotoRequestHandler):
 
 
 class S3Server:
-    """moto's S3 on a free port of 127.0.0.1, with a request log and injected throttling."""
+    """moto's S3 on a free port of 127.0.0.1, with a request log and injected faults."""
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
-        self._throttle: list[tuple[Callable[[Request], bool], int]] = []
+        self._faults: list[tuple[str, Callable[[Request], bool], int]] = []
         self._lock = threading.Lock()
         app = DomainDispatcherApplication(create_backend_app)
 
@@ -70,8 +72,13 @@ class S3Server:
             )
             with self._lock:
                 self.requests.append(request)
-                refuse = self._take_throttle(request)
-            if refuse:
+                fault = self._take_fault(request)
+            if fault == "drop":
+                sock = environ["werkzeug.socket"]
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+                return []
+            if fault == "throttle":
                 start_response("503 Slow Down", [("Content-Type", "application/xml")])
                 return [SLOW_DOWN]
             return app(environ, start_response)
@@ -91,23 +98,33 @@ class S3Server:
     def throttle(self, match: Callable[[Request], bool], times: int) -> None:
         """Answer the next ``times`` requests that ``match`` with 503 SlowDown."""
         with self._lock:
-            self._throttle.append((match, times))
+            self._faults.append(("throttle", match, times))
 
-    def _take_throttle(self, request: Request) -> bool:
-        for i, (match, times) in enumerate(self._throttle):
+    def drop(self, match: Callable[[Request], bool], times: int) -> None:
+        """Close the connection of the next ``times`` requests that ``match``, unanswered."""
+        with self._lock:
+            self._faults.append(("drop", match, times))
+
+    def faults_left(self) -> int:
+        """Injected faults not met yet."""
+        with self._lock:
+            return sum(times for _, _, times in self._faults)
+
+    def _take_fault(self, request: Request) -> str | None:
+        for i, (kind, match, times) in enumerate(self._faults):
             if times > 0 and match(request):
-                self._throttle[i] = (match, times - 1)
-                return True
-        return False
+                self._faults[i] = (kind, match, times - 1)
+                return kind
+        return None
 
     def reset(self) -> None:
-        """Forget every bucket, object, logged request and pending throttle."""
+        """Forget every bucket, object, logged request and pending fault."""
         urllib.request.urlopen(
             urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
         ).read()
         with self._lock:
             self.requests.clear()
-            self._throttle.clear()
+            self._faults.clear()
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -100,3 +100,12 @@ def test_opt_in_and_planning_rows_run(tmp_path, row):
     (result,) = tmp_path.glob("*.json")
     summary = json.loads(result.read_text())["workloads"][row]["summary"]
     assert {"ours", "pool" if row != "P2-mem" else "loop"} <= summary.keys()
+
+
+def test_object_storage_row_runs_against_a_local_s3_server(tmp_path):
+    r = bench(tmp_path, "--only", "O1", "--reps", "1")
+    assert r.returncode == 0, r.stderr
+    assert "target O1 done check by listing" in r.stdout
+    (result,) = tmp_path.glob("*.json")
+    summary = json.loads(result.read_text())["workloads"]["O1"]["summary"]
+    assert {"ours", "head-loop"} <= summary.keys()

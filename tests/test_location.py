@@ -192,3 +192,12 @@ def test_a_hash_named_output_prefix_keeps_its_params_at_the_url() -> None:
     with open_location(path, "r") as f:
         record = json.load(f)
     assert record["params"] == {"size": 128, "format": "jpeg"}
+
+
+def test_file_urls_work_like_paths(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}"
+    with atomic_write(f"{url}/in/a/x.txt") as f:
+        f.write(b"x")
+    (tmp_path / "in" / "b.txt").write_bytes(b"b")
+    assert [k for k, _ in ByExtensions([".txt"]).entries(f"{url}/in")] == ["a/x.txt", "b.txt"]
+    assert (tmp_path / "in" / "a" / "x.txt").read_bytes() == b"x"

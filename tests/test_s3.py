@@ -16,6 +16,7 @@ import pytest
 
 from launcher.resolvers import sample_dir
 from tests.conftest import REPO, failures, files, report, start, status
+from tests.s3_server import CREDENTIALS
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -125,9 +126,13 @@ def test_a_4_shard_sweep_s3_to_s3_matches_the_disk_sweep_and_relaunches_nothing(
     on_disk = files(tmp_path / "out")
     assert len(on_disk) == 60
 
-    r = launch(*upper(f"{b}/in", f"{b}/out", *sweep), multirun=True)
+    secret = {"AWS_SECRET_ACCESS_KEY": f"secret-{uuid.uuid4().hex}"}
+    r = launch(*upper(f"{b}/in", f"{b}/out", *sweep), multirun=True, env=secret)
     assert r.returncode == 0, r.stdout + r.stderr
     assert outputs(fs, f"{b}/out") == on_disk
+    written = [p for p in launch.job_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "sweep.json" for p in written)
+    assert not [p for p in written if secret["AWS_SECRET_ACCESS_KEY"] in p.read_text("latin-1")]
     reports = sorted(launch.job_dir.glob("*/report.json"))
     assert len(reports) == 4
     disk_reports = sorted((tmp_path / "job1").glob("*/report.json"))
@@ -156,6 +161,14 @@ def test_a_bucket_that_does_not_exist_is_one_paragraph_exit_2(s3, launch):
     assert "task.output_dir='s3://no-such-bucket/out': the bucket does not exist" in out
     assert "Traceback" not in out
     assert outputs(fs, f"{b}/out") == {}
+
+
+def test_an_endpoint_that_does_not_answer_is_one_paragraph_exit_2(launch):
+    env = {**CREDENTIALS, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}
+    r = launch(*upper("s3://data/in", "s3://data/out"), env=env, timeout=180)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "task.input_dir='s3://data/in' cannot be reached" in out and "Traceback" not in out
 
 
 def test_credentials_the_server_refuses_are_one_paragraph_exit_2(launch):
@@ -275,3 +288,17 @@ def test_throttling_is_retried_and_a_persistent_error_fails_only_its_item(s3, la
     assert outputs(fs, f"{b}/out") == expected
     refused = [q for q in s3.requests if q.path == stuck]
     assert len(refused) == 5 * 2, "retried, with a bound"
+
+
+def test_dropped_connections_are_retried_and_the_job_completes(s3, launch):
+    fs, b = bucket()
+    objects = put_texts(fs, f"{b}/in", 12)
+    s3.drop(lambda q: q.method == "GET" and q.path.startswith("/data/in/"), times=4)
+    s3.drop(lambda q: q.method == "PUT" and q.path.startswith("/data/out/d0/"), times=4)
+    s3.drop(lambda q: q.is_listing and "prefix=out%2Fd0%2F" in q.query, times=1)
+    r = launch(*upper(f"{b}/in", f"{b}/out", "backbone.num_workers=2"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert report(launch.job_dir)["processed"] == 12
+    expected = {k[len(b) + 4 :] + ".up": v.upper() for k, v in objects.items()}
+    assert outputs(fs, f"{b}/out") == expected
+    assert s3.faults_left() == 0, "every fault was met"
