@@ -92,6 +92,17 @@ def test_help_and_version_from_an_empty_directory(venv: Venv, empty: Path) -> No
     assert r.returncode == 2 and "usage: shard-launcher status [-h]" in r.stderr, r.stderr
 
 
+def test_the_status_page_comes_with_the_wheel(venv: Venv, empty: Path) -> None:
+    from bench.status_read import write_sweep
+
+    sweep = write_sweep(str(empty / "sweep"), 4)
+    r = venv(empty, "shard-launcher", "status", sweep, "--html", "page.html")
+    assert r.returncode == 0, r.stderr  # four done shards
+    page = (empty / "page.html").read_text()
+    assert "window.statusPage" in page and "function linePlot" in page and "#gridbox" in page
+    assert "{{" not in page  # every part of the template filled in
+
+
 def test_bundled_thumbnail_task_writes_under_the_current_directory(venv: Venv, empty: Path) -> None:
     r = venv(empty, "shard-launcher", "task=thumbnail", "run.progress=off")
     assert r.returncode == 0, r.stderr

@@ -330,6 +330,48 @@ def test_html_writes_the_same_page_as_one_file(browser, big, tmp_path):
     assert "Still running when this snapshot was taken." in text
 
 
+@ONE_WORKER
+def test_what_records_say_is_shown_as_text_never_run_as_markup(browser, tmp_path):
+    sweep = Path(write_sweep(str(tmp_path / "sweep"), 2, states=("failed",), heartbeat_s=3600.0))
+    hostile = "</script><script>window.hacked = 1</script><b id=bold>{{config}}</b> & more"
+    line = {"item": "<i>it</i>", "error": "Oops<img src=x>", "message": hostile, "traceback": ""}
+    (sweep / "0" / "failures.jsonl").write_text(json.dumps(line) + "\n")
+    out = tmp_path / "page.html"
+    assert status(sweep, "--html", str(out)).returncode == 1
+    browser.get(out.as_uri())
+    wait_for(browser, "return window.statusPage.firstPaintMs !== null", what="the first paint")
+    found = browser.execute_script(
+        "return [window.hacked, document.scripts.length, document.getElementById('bold'),"
+        " document.querySelectorAll('img').length]"
+    )
+    text = browser.find_element("id", "failures").text
+    assert found == [None, 3, None, 0]
+    assert hostile in text and "Oops<img src=x>" in text and "<i>it</i>" in text
+
+
+@ONE_WORKER
+def test_a_record_damaged_while_served_is_named_on_the_page_and_the_last_view_kept(
+    browser, tmp_path
+):
+    sweep = Path(write_sweep(str(tmp_path / "sweep"), 4, heartbeat_s=3600.0))
+    with served(sweep) as server:
+        browser.get(server.url)
+        wait_for(browser, "return window.statusPage.refreshes > 0", what="the first refresh")
+        (sweep / ".launcher" / "sweep.json").write_text("{")  # torn, as by a full disk
+        problem = wait_for(
+            browser,
+            "const p = document.getElementById('problem'); return !p.hidden && p.textContent",
+            30,
+            "the page to name the damaged record",
+        )
+        with pytest.raises(urllib.error.HTTPError) as e:
+            server.json()
+        drawn = browser.execute_script(DRAWN)
+    assert e.value.code == 503 and "sweep.json is damaged" in json.loads(e.value.read())["error"]
+    assert "sweep.json is damaged" in problem and "showing the last one read" in problem
+    assert drawn == ["done"] * 4
+
+
 # -- what a user can get wrong --------------------------------------------------------------------
 
 
