@@ -132,6 +132,11 @@ class EmbedTask(TorchTask):
             return f"the lines of task.jsonl={self.jsonl!r}"
         return super().describe_inputs()
 
+    def item_size(self, input: str | None = None, text: Any = None, **_: Any) -> float:
+        """Characters (inline text) or bytes (a file): what tokens grow with, for batching
+        documents of similar length together."""
+        return len(text) if isinstance(text, str) else os.path.getsize(input or "")
+
     # -- data (DataLoader workers) ----------------------------------------------------------
 
     def _model_dir(self) -> str:
