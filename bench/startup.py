@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH_CONF = REPO / "bench" / "conf"
 
 
-def _run(argv: list[str]) -> Sample:
+def time_process(argv: list[str]) -> Sample:
     """Time ``argv`` inside ``bench.reaper``, which also reaps what it leaves behind."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     wrapped = [sys.executable, "-m", "bench.reaper", *argv]
@@ -39,7 +39,7 @@ def command(argv_of: Callable[[str], list[str]]) -> Callable[[], Callable[[], Sa
     def prepare() -> Callable[[], Sample]:
         def runner() -> Sample:
             with tempfile.TemporaryDirectory(prefix="bench-s1-") as tmp:
-                return _run(argv_of(tmp))
+                return time_process(argv_of(tmp))
 
         return runner
 

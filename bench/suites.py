@@ -355,6 +355,73 @@ def _t1_cuda(write: bool) -> Callable[[Mode], Built]:
     return build
 
 
+# -- T2, T3: the main jobs at default settings against a user's own script -----------------------
+
+
+def _t2(where: str) -> Callable[[Mode], Built]:
+    """T2 (``where`` = ``cpu``, ``1cpu`` or ``cuda``): ``task=embed`` against the
+    SentenceTransformer.encode script, whole processes, documents of 6-160 words."""
+
+    def build(mode: Mode) -> Built:
+        from bench import cuda_loop, documents, user_jobs
+
+        reason = cuda_loop.no_cuda() if where == "cuda" else None
+        if reason:
+            return Built([], skip=f"{reason}; CUDA figures stay unmeasured until a GPU runs them")
+        n = mode.pick(200, 2_000) if where != "cuda" else mode.pick(2_000, 100_000)
+        docs = documents.mixed_docs(n)
+        ours, script = user_jobs.embed_ours(docs), user_jobs.embed_script(docs)
+        if where == "1cpu":
+            ours, script = user_jobs.on_cpu0(ours), user_jobs.on_cpu0(script)
+        gpu = where == "cuda"
+        cs = [
+            Contender(
+                "ours", user_jobs.command(ours, n, ".npy", gpu), "launch.py task=embed, defaults"
+            ),
+            Contender(
+                "st-script",
+                user_jobs.command(script, n, ".npy", gpu),
+                "SentenceTransformer.encode(batch_size=32, normalize_embeddings=True) + np.save",
+            ),
+        ]
+        return Built(
+            cs, {"docs": n, "file": docs, "where": where}, reps=mode.reps or mode.pick(1, 3)
+        )
+
+    return build
+
+
+def _t3(where: str) -> Callable[[Mode], Built]:
+    """T3: ``task=ocr`` against a plain loop over the package's recognizer, whole processes,
+    the bundled pages several times over."""
+
+    def build(mode: Mode) -> Built:
+        from bench import cuda_loop, documents, user_jobs
+
+        reason = cuda_loop.no_cuda() if where == "cuda" else None
+        if reason:
+            return Built([], skip=f"{reason}; CUDA figures stay unmeasured until a GPU runs them")
+        copies = mode.pick(1, 3) if where != "cuda" else mode.pick(3, 30)
+        pages = documents.pages(copies)
+        n = len(os.listdir(pages))
+        gpu = where == "cuda"
+        cs = [
+            Contender(
+                "ours",
+                user_jobs.command(user_jobs.ocr_ours(pages), n, ".txt", gpu),
+                "launch.py task=ocr, defaults",
+            ),
+            Contender(
+                "hand-loop",
+                user_jobs.command(user_jobs.ocr_loop(pages), n, ".txt", gpu),
+                "per page: load, find_lines, line_tensors, collate_lines, model, decode, write",
+            ),
+        ]
+        return Built(cs, {"pages": n, "folder": pages}, reps=mode.reps or mode.pick(1, 3))
+
+    return build
+
+
 # -- ST1: reading a big sweep's status -----------------------------------------------------------
 
 
@@ -476,6 +543,19 @@ WORKLOADS = [
         True,
         _t1_cuda(write=True),
     ),
+    Workload(
+        "T2",
+        "task=embed vs a SentenceTransformer.encode script, whole process",
+        "s",
+        False,
+        _t2("cpu"),
+    ),
+    Workload("T2-1cpu", "T2 under taskset -c 0", "s", False, _t2("1cpu")),
+    Workload("T2-cuda", "T2 on CUDA, 100k documents", "s", False, _t2("cuda")),
+    Workload(
+        "T3", "task=ocr vs a hand loop over the recognizer, whole process", "s", False, _t3("cpu")
+    ),
+    Workload("T3-cuda", "T3 on CUDA", "s", False, _t3("cuda")),
     Workload(
         "O1", "objects: listing and done-checking on a local S3 server (90% done)", "s", False, o1
     ),

@@ -8,10 +8,46 @@ import os
 
 def available_cpus() -> int:
     """CPUs this process may run on (honours taskset and SLURM's cpus-per-task)."""
+    return len(cpu_ids())
+
+
+def cpu_ids() -> frozenset[int]:
+    """The ids of the CPUs this process may run on."""
     try:
-        return len(os.sched_getaffinity(0))
+        return frozenset(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        return frozenset(range(os.cpu_count() or 1))
+
+
+def busy_cpu_seconds(cpus: frozenset[int]) -> float:
+    """Seconds the CPUs ``cpus`` have spent busy since boot (any process's work, or taken by
+    the hypervisor; not idle nor waiting for I/O), from ``/proc/stat``; 0 where it is
+    missing (a measure only)."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return 0.0
+    busy = 0
+    for line in lines[1:]:
+        if not line.startswith(b"cpu"):
+            break
+        name, *ticks = line.split()
+        if int(name[3:]) in cpus:
+            values = list(map(int, ticks[:8]))  # user nice system idle iowait irq softirq steal
+            busy += sum(values) - values[3] - values[4]  # steal too: the host took the CPU
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process of this host has used so far; 0 once it is gone
+    or where ``/proc`` is missing (a measure, never a reason to fail)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pid_alive(pid: object) -> bool:

@@ -210,6 +210,13 @@ class TorchTask(Task):
         a tokenizer it needs in ``__init__``, or on its first call)."""
         return {}
 
+    def item_size(self, **item: Any) -> float:
+        """Optionally, a cheap size of one item, known before it is loaded (a text's
+        characters, a file's bytes, a page's area). Declared, it lets the torch backbone
+        batch items of similar size together (from a bounded window of the plan), so a
+        batch pads less; not declared, batches follow the plan's order."""
+        raise NotImplementedError(f"{type(self).__name__}.item_size() is not implemented")
+
     def get_dataset(self) -> Any:
         """Optionally, a map-style dataset of dicts; then items are its indices."""
         return None

@@ -36,15 +36,18 @@ class SumModel(TorchTask):
         self,
         *args: Any,
         slow_s: float = 0.0,
+        load_spin_s: float = 0.0,
         thread_log: str | None = None,
         write_outputs: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.slow_s = slow_s
+        self.load_spin_s = load_spin_s
         self.thread_log = thread_log
         self.write_outputs = write_outputs
         self.threads: list[str] = []
+        self._frozen: bool | None = None
 
     def load_model(self, device: torch.device) -> None:
         self.model = torch.nn.Linear(4, 1, bias=False).to(device)
@@ -54,6 +57,9 @@ class SumModel(TorchTask):
 
     def load_data(self, key: str, input: str, output: str) -> dict[str, Any]:
         self.threads.append(f"load:{threading.current_thread().name}")
+        spin_until = time.thread_time() + self.load_spin_s
+        while time.thread_time() < spin_until:  # a loader that keeps a CPU busy
+            pass
         with open(input, encoding="utf-8") as f:
             values = [float(v) for v in f.read().split()]
         if len(values) != 4:
@@ -61,10 +67,18 @@ class SumModel(TorchTask):
         if self.thread_log:
             return {
                 "x": torch.tensor(values),
-                "frozen": gc.get_freeze_count() > 0,
+                "frozen": self.frozen(),
                 "had_model": hasattr(self, "model"),
             }
         return {"x": torch.tensor(values)}
+
+    def frozen(self) -> bool:
+        """Whether this process had objects frozen when it loaded its first item: asked once
+        (``gc.get_freeze_count`` walks every frozen object, ~15 ms here, which would make
+        the loaders look CPU-bound)."""
+        if self._frozen is None:
+            self._frozen = gc.get_freeze_count() > 0
+        return self._frozen
 
     def inference(self, device: torch.device, batch_size: int, x: torch.Tensor, **_: Any):
         if (x == 13).any():
@@ -116,7 +130,25 @@ class SumModelProcess(SumModel):
             self.write(output, value)
 
 
-MODES = {"each": SumModel, "batch": SumModelBatch, "process": SumModelProcess}
+class SizedSum(SumModel):
+    """:class:`SumModel` declaring each item's size: its file's number modulo ``sizes``
+    (so item ``0007.txt`` has size ``7 % sizes``); each model step logs ``batch:`` and the
+    sizes of its items, in order."""
+
+    def __init__(self, *args: Any, sizes: int = 5, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sizes = sizes
+
+    def item_size(self, key: str, **_: Any) -> float:
+        return int(key.split(".")[0]) % self.sizes
+
+    def inference(self, device: torch.device, batch_size: int, x: torch.Tensor, **batch: Any):
+        sizes = ((x[:, 0] - 100).long() % self.sizes).tolist()
+        self.threads.append("batch:" + ",".join(map(str, sizes)))
+        return super().inference(device, batch_size, x, **batch)
+
+
+MODES = {"each": SumModel, "batch": SumModelBatch, "process": SumModelProcess, "sized": SizedSum}
 
 
 def sum_model(mode: str = "each", **kwargs: Any) -> SumModel:

@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from launcher.backbones.grouping import Source
 from launcher.backbones.inflight import InFlight
 from launcher.batching import Loaded
-from launcher.plan import Plan
 from launcher.run_state import RunState
 from launcher.task import Item, Task, item_keys
 
@@ -110,7 +110,7 @@ class Loading:
     """Batches (:class:`Loaded`) for the model, from loaders replaced as workers fail."""
 
     make_loader: MakeLoader
-    plan: Plan
+    plan: Source  # the plan, or its items grouped by size
     task: Task
     state: RunState
     batch_size: int
@@ -237,6 +237,10 @@ class Loading:
                 "",
             )
         return Loaded([], [(owed[0], error)])
+
+    def worker_pids(self) -> tuple[int, ...]:
+        """The current loader's worker processes (none before it starts, or without workers)."""
+        return tuple(w.pid for w in getattr(self.iterator, "_workers", ()) if w.pid)
 
     def close(self) -> None:
         """Stop the current loader's workers (any thread may be waiting on them)."""

@@ -30,9 +30,11 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from launcher.backbones.grouping import size_grouped
 from launcher.backbones.inflight import InFlight, crashed_here, inflight_path, take_left_behind
 from launcher.backbones.loading import Loading
 from launcher.backbones.prefetch import CLOSE_WAIT_S, Prefetch
+from launcher.backbones.threads import ModelThreads
 from launcher.batching import (
     ItemDataset,
     ItemTimeout,
@@ -71,7 +73,7 @@ class TorchConfig:
     persistent_workers: bool = False
     amp: Amp = Amp.off
     postprocess_workers: int = 2  # threads writing results while the model runs
-    cpu_threads: int | None = None  # the model's threads on the CPU; None: what loaders leave
+    cpu_threads: int | None = None  # the model's threads on the CPU; None: measured (threads.py)
 
     BOUNDS: ClassVar[dict[str, str]] = {
         "batch_size": ">= 1",
@@ -232,7 +234,7 @@ class TorchBackbone:
             lambda sampler, n, prefetch, timeout: self._loader(
                 task, dataset, sampler, n, prefetch, timeout
             ),
-            plan,
+            size_grouped(task, plan, self.cfg.batch_size),
             task,
             state,
             self.cfg.batch_size,
@@ -241,24 +243,26 @@ class TorchBackbone:
             inflight := InFlight(record),
             isolate=set() if workers else crashed_here(state.records, left),
         )
-        with self._model_threads(workers):
-            self._execute(task, state, loading, inflight)
+        with self._model_threads(loading) as threads:
+            self._execute(task, state, loading, inflight, threads)
 
     @contextmanager
-    def _model_threads(self, workers: int) -> Iterator[None]:
-        """On the CPU, the model's threads (``backbone.cpu_threads``) leave the DataLoader
-        workers their CPUs by default: threads that outnumber the CPUs wait for each other at
-        every parallel step of the model. Set for the run; ``load_model`` may set its own."""
+    def _model_threads(self, loading: Loading) -> Iterator[ModelThreads | None]:
+        """On the CPU, the model's threads: ``backbone.cpu_threads``, else every CPU less
+        those the loader workers are measured to need (:mod:`launcher.backbones.threads`).
+        Set for the run; ``load_model`` may set its own; the job's setting comes back after."""
         import torch
 
         before = torch.get_num_threads()
+        threads = None
         if self.device.type == "cpu":
-            leave = max(1, available_cpus() - workers)
-            self.cpu_threads = self.cfg.cpu_threads or min(before, leave)
-            torch.set_num_threads(self.cpu_threads)
+            threads = ModelThreads(self.cfg.cpu_threads, loading.worker_pids)
+            self.cpu_threads = threads.threads
         try:
-            yield
+            yield threads
         finally:
+            if threads is not None:
+                self.cpu_threads = threads.threads
             torch.set_num_threads(before)
 
     def _check(self, task: Task, state: RunState) -> int:
@@ -285,7 +289,12 @@ class TorchBackbone:
         return workers
 
     def _execute(
-        self, task: TorchTask, state: RunState, loading: Loading, inflight: InFlight
+        self,
+        task: TorchTask,
+        state: RunState,
+        loading: Loading,
+        inflight: InFlight,
+        threads: ModelThreads | None,
     ) -> None:
         """Load the model while the loaders start, then run the pipeline; on every way out
         close the loaders and the in-flight record, and give SIGALRM back."""
@@ -304,7 +313,7 @@ class TorchBackbone:
                 with torch.inference_mode(), self._autocast():
                     _Pipeline(
                         task, self.device, state, self.cfg.postprocess_workers, stop, inflight
-                    ).run(batches, non_blocking=self.device.type == "cuda")
+                    ).run(batches, non_blocking=self.device.type == "cuda", threads=threads)
             except _Interrupted as exc:
                 if exc.abandoned:
                     state.abort(
@@ -433,14 +442,19 @@ class _Pipeline:
         self.placement.took(time.perf_counter() - t0)
         return done
 
-    def run(self, batches: Prefetch, non_blocking: bool) -> None:
+    def run(self, batches: Prefetch, non_blocking: bool, threads: ModelThreads | None) -> None:
         abandoned = False
         try:
             for loaded in self.waiting(batches):
-                if batches.probing:
-                    wall, cpu = time.perf_counter(), time.thread_time()
+                probing, deciding = batches.probing, threads is not None and threads.deciding
+                if probing or deciding:
+                    wall, cpu = time.perf_counter(), time.thread_time() if probing else 0.0
                     self.step(loaded, non_blocking)
-                    batches.observe(time.perf_counter() - wall, time.thread_time() - cpu)
+                    took = time.perf_counter() - wall
+                    if probing:
+                        batches.observe(took, time.thread_time() - cpu)
+                    if deciding:
+                        threads.stepped(took)
                 else:
                     self.step(loaded, non_blocking)
                 self.collect(block=len(self.pending) >= self.max_pending)

@@ -18,7 +18,10 @@ bytes whatever the batch size, shard or resume point. On the CPU a row's result
 does not depend on how many rows share its call; on CUDA it does (cuBLAS picks
 kernels by shape), so there every call has ``CUDA_ROWS`` rows, padded with
 copies. On documents of mixed lengths, rounding
-up wastes less compute than padding to the batch's longest document. The result
+up wastes less compute than padding to the batch's longest document, and
+``item_size`` (a document's characters or bytes) lets the backbone put documents
+of similar length in one batch, so a batch makes one or two calls, not one per
+length found among documents of every length. The result
 is mean pooling + L2 normalization as ``SentenceTransformer.encode(...,
 normalize_embeddings=True)`` computes it.
 """
@@ -132,6 +135,11 @@ class EmbedTask(TorchTask):
         if self.jsonl is not None:
             return f"the lines of task.jsonl={self.jsonl!r}"
         return super().describe_inputs()
+
+    def item_size(self, input: str | None = None, text: Any = None, **_: Any) -> float:
+        """Characters (inline text) or bytes (a file): what tokens grow with, for batching
+        documents of similar length together."""
+        return len(text) if isinstance(text, str) else os.path.getsize(input or "")
 
     # -- data (DataLoader workers) ----------------------------------------------------------
 
