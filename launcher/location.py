@@ -108,8 +108,11 @@ def check_reachable(url: str) -> None:
     """Ask the store once whether ``url``'s bucket answers: no such bucket and refused
     credentials raise (FileNotFoundError, PermissionError), a missing prefix does not."""
     fs, path = filesystem(url)
-    root = path.split("/", 1)[0]
-    fs.ls(root, detail=False, refresh=True)
+    if _has_folders(fs):
+        return
+    bucket = path.lstrip("/").split("/", 1)[0]
+    fs.invalidate_cache(bucket)
+    fs.info(bucket)  # one request about the bucket, whatever it holds
 
 
 def open(url: str, mode: str = "rb", **kwargs: Any) -> IO:  # noqa: A001 - fsspec's word
