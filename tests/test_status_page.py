@@ -331,6 +331,25 @@ def test_html_writes_the_same_page_as_one_file(browser, big, tmp_path):
 
 
 @ONE_WORKER
+def test_a_running_cell_shows_how_far_its_shard_has_got(browser, tmp_path):
+    sweep = Path(write_sweep(str(tmp_path / "sweep"), 100, heartbeat_s=3600.0))  # 40/100 done
+    out = tmp_path / "page.html"
+    assert status(sweep, "--html", str(out)).returncode == 1
+    browser.get(out.as_uri())
+    wait_for(browser, "return window.statusPage.firstPaintMs !== null", what="the first paint")
+    bar = browser.execute_script(
+        """const p = window.statusPage, i = p.doc.shards.findIndex(s => s.state === "running");
+        const q = p.cell(i), ctx = document.getElementById("grid").getContext("2d");
+        const at = (f) => Array.from(ctx.getImageData(q.x + Math.floor(q.w * f), q.y + q.w - 1,
+                                                      1, 1).data.slice(0, 3));
+        return [i, at(0.2), at(0.6), q.w];"""
+    )
+    assert bar[0] == 90 and bar[3] >= 8
+    assert bar[1] == [0x0B, 0x3D, 0x66]  # 20% of the way: done (40%)
+    assert bar[2] != [0x0B, 0x3D, 0x66]  # 60%: not yet
+
+
+@ONE_WORKER
 def test_what_records_say_is_shown_as_text_never_run_as_markup(browser, tmp_path):
     sweep = Path(write_sweep(str(tmp_path / "sweep"), 2, states=("failed",), heartbeat_s=3600.0))
     hostile = "</script><script>window.hacked = 1</script><b id=bold>{{config}}</b> & more"

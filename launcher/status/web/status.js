@@ -60,6 +60,20 @@
         ctx.fillRect(c.x, c.y, c.w, c.w);
       }
     }
+    if (g.size >= 8) progressBars(ctx, shards);
+  }
+  // Which running shards are behind: a bar along the bottom of each cell (the centre keeps
+  // the state's colour).
+  function progressBars(ctx, shards) {
+    for (let i = 0; i < shards.length; i++) {
+      const r = shards[i];
+      if ((r.state !== "running" && r.state !== "stale") || !r.total) continue;
+      const c = cell(i), h = Math.max(2, Math.floor(c.w / 5)), y = c.y + c.w - h;
+      ctx.fillStyle = "rgba(255, 255, 255, 0.6)";
+      ctx.fillRect(c.x, y, c.w, h);
+      ctx.fillStyle = "#0b3d66";
+      ctx.fillRect(c.x, y, Math.round((c.w * Math.min(r.done, r.total)) / r.total), h);
+    }
   }
   function at(event) {
     const g = page.layout, box = $("grid").getBoundingClientRect();
