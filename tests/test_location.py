@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -151,6 +152,9 @@ def test_records_at_a_url(tmp_path: Path) -> None:
     state = f"memory://s-{uuid.uuid4().hex[:8]}/.launcher"
     lock = ShardLock(state, "shard-0-of-2", stale_s=120)
     lock.acquire()
+    holder = {**lock.me, "pid": os.getppid()}  # a live job of this host, not this process
+    fsspec.filesystem("memory").pipe_file(lock.path, json.dumps(holder).encode())
+    lock.me = holder
     with pytest.raises(LockedError, match="already running this shard"):
         ShardLock(state, "shard-0-of-2", stale_s=120).acquire()
     lock.refresh()
@@ -158,9 +162,9 @@ def test_records_at_a_url(tmp_path: Path) -> None:
     ShardLock(state, "shard-0-of-2", stale_s=120).acquire()  # free again
 
     fs = fsspec.filesystem("memory")
-    fs.pipe_file(shard_failures(state, "shard-0-of-2"), json.dumps({"item": "a"}).encode())
-    fs.pipe_file(shard_failures(state, "shard-1-of-2"), json.dumps({"item": "b"}).encode())
-    assert failed_keys(state) == {"a", "b"}
+    for task, shard, item in (("t", "0-of-2", "a"), ("t", "1-of-2", "b"), ("u", "0-of-2", "c")):
+        fs.pipe_file(shard_failures(state, task, "s", shard), json.dumps({"item": item}).encode())
+    assert failed_keys(state, "t") == {"a", "b"}
 
     assert done_shards(state, "k") == set()
     mark_shard_done(state, "k", "shard-1-of-2", {"total": 3})

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from launcher import driving
+from launcher import driving, location
 from launcher.errors import ConfigError
 from launcher.io import atomic_write
 from launcher.launchers import markers
@@ -86,7 +86,7 @@ class Element:
             "tag": self.tag,
             "job_dir": self.job_dir,
             # resolved against the submit dir: status reads it from anywhere
-            "state_dir": self.state_dir and os.path.abspath(self.state_dir),
+            "state_dir": self.state_dir and location.absolute(self.state_dir),
             "launched": self.launched,
             **self.extra,
         }
