@@ -16,7 +16,7 @@ class Squares(Task):
     Faults: ``fail_mod`` makes every item with ``i % fail_mod == 0`` raise while
     ``fault_file`` exists; ``kill_key`` SIGKILLs its own worker; ``hang_key`` sleeps forever;
     ``unpicklable`` holds a lock, which no spawn or fork-server worker can receive;
-    ``gate_file``: each item waits until that file exists (a test opens the gate).
+    ``hold_file``: each item waits while that file exists (a test holds the shards running).
     """
 
     def __init__(
@@ -30,7 +30,7 @@ class Squares(Task):
         slow_s: float = 0.0,
         ledger: str | None = None,
         unpicklable: bool = False,
-        gate_file: str | None = None,
+        hold_file: str | None = None,
     ) -> None:
         super().__init__(output_dir=output_dir, output=AppendExtension(".txt"))
         self.n = n
@@ -41,7 +41,7 @@ class Squares(Task):
         self.slow_s = slow_s
         self.ledger = ledger
         self.lock = threading.Lock() if unpicklable else None
-        self.gate_file = gate_file
+        self.hold_file = hold_file
 
     def generate_tasks(self):
         for i in range(self.n):
@@ -60,7 +60,7 @@ class Squares(Task):
             os.kill(os.getpid(), signal.SIGKILL)
         if key == self.hang_key:
             time.sleep(3600)
-        while self.gate_file and not os.path.exists(self.gate_file):
+        while self.hold_file and os.path.exists(self.hold_file):
             time.sleep(0.05)
         with atomic_write(output, "w") as f:
             f.write(f"{x}")

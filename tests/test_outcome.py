@@ -108,12 +108,13 @@ def test_a_job_whose_setup_raises_exits_1(tmp_path: Path) -> None:
 def test_ctrl_c_while_waiting_for_a_slurm_sweep_exits_130_and_the_shards_go_on(
     tmp_path: Path,
 ) -> None:
-    """The shards wait for a gate that opens only after the launch exited, so the Ctrl-C
-    always lands while it waits; its output goes to a file the test reads, never a pipe."""
+    """The shards are held until the launch exited, so the Ctrl-C always lands while it
+    waits; its output goes to a file the test reads, never a pipe."""
     need_slurm()
-    sweep, gate, log = tmp_path / "sweep", tmp_path / "gate", tmp_path / "launch.out"
+    sweep, hold, log = tmp_path / "sweep", tmp_path / "hold", tmp_path / "launch.out"
+    hold.touch()
     argv = [sys.executable, str(REPO / "launch.py"), f"hydra.searchpath=[file://{TEST_CONF}]"]
-    argv += [*squares(tmp_path, "o", failing=False), f"task.gate_file={gate}"]
+    argv += [*squares(tmp_path, "o", failing=False), f"task.hold_file={hold}"]
     argv += ["run.progress=off", "shard.num=2", "backbone.num_workers=1"]
     argv += ["hydra/launcher=slurm", "hydra.launcher.wait=true", f"hydra.sweep.dir={sweep}", "-m"]
     with log.open("w") as out:
@@ -125,7 +126,7 @@ def test_ctrl_c_while_waiting_for_a_slurm_sweep_exits_130_and_the_shards_go_on(
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130, log.read_text()
     assert "Stopped waiting; the shards go on" in log.read_text()
-    gate.touch()
+    hold.unlink()
     deadline = time.monotonic() + 120
     while status(sweep).returncode == 3 and time.monotonic() < deadline:  # 3: not finished
         time.sleep(0.5)

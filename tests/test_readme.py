@@ -210,10 +210,13 @@ def test_the_summary_line_in_the_readme_is_what_the_ocr_run_prints(tmp_path: Pat
 
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_the_slurm_submission_in_the_readme_is_what_a_submission_prints(project: Path) -> None:
-    """The README's GPU OCR sweep, run as the bundled thumbnails on this cluster's CPUs:
-    the same lines, other numbers and paths."""
+def test_the_slurm_submission_in_the_readme_is_what_a_submission_prints(tmp_path: Path) -> None:
+    """The README's GPU OCR sweep, run as the bundled thumbnails on this cluster's CPUs,
+    in a checkout of its own (no shard done before): the same lines, other numbers."""
     need_slurm()
+    project = tmp_path / "checkout"
+    project.mkdir()
+    shutil.copy(REPO / "launch.py", project)
     block = readme_block("python launch.py task=ocr backbone=torch shard.num=1000 -m \\")
     shown = [line[2:] for line in block.splitlines() if line.startswith("# ")]
     assert len(shown) == 5, shown
