@@ -79,11 +79,34 @@ def main() -> None:
     if not any(a in MULTIRUN for a in args) and (refused := one_shard_of_many(overrides)):
         print(refused, file=sys.stderr)
         sys.exit(2)
+    if refused := unwritable_outputs(overrides):
+        print(refused, file=sys.stderr)
+        sys.exit(2)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # the user's own task modules; workers inherit it
     sys.argv[1:] = multirun_last(args)
 
     exit_process(run_hydra())
+
+
+def unwritable_outputs(overrides: list[str]) -> str | None:
+    """Why ``./outputs``, where the job's records go by default, cannot be made here; None
+    when it can, or when ``hydra.run.dir`` / ``hydra.sweep.dir`` put them elsewhere."""
+    if any(o.lstrip("+").startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for o in overrides):
+        return None
+    if os.path.isdir("outputs"):
+        return None
+    try:  # tried, not asked: os.access says yes to root on a read-only mount
+        os.mkdir("outputs")
+        os.rmdir("outputs")  # Hydra makes it again, when this command gets that far
+    except OSError as e:
+        return (
+            f"shard-launcher: the working directory {os.getcwd()} cannot hold outputs/ "
+            f"({e.strerror or e}), where each job's records (and by default its outputs) go. "
+            "Run from a directory you can write to, or set hydra.run.dir=DIR (hydra.sweep.dir "
+            "with -m) and task.output_dir=DIR."
+        )
+    return None
 
 
 def run_hydra() -> int:
