@@ -79,7 +79,9 @@ def main() -> None:
     if not any(a in MULTIRUN for a in args) and (refused := one_shard_of_many(overrides)):
         print(refused, file=sys.stderr)
         sys.exit(2)
-    if refused := unwritable_outputs(overrides):
+    from launcher.searchpath import broken_choice
+
+    if refused := broken_choice(overrides) or unwritable_outputs(overrides):
         print(refused, file=sys.stderr)
         sys.exit(2)
     if os.getcwd() not in sys.path:

@@ -45,6 +45,37 @@ def add_user_config_dir(search_path: ConfigSearchPath) -> None:
     search_path.append(PROVIDER, f"file://{user}", anchor=SearchPathQuery(provider="main"))
 
 
+def broken_choice(overrides: list[str]) -> str | None:
+    """One paragraph for a config file a ``group=option`` override chooses that is not
+    valid YAML, naming its file and line; None when each parses (Hydra's own report of
+    a YAML error is a traceback through its loader)."""
+    import yaml
+
+    for override in overrides:
+        group, sep, option = override.lstrip("+~").partition("=")
+        if not sep or "." in group or not option or "," in option:
+            continue
+        for folder in config_dirs():
+            path = folder / group / f"{option}.yaml"
+            if not path.is_file():
+                continue
+            try:
+                yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.YAMLError as e:
+                mark = getattr(e, "problem_mark", None)
+                line = f":{mark.line + 1}" if mark is not None else ""
+                problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+                begun = getattr(e, "context_mark", None)
+                if getattr(e, "context", None) and begun is not None:
+                    problem += f"; {e.context} at line {begun.line + 1}"
+                return (
+                    f"shard-launcher: {path}{line}: not valid YAML ({problem}), so "
+                    f"{group}={option} cannot be composed. Fix that line."
+                )
+            break
+    return None
+
+
 def _import_mistake(target: str, root: BaseException) -> str | None:
     """The paragraph for a module that imports without the named class, or for a module
     file that shadows the package meant (``tasks.py`` beside ``tasks/``); None otherwise."""

@@ -68,3 +68,11 @@ def test_a_jsonl_line_that_is_not_an_object_is_named_by_file_and_line(project):
 def test_a_working_directory_that_cannot_hold_outputs_is_refused():
     code, text = run_in(Path("/proc"), "task=thumbnail")  # a real folder nobody can write in
     assert code == 2 and "the working directory /proc cannot hold outputs/" in text, text
+
+
+def test_a_yaml_file_that_does_not_parse_is_named_by_file_and_line(project):
+    bad = project / "conf" / "task" / "bad.yaml"
+    bad.write_text("_target_: tasks.mine.Real\noutput_dir: [out\n")
+    code, text = run_in(project, "task=bad")
+    assert code == 2 and f"{bad}:3: not valid YAML" in text, text
+    assert "flow sequence at line 2" in text
