@@ -70,10 +70,19 @@ def run(
     Bad config or input raises :class:`launcher.ConfigError` / ``InputError``
     before any work; failed items are in the report, not raised.
     """
+    import threading
+
     from omegaconf import OmegaConf, open_dict
 
     from launcher.task import Task
 
+    if threading.current_thread() is not threading.main_thread():
+        raise ConfigError(
+            "launcher.run was called from a thread other than the main thread: a job turns "
+            "SIGTERM and Ctrl-C into a graceful stop, and Python lets only the main thread "
+            "handle signals. Call it from the main thread, or run it in a process of its own "
+            "(multiprocessing, concurrent.futures.ProcessPoolExecutor)."
+        )
     _refuse_one_shard_of_many(shard, overrides)
     choices = [f"task={task}"] if isinstance(task, str) else []
     if isinstance(backbone, str):
@@ -132,7 +141,7 @@ def _run_job(cfg: DictConfig, task: Task | None) -> dict[str, Any]:
     from launcher import app
 
     def job(c: DictConfig) -> dict[str, Any]:
-        return app.job_report(c, app.build_task(c, task)[1])  # bad config: raises
+        return app.job_report(c, app.build_task(c, task)[1], raising=True)  # bad input: raises
 
     job_dir = os.path.abspath(str(cfg.hydra.run.dir))
     os.makedirs(job_dir, exist_ok=True)

@@ -201,15 +201,21 @@ def run(cfg: DictConfig, task: Any = None) -> int:
     return job_report(cfg, task)["exit_code"]
 
 
-def job_report(cfg: DictConfig, task: Any = None) -> dict[str, Any]:
+def job_report(cfg: DictConfig, task: Any = None, raising: bool = False) -> dict[str, Any]:
     """Run one job; return its report.
 
     Whatever happens once the job has started, its ``report.json`` is written
-    and holds this report: the state and exit code included.
+    and holds this report: the state and exit code included. With ``raising``
+    (``launcher.run``), a bad config or input found on the way is raised once the
+    records are written, instead of returned as exit code 2.
     """
     from hydra.core.hydra_config import HydraConfig
 
-    return _JobRun(cfg, HydraConfig.get().runtime.output_dir, task).run()
+    job = _JobRun(cfg, HydraConfig.get().runtime.output_dir, task)
+    report = job.run()
+    if raising and job.user_error is not None:
+        raise job.user_error
+    return report
 
 
 def _warn_outputs_in_inputs(task: Any) -> None:
@@ -258,6 +264,7 @@ class _JobRun:
         self.set_up = False
         self.error: str | None = None
         self.error_code = 0
+        self.user_error: UserError | None = None  # a bad config or input, as raised
         # counted when run.limit stopped the job, or run.retry_failed left items not done
         self.items_left: int | None = None
 
@@ -266,6 +273,7 @@ class _JobRun:
             self.body()
         except UserError as e:
             log.error("%s", e)
+            self.user_error = e
             self.fail(e, e.exit_code)
         except StopPlanning:
             pass  # a stop signal during the user's setup or listing: the job is interrupted

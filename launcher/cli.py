@@ -81,7 +81,11 @@ def main() -> None:
         sys.exit(2)
     from launcher.config import check_override_keys
     from launcher.errors import UserError
+    from launcher.searchpath import broken_choice
 
+    if refused := broken_choice(overrides) or unwritable_outputs(overrides):
+        print(refused, file=sys.stderr)
+        sys.exit(2)
     try:
         check_override_keys(overrides)
     except UserError as e:
@@ -92,6 +96,26 @@ def main() -> None:
     sys.argv[1:] = multirun_last(args)
 
     exit_process(run_hydra())
+
+
+def unwritable_outputs(overrides: list[str]) -> str | None:
+    """Why ``./outputs``, where the job's records go by default, cannot be made here; None
+    when it can, or when ``hydra.run.dir`` / ``hydra.sweep.dir`` put them elsewhere."""
+    if any(o.lstrip("+").startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for o in overrides):
+        return None
+    if os.path.isdir("outputs"):
+        return None
+    try:  # tried, not asked: os.access says yes to root on a read-only mount
+        os.mkdir("outputs")
+        os.rmdir("outputs")  # Hydra makes it again, when this command gets that far
+    except OSError as e:
+        return (
+            f"shard-launcher: the working directory {os.getcwd()} cannot hold outputs/ "
+            f"({e.strerror or e}), where each job's records (and by default its outputs) go. "
+            "Run from a directory you can write to, or set hydra.run.dir=DIR (hydra.sweep.dir "
+            "with -m) and task.output_dir=DIR."
+        )
+    return None
 
 
 def run_hydra() -> int:

@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from typing import IO, Any
 
 from launcher import location
-from launcher.machine import pid_alive
+from launcher.machine import pid_alive, process_start
 
 TMP_MARK = ".tmp-"
 STALE_TMP_S = 6 * 3600  # a temporary file this old is a killed writer's, whatever its host
@@ -26,11 +26,16 @@ def is_temporary(name: str) -> bool:
 
 
 def _writer_gone(name: str, path: str) -> bool:
-    """A temporary ``.NAME.tmp-<host>-<pid>-<random>`` whose writer cannot still be writing."""
+    """A temporary ``.NAME.tmp-<host>-<pid>.<start>-<random>`` whose writer cannot still be
+    writing: its process is gone, or its pid now names a process started at another time
+    (a pid reused after a container restart)."""
     host, _, rest = name.rpartition(TMP_MARK)[2].partition("-")
-    pid = rest.partition("-")[0]
+    pid, _, started = rest.partition("-")[0].partition(".")
     if host == HOST_ID and pid.isdigit():
-        return not pid_alive(int(pid))
+        if not pid_alive(int(pid)):
+            return True
+        now = process_start(int(pid)) if started else None
+        return now is not None and now != started
     try:
         return time.time() - os.lstat(path).st_mtime > STALE_TMP_S
     except FileNotFoundError:
@@ -57,13 +62,25 @@ def make_dirs(directory: str) -> None:
             os.mkdir(d)
 
 
+_WRITERS: dict[int, str] = {}  # this process as temporaries name it, by pid (a fork's own)
+
+
+def _writer() -> str:
+    """``<pid>.<start time>`` (``<pid>`` where the start time is unknown)."""
+    pid = os.getpid()
+    if pid not in _WRITERS:
+        started = process_start(pid)
+        _WRITERS[pid] = f"{pid}.{started}" if started else str(pid)
+    return _WRITERS[pid]
+
+
 @contextmanager
 def atomic_write(
     path: str | os.PathLike, mode: str = "wb", *, create_dirs: bool = True, **open_kwargs: Any
 ) -> Iterator[IO]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
 
-    A job killed mid-write leaves at most a hidden ``.NAME.tmp-<host>-<pid>-*``
+    A job killed mid-write leaves at most a hidden ``.NAME.tmp-<host>-<pid>.<start>-*``
     file, never a half-written ``path`` that a finish check would count as done;
     the next run's finish check sweeps it once its writer is gone. With
     ``create_dirs=False`` a missing folder raises FileNotFoundError instead of
@@ -78,7 +95,7 @@ def atomic_write(
     directory, name = os.path.split(os.path.abspath(path))
     if create_dirs:
         make_dirs(directory)
-    prefix = f".{name}{TMP_MARK}{HOST_ID}-{os.getpid()}-"
+    prefix = f".{name}{TMP_MARK}{HOST_ID}-{_writer()}-"
     fd, tmp = tempfile.mkstemp(prefix=prefix, dir=directory)
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:

@@ -61,3 +61,14 @@ def pid_alive(pid: object) -> bool:
     except (PermissionError, OverflowError):
         return True
     return True
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from ``/proc``), to tell it from
+    an earlier process that had its pid (a container restarted); None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return fields[19] if len(fields) > 19 else None

@@ -326,6 +326,12 @@ class FromJsonl(InputMode):
         for lineno, value in jsonl_values(root):
             if isinstance(value, str):
                 value = {self.path_field: value}
+            if not isinstance(value, dict):
+                raise InputError(
+                    f"{root}:{lineno}: the line is a JSON {type(value).__name__}, not an object "
+                    f"or a string: each line names one item ({{{self.path_field!r}: ...}}, or "
+                    "its path as a string)."
+                )
             path = value.get(self.path_field)
             key = value.get(self.key_field, path)
             if key is None:

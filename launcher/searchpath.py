@@ -10,6 +10,7 @@ folders can still be added with ``hydra.searchpath=[...]``.
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,12 +45,75 @@ def add_user_config_dir(search_path: ConfigSearchPath) -> None:
     search_path.append(PROVIDER, f"file://{user}", anchor=SearchPathQuery(provider="main"))
 
 
+def broken_choice(overrides: list[str]) -> str | None:
+    """One paragraph for a config file a ``group=option`` override chooses that is not
+    valid YAML, naming its file and line; None when each parses (Hydra's own report of
+    a YAML error is a traceback through its loader)."""
+    import yaml
+
+    for override in overrides:
+        group, sep, option = override.lstrip("+~").partition("=")
+        if not sep or "." in group or not option or "," in option:
+            continue
+        for folder in config_dirs():
+            path = folder / group / f"{option}.yaml"
+            if not path.is_file():
+                continue
+            try:
+                yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.YAMLError as e:
+                mark = getattr(e, "problem_mark", None)
+                line = f":{mark.line + 1}" if mark is not None else ""
+                problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+                begun = getattr(e, "context_mark", None)
+                if getattr(e, "context", None) and begun is not None:
+                    problem += f"; {e.context} at line {begun.line + 1}"
+                return (
+                    f"shard-launcher: {path}{line}: not valid YAML ({problem}), so "
+                    f"{group}={option} cannot be composed. Fix that line."
+                )
+            break
+    return None
+
+
+def _import_mistake(target: str, root: BaseException) -> str | None:
+    """The paragraph for a module that imports without the named class, or for a module
+    file that shadows the package meant (``tasks.py`` beside ``tasks/``); None otherwise."""
+    import difflib
+    import importlib
+
+    module, _, name = target.rpartition(".")
+    parts = module.split(".")
+    for i in range(1, len(parts)):  # a plain module where a package was needed
+        head = sys.modules.get(".".join(parts[:i]))
+        if head is not None and not hasattr(head, "__path__"):
+            return (
+                f"task._target_={target}: {'.'.join(parts[:i])} is the module "
+                f"{getattr(head, '__file__', '?')}, not a package, so {module} cannot be "
+                f"imported from it: a module file shadows the package folder meant. Rename "
+                "one of them."
+            )
+    try:
+        found = importlib.import_module(module)
+    except Exception:  # noqa: BLE001 - the module itself is what fails: said by the caller
+        return None
+    if hasattr(found, name):
+        return None
+    near = difflib.get_close_matches(name, [n for n in dir(found) if not n.startswith("_")], 1)
+    return (
+        f"task._target_={target}: the module {module} ({getattr(found, '__file__', '?')}) "
+        f"imports, but has no {name!r}" + (f"; did you mean {near[0]!r}?" if near else ".")
+    )
+
+
 def import_failure(target: str, error: BaseException) -> str:
     """One paragraph for a task whose module does not import: which file, where we looked."""
     root = error
     while root.__cause__ is not None:
         root = root.__cause__
     module = target.rpartition(".")[0]
+    if (known := _import_mistake(target, root)) is not None:
+        return known
     if isinstance(root, ModuleNotFoundError) and f"{module}.".startswith(f"{root.name}."):
         rel = module.replace(".", os.sep)
         what = f"{rel}.py was not found (no module named {root.name!r})"

@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from launcher.io import HOST_ID
 from tests.conftest import report, start
 from tests.test_trust import images, wait_for
 
@@ -95,3 +96,19 @@ def test_the_launchers_own_files_are_never_items(launch, tmp_path, state):
     assert r.returncode == 0, r.stdout + r.stderr
     r = launch(*args, others)
     assert r.returncode == 2 and "No items found" in r.stdout + r.stderr, r.stdout
+
+
+def test_a_temporary_whose_writers_pid_now_names_another_process_is_swept(launch, tmp_path):
+    """After a container restart a killed writer's pid names a live process: here, this one,
+    which started later than the writer did."""
+    out = tmp_path / "out"
+    out.mkdir()
+    me = os.getpid()
+    started = Path(f"/proc/{me}/stat").read_text().rpartition(")")[2].split()[19]  # its ticks
+    reused = out / f".000001.txt.tmp-{HOST_ID}-{me}.{int(started) - 1}-abc"
+    live = out / f".000002.txt.tmp-{HOST_ID}-{me}.{started}-def"  # still being written
+    for p in (reused, live):
+        p.write_text("half")
+    r = launch("task=squares", f"task.output_dir={out}", "task.n=10")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not reused.exists() and live.exists()

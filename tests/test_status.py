@@ -225,9 +225,9 @@ def test_the_local_queue_never_runs_more_than_its_cap(tmp_path, monkeypatch):
     monkeypatch.setattr(local, "_spawn", spawn)
     (tmp_path / ".launcher").mkdir()
     queue = [{"array": 0, "shard": i, "spec": "-", "log": f"logs/{i}"} for i in range(7)]
-    codes = local.run_queue(str(tmp_path), queue, parallelism=3)
+    codes, stopped_by = local.run_queue(str(tmp_path), queue, parallelism=3)
     assert peak[0] == 3
-    assert codes == {(0, i): i % 2 for i in range(7)}
+    assert codes == {(0, i): i % 2 for i in range(7)} and stopped_by is None
     exits = (tmp_path / ".launcher" / "exits.jsonl").read_text().splitlines()
     assert sorted(json.loads(x)["shard"] for x in exits) == list(range(7))
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from launcher.backbones.mp import MpConfig
 from launcher.backbones.torch import TorchConfig
-from launcher.errors import check_bounds
+from launcher.errors import ConfigError, check_bounds
 from launcher.plan import Plan
 from launcher.run_state import RunState
 from launcher.task import Task, TorchTask
@@ -45,6 +45,13 @@ class Backbone(Protocol):
 def backbone_config(cfg: Any, task: Task) -> tuple[str, Any]:
     """The backbone a (structured) ``backbone`` config names for this task, and its own
     validated config (``auto`` resolved): every number in range, or a ConfigError."""
+    if not dataclasses.is_dataclass(cfg):  # a user's option that starts from none of ours
+        raise ConfigError(
+            f"the backbone option{_chosen()} has no schema: its YAML file does not start from "
+            "one of ours, so neither its backbone nor its keys can be known. Begin it with "
+            "`defaults: [mp, _self_]` (or torch, or auto), then its own keys, e.g. "
+            "`num_workers: 32`."
+        )
     name = cfg.name
     if name == "auto":
         name = "torch" if isinstance(task, TorchTask) else "mp"
@@ -55,6 +62,16 @@ def backbone_config(cfg: Any, task: Task) -> tuple[str, Any]:
     )
     check_bounds("backbone", own, config_cls.BOUNDS)
     return name, own
+
+
+def _chosen() -> str:
+    """`` backbone=NAME`` as the command line chose it, when Hydra knows."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return ""
+    choice = HydraConfig.get().runtime.choices.get("backbone")
+    return f" backbone={choice}" if choice else ""
 
 
 def make_backbone(cfg: Any, task: Task) -> Backbone:

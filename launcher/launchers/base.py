@@ -69,6 +69,7 @@ class Launched:
     record: dict[str, Any]  # extra fields for the sweep record
     headline: str  # what was launched, in one line
     ids: list[str] = dataclasses.field(default_factory=list)  # a line per backend job
+    stopped_by: int | None = None  # the signal that stopped the sweep while it was waited for
 
 
 class ShardLauncher(Launcher):
@@ -145,7 +146,8 @@ class ShardLauncher(Launcher):
 
     def _launch_arrays(self, specs: list[arr.ArraySpec]) -> tuple[int, list[JobReturn]]:
         """The sweep's exit code (1 when a shard failed, 130 when Ctrl-C stopped the
-        wait) and, once waited for, each launched job's return."""
+        wait, 128+N when signal N stopped a local sweep) and, once waited for, each
+        launched job's return."""
         from hydra.core.hydra_config import HydraConfig
 
         assert self.config is not None and self.hydra_context is not None
@@ -202,6 +204,8 @@ class ShardLauncher(Launcher):
                 ret = JobReturn(overrides=a.spec.overrides, status=JobStatus.COMPLETED)
                 ret.return_value = codes.get((a.index, e.shard), 1)
                 returns.append(ret)
+        if launched.stopped_by:
+            return 128 + launched.stopped_by, returns
         return (1 if any(r.return_value for r in returns) else 0), returns
 
     # -- messages ---------------------------------------------------------------------------------

@@ -101,7 +101,10 @@ class LocalLauncher(ShardLauncher):
 
     def wait(self, launched: Launched, directory: str) -> dict[tuple[int, int | None], int]:
         assert isinstance(launched, LocalLaunch)
-        return run_queue(directory, launched.queue, launched.parallelism, launched.progress_s)
+        codes, launched.stopped_by = run_queue(
+            directory, launched.queue, launched.parallelism, launched.progress_s
+        )
+        return codes
 
     def describe_backend(self, arrays: list[arr.Array], directory: str) -> list[str]:
         return [f"  local processes, {self.parallelism(arrays)} at once"]
@@ -112,9 +115,13 @@ def run_queue(
     queue: list[dict[str, Any]],
     parallelism: int,
     progress_s: float | None = None,
-) -> dict[tuple[int, int | None], int]:
-    """Run the elements, ``parallelism`` at once; exit code by (array, shard). Every
-    ``progress_s`` seconds, log the sweep's totals (as ``status`` shows them)."""
+) -> tuple[dict[tuple[int, int | None], int], int | None]:
+    """Run the elements, ``parallelism`` at once; exit code by (array, shard), and the
+    signal that stopped the sweep, if one did. Every ``progress_s`` seconds, log the
+    sweep's totals (as ``status`` shows them).
+
+    Elements a stop signal kept from starting get an exit line too (128 + the signal,
+    ``started: false``): ``status`` shows them as not started, and ``--watch`` ends."""
     from launcher.status.render import progress_line
 
     next_progress = time.monotonic() + (progress_s or 0)
@@ -157,13 +164,18 @@ def run_queue(
                 if line := progress_line(directory):
                     log.info("sweep: %s", line)
             time.sleep(POLL_S)
+        for entry in todo if stop and not gone else ():
+            line = {"array": entry["array"], "shard": entry["shard"], "exit_code": 128 + stop[0]}
+            line.update(started=False, ended_at=now_iso())
+            exits.write(json.dumps(line) + "\n")
+        exits.flush()
     finally:
         exits.close()
         for s, handler in old.items():
             signal.signal(s, handler)
     for entry in todo:  # never started: stopped by a signal, or the sweep dir went away
         codes[(entry["array"], entry["shard"])] = 128 + stop[0] if stop else 1
-    return codes
+    return codes, stop[0] if stop else None
 
 
 def sweep_gone_paragraph(directory: str, waiting: int) -> str:
@@ -192,7 +204,7 @@ def main() -> None:
     with open(os.path.join(directory, arr.STATE, QUEUE), encoding="utf-8") as f:
         spec = json.load(f)
     os.chdir(spec["cwd"])
-    codes = run_queue(directory, spec["queue"], spec["parallelism"])
+    codes, _ = run_queue(directory, spec["queue"], spec["parallelism"])
     failed = sum(1 for c in codes.values() if c)
     print(f"{now_iso()} local sweep ended: {len(codes) - failed} ok, {failed} failed", flush=True)
 

@@ -174,6 +174,9 @@ def _from_files(f: Facts) -> Verdict:
         return _from_report(f.report)
     if f.report_problem:
         return _damaged(f)
+    if f.exit_code is not None and f.exit_code > 128 and f.progress is None:
+        how = signal_reason(f"signal {f.exit_code - 128}") or f"exit {f.exit_code}"
+        return Verdict("failed", True, f"not started: the sweep was stopped ({how})")
     if f.exit_code is not None:
         return Verdict("failed", True, f"exit {f.exit_code} without writing report.json")
     p = f.progress
