@@ -23,11 +23,13 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH_CONF = REPO / "bench" / "conf"
 
 
-def time_process(argv: list[str]) -> Sample:
+def time_process(argv: list[str], timeout_s: float = 300) -> Sample:
     """Time ``argv`` inside ``bench.reaper``, which also reaps what it leaves behind."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     wrapped = [sys.executable, "-m", "bench.reaper", *argv]
-    proc = subprocess.run(wrapped, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        wrapped, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s
+    )
     if proc.returncode:
         raise RuntimeError(f"{argv} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
     return Sample(float(proc.stdout.strip().splitlines()[-1]))

@@ -391,6 +391,27 @@ def _t2(where: str) -> Callable[[Mode], Built]:
     return build
 
 
+def t2_inv(mode: Mode) -> Built:
+    """T2-inv: the embed task's batch-invariant model calls against padding to the longest."""
+    import torch  # noqa: F401 - imported untimed
+
+    from bench import documents, invariance
+
+    n = mode.pick(160, 640)
+    docs = documents.mixed_docs(2_000)
+    cs = [
+        Contender(
+            "ours", invariance.contender(invariance.invariant, docs, n), "batch-invariant calls"
+        ),
+        Contender(
+            "pad-to-longest",
+            invariance.contender(invariance.longest, docs, n),
+            "one call per batch, padded to its longest (sentence-transformers)",
+        ),
+    ]
+    return Built(cs, {"docs": n, "batch_size": invariance.BATCH}, reps=mode.reps or mode.pick(1, 3))
+
+
 def _t3(where: str) -> Callable[[Mode], Built]:
     """T3: ``task=ocr`` against a plain loop over the package's recognizer, whole processes,
     the bundled pages several times over."""
@@ -551,6 +572,9 @@ WORKLOADS = [
         _t2("cpu"),
     ),
     Workload("T2-1cpu", "T2 under taskset -c 0", "s", False, _t2("1cpu")),
+    Workload(
+        "T2-inv", "embed: batch invariance's cost, model CPU seconds, 1 thread", "s", False, t2_inv
+    ),
     Workload("T2-cuda", "T2 on CUDA, 100k documents", "s", False, _t2("cuda")),
     Workload(
         "T3", "task=ocr vs a hand loop over the recognizer, whole process", "s", False, _t3("cpu")

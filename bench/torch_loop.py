@@ -103,7 +103,8 @@ def hand_loop(n: int, step_s: float, workers: int) -> Sample:
 
 def hand_loop_sized(n: int, step_s: float, workers: int) -> Sample:
     """The hand loop with torch's threads set as the backbone sets them on the CPU by
-    default (the CPUs the loader workers leave): the same loop, threads aside."""
+    default for this model (the CPUs the loader worker leaves: measured, it needs a CPU to
+    keep up with so small a model): the same loop, threads aside."""
     import torch
 
     from launcher.machine import available_cpus

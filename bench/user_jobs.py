@@ -21,6 +21,7 @@ from bench.harness import Sample
 from bench.startup import REPO, time_process
 
 Argv = Callable[[str], list[str]]
+TIMEOUT_S = 1800  # a whole job on a busy 2-CPU machine can take minutes
 
 
 def embed_ours(docs: str) -> Argv:
@@ -61,10 +62,10 @@ def command(
             with tempfile.TemporaryDirectory(prefix="bench-t2-") as tmp:
                 if sample_gpu:
                     with gpu_busy() as busy:
-                        sample = time_process(argv(tmp))
+                        sample = time_process(argv(tmp), TIMEOUT_S)
                 else:
                     busy = []
-                    sample = time_process(argv(tmp))
+                    sample = time_process(argv(tmp), TIMEOUT_S)
                 wrote = [f for f in _files(f"{tmp}/out") if f.endswith(suffix)]
             if len(wrote) != outputs:
                 raise RuntimeError(f"{argv(tmp)[:4]} wrote {len(wrote)} results of {outputs}")
