@@ -105,9 +105,10 @@ def unwritable_outputs(overrides: list[str]) -> str | None:
         return None
     if os.path.isdir("outputs"):
         return None
+    import tempfile
+
     try:  # tried, not asked: os.access says yes to root on a read-only mount
-        os.mkdir("outputs")
-        os.rmdir("outputs")  # Hydra makes it again, when this command gets that far
+        os.rmdir(tempfile.mkdtemp(prefix=".shard-launcher-probe-", dir="."))
     except OSError as e:
         return (
             f"shard-launcher: the working directory {os.getcwd()} cannot hold outputs/ "

@@ -46,6 +46,7 @@ class Facts:
     heartbeat_s: float = 5.0  # the job's own heartbeat interval
     process_alive: bool | None = None  # None: unknown (another host, or no heartbeat)
     exit_code: int | None = None  # from the local launcher, once the element ended
+    started: bool = True  # False: a stop signal to the local sweep kept it from starting
     slurm: SlurmView | None = None
     slurm_backend: bool = False
     queue_answered: bool = False  # squeue answered: an element it does not list has left it
@@ -174,7 +175,7 @@ def _from_files(f: Facts) -> Verdict:
         return _from_report(f.report)
     if f.report_problem:
         return _damaged(f)
-    if f.exit_code is not None and f.exit_code > 128 and f.progress is None:
+    if f.exit_code is not None and not f.started:
         how = signal_reason(f"signal {f.exit_code - 128}") or f"exit {f.exit_code}"
         return Verdict("failed", True, f"not started: the sweep was stopped ({how})")
     if f.exit_code is not None:

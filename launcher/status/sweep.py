@@ -115,9 +115,10 @@ def _element(data: Any, position: int) -> ElementRecord:
         raise RecordError(f"elements[{position}]: {e}") from None
 
 
-def local_exits(directory: str) -> dict[tuple[int, int | None], int]:
-    """Exit codes of the local elements that ended, by (array, shard); torn lines skipped."""
-    out: dict[tuple[int, int | None], int] = {}
+def local_exits(directory: str) -> dict[tuple[int, int | None], tuple[int, bool]]:
+    """Exit codes of the local elements that ended, by (array, shard), and whether each had
+    started (a stop signal keeps the rest from starting); torn lines skipped."""
+    out: dict[tuple[int, int | None], tuple[int, bool]] = {}
     try:
         with open(
             os.path.join(directory, SWEEP_STATE, LOCAL_EXITS), encoding="utf-8", errors="replace"
@@ -125,7 +126,8 @@ def local_exits(directory: str) -> dict[tuple[int, int | None], int]:
             for line in f:
                 try:
                     rec = json.loads(line)
-                    out[(rec["array"], rec["shard"])] = int(rec["exit_code"])
+                    ended = int(rec["exit_code"]), bool(rec.get("started", True))
+                    out[(rec["array"], rec["shard"])] = ended
                 except (ValueError, KeyError, TypeError):
                     continue
     except OSError:
