@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, start
+from tests.conftest import REPO, files, launch_argv, start
 from tests.test_kept_failures import FAILING, ledger_keys, one_at_a_time, squares
-from tests.test_s3 import bucket, put_texts, upper
+from tests.test_s3 import bucket, outputs, put_texts, upper
 from tests.test_trust import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -121,3 +122,40 @@ def test_status_of_a_relaunched_sweep_with_state_on_s3_reads_its_markers_there(
     r = status_from(elsewhere, Path(os.path.relpath(first, elsewhere)), "--html", "page.html")
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"done later in {second}/0" in (elsewhere / "page.html").read_text()
+
+
+def test_a_job_killed_mid_upload_leaves_no_temporary_after_a_rerun(s3, launch, tmp_path):
+    fs, b = bucket()
+    temp = tmp_path / "tmpdir"
+    temp.mkdir()
+    args = [
+        "task=squares",
+        f"task.output_dir={b}/out",
+        "task.n=8",
+        "task.slow_s=30",  # each item holds its upload's local copy open that long
+        "backbone.num_workers=2",
+    ]
+    env = {**os.environ, "TMPDIR": str(temp)}
+    proc = subprocess.Popen(
+        launch_argv(*args, job_dir=tmp_path / "killed"),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_for(lambda: len(uploads(temp)) == 2, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(uploads(temp)) == 2  # what a kill -9 leaves: nothing removes it
+    r = launch(*args[:3], env={"TMPDIR": str(temp)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert uploads(temp) == []
+    clean = tmp_path / "clean"
+    assert launch("task=squares", f"task.output_dir={clean}", "task.n=8").returncode == 0
+    assert outputs(fs, f"{b}/out") == files(clean)
+
+
+def uploads(temp: Path) -> list[str]:
+    """The local copies of uploads in the temporary folder ``temp``."""
+    return sorted(n for n in os.listdir(temp) if n.startswith(".launcher-upload"))
