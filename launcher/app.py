@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from launcher import driving, location
 from launcher.errors import ConfigError, InputError, UserError, check_bounds, unknown_key
-from launcher.io import sweep_stale
+from launcher.io import sweep_stale, sweep_uploads
 from launcher.modes import url_kind
 from launcher.records import (
     FAILURES,
@@ -458,6 +458,8 @@ class _JobRun:
         if out and os.path.isdir(out):  # what killed writers left at the top level
             with contextlib.suppress(OSError):
                 sweep_stale(out, os.listdir(out))
+        if location.is_url(out) or location.is_url(state_dir):
+            sweep_uploads()  # what killed writers left on their way to the store
 
     # -- the end -------------------------------------------------------------------------------
 

@@ -51,6 +51,22 @@ def sweep_stale(directory: str, names: Iterable[str]) -> None:
                 os.unlink(path)
 
 
+def temporary_prefix(name: str) -> str:
+    """The start of a temporary file's name for ``name``, telling :func:`sweep_stale` which
+    host and process write it."""
+    return f".{name}{TMP_MARK}{HOST_ID}-{_writer()}-"
+
+
+def sweep_uploads() -> None:
+    """Delete the local copies of uploads (:func:`location.upload_on_success`) that killed
+    writers left in the temporary folder: they are not beside the outputs, and nothing
+    else would ever remove them."""
+    directory = tempfile.gettempdir()
+    with suppress(OSError):
+        names = [n for n in os.listdir(directory) if n.startswith(location.UPLOAD_PREFIX)]
+        sweep_stale(directory, names)
+
+
 def make_dirs(directory: str) -> None:
     """``os.makedirs(directory, exist_ok=True)`` without recursion: any depth works."""
     missing = []
@@ -95,8 +111,7 @@ def atomic_write(
     directory, name = os.path.split(os.path.abspath(path))
     if create_dirs:
         make_dirs(directory)
-    prefix = f".{name}{TMP_MARK}{HOST_ID}-{_writer()}-"
-    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(name), dir=directory)
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f

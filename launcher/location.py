@@ -21,6 +21,7 @@ from contextlib import contextmanager, suppress
 from typing import IO, Any
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+UPLOAD_PREFIX = ".launcher-upload"  # local copies of uploads, in the temporary folder
 
 
 def is_url(path: Any) -> bool:
@@ -147,9 +148,12 @@ def upload_on_success(url: str, mode: str = "wb", **open_kwargs: Any) -> Iterato
     """A local temporary file, uploaded whole to ``url`` once the block ends without an
     error: the object exists whole or not at all, even when the process is killed (a
     multipart upload is completed only at its end). A failed upload raises, failing the
-    item that wrote it."""
+    item that wrote it. A killed writer's copy is deleted by the next job
+    (:func:`launcher.io.sweep_uploads`)."""
+    from launcher.io import temporary_prefix
+
     fs, path = filesystem(url)
-    fd, tmp = tempfile.mkstemp(prefix=".launcher-upload-")
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(UPLOAD_PREFIX[1:]))
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f

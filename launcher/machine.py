@@ -60,7 +60,17 @@ def pid_alive(pid: object) -> bool:
         return False
     except (PermissionError, OverflowError):
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has ended and only waits to be reaped: a killed job's workers stay so
+    until a slow init reaps them, and must not pass for writers still at work."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def process_start(pid: int) -> str | None:

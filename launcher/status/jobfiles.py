@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from launcher import location
 from launcher.records import PROGRESS, REPORT
 
 OK_STATES = ("completed", "dry_run")  # a report's states that mean the shard is done
@@ -22,9 +23,10 @@ class RecordError(ValueError):
 
 
 def load_json(path: str) -> Any:
-    """The JSON value in ``path``; None when it does not exist; RecordError when damaged."""
+    """The JSON value in ``path`` (a completion marker may be at a URL, in a state dir on
+    object storage); None when it does not exist; RecordError when damaged."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with location.open(path, "r", encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
         return None

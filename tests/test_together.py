@@ -1,0 +1,161 @@
+"""Object storage, kept failures and locks, and the status page, together: the state dir
+of a retry, of two splits and of a sweep on a real S3 server (moto's), a job killed mid
+upload, and ``status`` read from another working directory. Real jobs through
+``launch.py``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, files, launch_argv, start
+from tests.test_kept_failures import FAILING, ledger_keys, one_at_a_time, squares
+from tests.test_s3 import bucket, outputs, put_texts, upper
+from tests.test_trust import wait_for
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def status_from(cwd: Path, directory: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m launcher status DIR ...`` typed in ``cwd``, not in the checkout."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "launcher", "status", str(directory), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_retry_with_state_on_s3_that_stops_early_keeps_what_it_did_not_reach(
+    s3, launch, tmp_path
+):
+    fs, b = bucket()
+    out, fault, ledger = tmp_path / "out", tmp_path / "fault", tmp_path / "ledger"
+    fault.touch()
+    args = [*squares(out, fault, ledger), f"run.state_dir={b}/state"]
+    assert launch(*args).returncode == 1
+    ledger.unlink()
+    r = launch(*args, "run.retry_failed=true", "run.limit=3", *one_at_a_time)
+    assert r.returncode == 1, r.stdout + r.stderr
+    fault.unlink()
+    r = launch(*args, "run.retry_failed=true")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(ledger_keys(ledger)) == FAILING
+
+
+def test_output_dir_equal_to_input_dir_on_s3_never_lists_the_launchers_state(s3, launch):
+    fs, b = bucket()
+    put_texts(fs, f"{b}/same", 6)
+    args = upper(f"{b}/same", f"{b}/same")  # the state dir: s3://data/same/.launcher
+    r = launch(*args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = launch(*args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads((launch.job_dir / "report.json").read_text())
+    assert (rep["total"], rep["skipped"]) == (6, 6), rep
+
+
+def test_the_other_split_lock_refuses_at_a_url(s3, launch, tmp_path):
+    fs, b = bucket()
+    out, gate, ledger = tmp_path / "out", tmp_path / "gate", tmp_path / "ledger"
+    args = [
+        "task=squares",
+        f"task.output_dir={out}",
+        "task.n=4",
+        f"task.gate_file={gate}",
+        f"task.ledger={ledger}",
+        f"run.state_dir={b}/state",
+    ]
+    proc = start(tmp_path / "holder", *args)
+    try:
+        wait_for(lambda: fs.invalidate_cache() or fs.exists(f"{b}/state/locks"), proc)
+        r = launch(*args, "shard.num=2", "shard.idx=0")
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "another shard split" in r.stdout + r.stderr
+    finally:
+        gate.touch()
+        proc.communicate(timeout=120)
+
+
+def test_status_of_a_relaunched_sweep_with_state_on_s3_reads_its_markers_there(
+    s3, launch, tmp_path
+):
+    fs, b = bucket()
+    out, fault = tmp_path / "out", tmp_path / "fault"
+    fault.touch()
+    args = (
+        "task=squares",
+        f"task.output_dir={out}",
+        "task.n=20",
+        "task.fail_mod=4",  # 0, 4, ... 16: all in shard 0 of 2
+        f"task.fault_file={fault}",
+        f"run.state_dir={b}/state",
+        "shard.num=2",
+        "backbone.num_workers=1",
+    )
+    assert launch(*args, multirun=True).returncode == 1
+    first = launch.job_dir
+    fault.unlink()
+    assert launch(*args, multirun=True).returncode == 0  # shard 0 again, shard 1 skipped
+    second = launch.job_dir
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    rows = {}
+    for sweep in (first, second):
+        r = status_from(elsewhere, Path(os.path.relpath(sweep, elsewhere)), "--json")
+        assert r.returncode == 0, r.stdout + r.stderr
+        rows[sweep] = {row["shard"]: row for row in json.loads(r.stdout)["shards"]}
+    later, before = rows[first][0], rows[second][1]
+    assert later["state"] == "done" and f"done later in {second}/0" in later["note"], later
+    assert before["note"].startswith("done before, at ") and before["note"].endswith(
+        f"in {first}/1"
+    ), before
+    r = status_from(elsewhere, Path(os.path.relpath(first, elsewhere)), "--html", "page.html")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"done later in {second}/0" in (elsewhere / "page.html").read_text()
+
+
+def test_a_job_killed_mid_upload_leaves_no_temporary_after_a_rerun(s3, launch, tmp_path):
+    fs, b = bucket()
+    temp = tmp_path / "tmpdir"
+    temp.mkdir()
+    args = [
+        "task=squares",
+        f"task.output_dir={b}/out",
+        "task.n=8",
+        "task.slow_s=30",  # each item holds its upload's local copy open that long
+        "backbone.num_workers=2",
+    ]
+    env = {**os.environ, "TMPDIR": str(temp)}
+    proc = subprocess.Popen(
+        launch_argv(*args, job_dir=tmp_path / "killed"),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_for(lambda: len(uploads(temp)) == 2, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(uploads(temp)) == 2  # what a kill -9 leaves: nothing removes it
+    r = launch(*args[:3], env={"TMPDIR": str(temp)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert uploads(temp) == []
+    clean = tmp_path / "clean"
+    assert launch("task=squares", f"task.output_dir={clean}", "task.n=8").returncode == 0
+    assert outputs(fs, f"{b}/out") == files(clean)
+
+
+def uploads(temp: Path) -> list[str]:
+    """The local copies of uploads in the temporary folder ``temp``."""
+    return sorted(n for n in os.listdir(temp) if n.startswith(".launcher-upload"))
