@@ -50,8 +50,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def pid_alive(pid: object) -> bool:
-    """Whether a process of this host with that pid exists (a pid we may not signal does)."""
+def pid_exists(pid: object) -> bool:
+    """Whether a process of this host with that pid exists, running or ended and not yet
+    reaped (a pid we may not signal does)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -60,7 +61,12 @@ def pid_alive(pid: object) -> bool:
         return False
     except (PermissionError, OverflowError):
         return True
-    return not _zombie(pid)
+    return True
+
+
+def pid_alive(pid: object) -> bool:
+    """Whether a process of this host with that pid still runs: a zombie is no writer."""
+    return pid_exists(pid) and not _zombie(pid)
 
 
 def _zombie(pid: int) -> bool:

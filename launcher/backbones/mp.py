@@ -59,7 +59,7 @@ from launcher.backbones.mp_worker import (
 )
 from launcher.driving import TorchOnWorkers, chunked, forkserver_modules, worker_side
 from launcher.errors import ConfigError
-from launcher.machine import available_cpus, pid_alive
+from launcher.machine import available_cpus, pid_exists
 from launcher.plan import Plan
 from launcher.run_state import RunState
 from launcher.task import Item, Task, TorchTask
@@ -536,8 +536,9 @@ class _Run:
                 self.suspects.add(key)
                 self.solo.append(item)
 
-        if self.bb.start_method == "forkserver" and code == 255 and pid_alive(w.proc.pid):
-            # alive, but its exit status can no longer reach us: its fork server was killed
+        if self.bb.start_method == "forkserver" and code == 255 and pid_exists(w.proc.pid):
+            # its exit status can no longer reach us: its fork server was killed (and it may
+            # have ended with it, unreaped): not its item's doing
             log.warning("worker %d (pid %s) lost its fork server: replaced", w.slot, w.proc.pid)
             self.salvage(w, self.requeued.appendleft)
             self.replace(w)
