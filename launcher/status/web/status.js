@@ -241,7 +241,7 @@
         page.lastRefreshMs = performance.now() - t0;
         page.refreshes += 1;
       }
-      problem(null);
+      problem(page.doc && page.doc.damaged);
     } catch (e) {
       problem(`Cannot read the sweep's status (${e.message}); showing the last one read.`);
     }
@@ -255,6 +255,7 @@
   });
   if (config.document) {
     draw(config.document);
+    problem(config.document.damaged);
     painted();
   } else {
     poll();
