@@ -105,7 +105,8 @@ def atomic_write(
     """
     path = os.fspath(path)
     if location.is_url(path):
-        with location.upload_on_success(path, mode, **open_kwargs) as f:
+        tmp_prefix = temporary_prefix(location.UPLOAD_PREFIX[1:])
+        with location.upload_on_success(path, tmp_prefix, mode, **open_kwargs) as f:
             yield f
         return
     directory, name = os.path.split(os.path.abspath(path))

@@ -144,16 +144,16 @@ def makedirs(url: str) -> None:
 
 
 @contextmanager
-def upload_on_success(url: str, mode: str = "wb", **open_kwargs: Any) -> Iterator[IO]:
-    """A local temporary file, uploaded whole to ``url`` once the block ends without an
-    error: the object exists whole or not at all, even when the process is killed (a
-    multipart upload is completed only at its end). A failed upload raises, failing the
-    item that wrote it. A killed writer's copy is deleted by the next job
-    (:func:`launcher.io.sweep_uploads`)."""
-    from launcher.io import temporary_prefix
-
+def upload_on_success(
+    url: str, tmp_prefix: str, mode: str = "wb", **open_kwargs: Any
+) -> Iterator[IO]:
+    """A local temporary file (named ``tmp_prefix*``, in the temporary folder), uploaded
+    whole to ``url`` once the block ends without an error: the object exists whole or not
+    at all, even when the process is killed (a multipart upload is completed only at its
+    end). A failed upload raises, failing the item that wrote it. A killed writer's copy
+    is deleted by the next job (:func:`launcher.io.sweep_uploads`)."""
     fs, path = filesystem(url)
-    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(UPLOAD_PREFIX[1:]))
+    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix)
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
