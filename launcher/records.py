@@ -215,7 +215,8 @@ class Records:
         if self._failures is None:
             if self._another_job_runs_here():
                 return False
-            self.start()  # an ended run's records: this report replaces them, all of them
+            # an ended run's records: this report replaces them, its failures with them
+            open(os.path.join(self.job_dir, FAILURES), "w", encoding="utf-8").close()
         self._write(REPORT, data)
         return True
 
