@@ -501,8 +501,8 @@ class _JobRun:
         try:
             if not self.records.report(report):
                 log.warning(
-                    "report.json not written: %s holds the records of another run of this "
-                    "job dir, and this job was refused before it began",
+                    "report.json not written: another job still runs in %s, and this job "
+                    "was refused before it began",
                     self.job_dir,
                 )
         except OSError as e:

@@ -123,7 +123,8 @@ class Records:
     ``failures.jsonl`` describes this run only: a rerun into the same job
     directory starts it afresh, but only once this job holds its shard
     (:meth:`start`): a job refused before that (its lock is held, its config is
-    bad) truncates nothing, and writes no report over another run's records.
+    bad) truncates nothing, and writes no report, while another job still runs
+    in its job dir.
 
     The failures kept for retries (:meth:`keep_failures`) are merged, never
     replaced: an item that failed in an earlier run stays until a run reaches
@@ -212,13 +213,25 @@ class Records:
 
     def report(self, data: dict[str, Any]) -> bool:
         """Write ``report.json``; False when this job was refused before it owned the job
-        dir and another run's records are there (they stay whole)."""
-        if self._failures is None and any(
-            os.path.exists(os.path.join(self.job_dir, n)) for n in (FAILURES, PROGRESS, REPORT)
-        ):
-            return False
+        dir and another job still running there owns it (its records stay whole)."""
+        if self._failures is None:
+            if self._another_job_runs_here():
+                return False
+            # an ended run's records: this report replaces them, its failures with them
+            open(os.path.join(self.job_dir, FAILURES), "w", encoding="utf-8").close()
         self._write(REPORT, data)
         return True
+
+    def _another_job_runs_here(self) -> bool:
+        """Whether the job dir's heartbeat is another job's, still running (its process
+        alive on this host, or beating recently elsewhere)."""
+        beat = read_progress(self.job_dir)
+        if beat is None or beat.get("state") not in RUNNING_STATES:
+            return False
+        if beat.get("host") == socket.gethostname():
+            return beat.get("pid") != os.getpid() and pid_alive(beat.get("pid"))
+        age = time.time() - float(beat.get("updated_unix") or 0)
+        return age < 3 * float(beat.get("heartbeat_s") or 5)
 
     def close(self) -> None:
         """Flush failures and merge them into the ones kept with the outputs for retries:

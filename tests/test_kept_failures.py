@@ -5,7 +5,6 @@ each other's records, and a refused job truncates nothing. Real jobs through
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from pathlib import Path
@@ -122,23 +121,21 @@ def test_two_splits_with_one_shard_tag_keep_their_own_failures(launch, tmp_path)
     assert (out / "000015.txt").exists()
 
 
+@pytest.mark.timeout(180)
 @pytest.mark.parametrize("why", ["locked", "bad_config"])
-def test_a_refused_job_truncates_nothing(launch, tmp_path, why):
-    args, fault, ledger = fail_first(launch, tmp_path)
-    job_dir, out = launch.job_dir, tmp_path / "out"
-    records = [p for p in job_dir.iterdir() if p.is_file() and p.suffix != ".log"]  # log: Hydra's
-    before = {p: p.read_bytes() for p in [*records, *kept_failures(out)]}
-    if why == "locked":  # this test process stands for a live job holding the shard
-        lock = out / ".launcher" / "locks" / "shard-0-of-1.lock"
-        lock.write_text(json.dumps({"host": os.uname().nodename, "pid": os.getpid()}))
-        extra = []
-    else:
-        extra = ["run.grace_s=-1"]
-    r = start(job_dir, *args, *extra)  # into the same job dir, as a relaunch would
-    text = r.communicate(timeout=120)[0]
-    assert r.returncode == 2, text
-    after = {p: p.read_bytes() for p in before}
-    names = {p.name for p in before}
-    assert after == before, [p.name for p in before if after[p] != before[p]]
-    assert names >= {"failures.jsonl", "report.json"}
-    assert "not written" in text
+def test_a_refused_job_truncates_nothing_of_the_job_running_in_its_job_dir(tmp_path, why):
+    """A second job into a running job's dir (a relaunch, a fixed hydra.run.dir)."""
+    out, fault, ledger, job_dir = (tmp_path / n for n in ("out", "fault", "ledger", "job"))
+    fault.touch()
+    args = [*squares(out, fault, ledger), "task.slow_s=0.2", *one_at_a_time]
+    first = start(job_dir, *args)
+    has = job_dir / "failures.jsonl"
+    wait_for(lambda: has.exists() and len(failures(job_dir)) >= 2, first)  # it has failures
+    second = start(job_dir, *args, *(["run.grace_s=-1"] if why == "bad_config" else []))
+    text = second.communicate(timeout=120)[0]
+    assert second.returncode == 2, text
+    assert "not written: another job still runs" in text, text
+    assert first.wait(timeout=120) == 1, first.communicate()[0]
+    rep = report(job_dir)
+    assert (rep["pid"], rep["processed"], rep["failed"]) == (first.pid, 40, 10), rep
+    assert sorted(f["item"] for f in failures(job_dir)) == FAILING

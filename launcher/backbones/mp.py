@@ -213,6 +213,24 @@ class _Run:
     # -- workers ---------------------------------------------------------------------------------
 
     def spawn(self, slot: int) -> _Worker:
+        """Start one worker. A fork server killed under us (its reply cut short, its socket
+        gone) is started again, and the worker with it, on fresh pipes: a child the dead
+        server forked anyway finds its pipes closed. The workers that server had forked
+        look dead to us, and are salvaged as any dead worker is."""
+        from multiprocessing import forkserver
+
+        for attempt in range(FORKSERVER_RESTARTS + 1):
+            try:
+                return self.spawn_once(slot)
+            except (EOFError, OSError) as exc:
+                if self.bb.start_method != "forkserver" or attempt == FORKSERVER_RESTARTS:
+                    raise
+                log.warning("the fork server is gone (%r): starting a new one", exc)
+                time.sleep(0.1 * attempt)
+                forkserver.ensure_running()  # the same preloads, in a new server
+        raise AssertionError("unreachable")
+
+    def spawn_once(self, slot: int) -> _Worker:
         ctx = self.ctx
         from_parent, to_worker = ctx.Pipe(duplex=False)
         from_worker, to_parent = ctx.Pipe(duplex=False)
@@ -226,34 +244,22 @@ class _Run:
             batch_size=self.bb.batch_size,
             timed=self.timed,
         )
-        proc = self.start_process(spec)
-        from_parent.close()
-        to_parent.close()
+        proc = ctx.Process(
+            target=worker_main, args=(spec,), name=f"launcher-worker-{slot}", daemon=True
+        )
+        try:
+            proc.start()
+        except BaseException:
+            to_worker.close()
+            from_worker.close()
+            raise
+        finally:
+            from_parent.close()
+            to_parent.close()
         sendq: queue.SimpleQueue = queue.SimpleQueue()
         sender = threading.Thread(target=_send_loop, args=(sendq, to_worker), daemon=True)
         sender.start()
         return _Worker(slot, proc, to_worker, from_worker, spec.status, spec.stop, sendq, sender)
-
-    def start_process(self, spec: WorkerSpec) -> Any:
-        """Start one worker process. A fork server killed under us (its reply cut short,
-        its socket gone) is started again, and the worker with it: the workers it forked
-        look dead to us, and are salvaged as any dead worker is."""
-        from multiprocessing import forkserver
-
-        for attempt in range(FORKSERVER_RESTARTS + 1):
-            proc = self.ctx.Process(
-                target=worker_main, args=(spec,), name=f"launcher-worker-{spec.slot}", daemon=True
-            )
-            try:
-                proc.start()
-                return proc
-            except (EOFError, OSError) as exc:
-                if self.bb.start_method != "forkserver" or attempt == FORKSERVER_RESTARTS:
-                    raise
-                log.warning("the fork server is gone (%r): starting a new one", exc)
-                time.sleep(0.1 * attempt)
-                forkserver.ensure_running()  # the same preloads, in a new server
-        raise AssertionError("unreachable")
 
     def ship(self, task: Task | TorchOnWorkers) -> Task | TorchOnWorkers | bytes:
         """The task as workers receive it: pickled once here, for every worker.
