@@ -405,7 +405,7 @@ class _JobRun:
         except OSError as e:
             log.warning("could not write the output folder's %s: %s", "params.json", e)
             return
-        self.header["output_params"] = path and os.path.abspath(path)
+        self.header["output_params"] = path and location.absolute(path)
 
     def _retry_keys(self, state_dir: str | None) -> frozenset[str] | None:
         if not self.opts.retry_failed:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from launcher.resolvers import sample_dir
 from tests.conftest import REPO, files, launch_argv, start
 from tests.test_kept_failures import FAILING, ledger_keys, one_at_a_time, squares
 from tests.test_s3 import bucket, outputs, put_texts, upper
@@ -55,6 +56,7 @@ def test_a_retry_with_state_on_s3_that_stops_early_keeps_what_it_did_not_reach(
 def test_output_dir_equal_to_input_dir_on_s3_never_lists_the_launchers_state(s3, launch):
     fs, b = bucket()
     put_texts(fs, f"{b}/same", 6)
+    fs.pipe(f"{b}/same/.launcher/failures/x/notes.txt", b"the launcher's, not an item")
     args = upper(f"{b}/same", f"{b}/same")  # the state dir: s3://data/same/.launcher
     r = launch(*args)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -159,3 +161,20 @@ def test_a_job_killed_mid_upload_leaves_no_temporary_after_a_rerun(s3, launch, t
 def uploads(temp: Path) -> list[str]:
     """The local copies of uploads in the temporary folder ``temp``."""
     return sorted(n for n in os.listdir(temp) if n.startswith(".launcher-upload"))
+
+
+def test_a_hash_named_output_prefix_on_s3_is_named_as_a_url_in_the_report(s3, launch):
+    fs, b = bucket()
+    fs.put(sample_dir("thumbnail"), f"{b}/photos", recursive=True)
+    r = launch(
+        "task=thumbnail",
+        "task.size=24",
+        f"task.input_dir={b}/photos",
+        f"task.output_dir='{b}/thumbs/${{hash:${{.size}},${{.format}},${{.quality}}}}'",
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads((launch.job_dir / "report.json").read_text())
+    assert rep["output_params"] == f"{rep['output_dir']}/params.json", rep
+    assert rep["output_dir"].startswith(f"{b}/thumbs/")
+    fs.invalidate_cache()
+    assert json.loads(fs.cat(rep["output_params"]))["params"]["size"] == 24
