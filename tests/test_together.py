@@ -23,9 +23,11 @@ from tests.test_trust import wait_for
 pytestmark = pytest.mark.timeout(240)
 
 
-def status_from(cwd: Path, directory: Path, *args: str) -> subprocess.CompletedProcess:
+def status_from(
+    cwd: Path, directory: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """``python -m launcher status DIR ...`` typed in ``cwd``, not in the checkout."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [sys.executable, "-m", "launcher", "status", str(directory), *args],
         cwd=cwd,
@@ -178,3 +180,22 @@ def test_a_hash_named_output_prefix_on_s3_is_named_as_a_url_in_the_report(s3, la
     assert rep["output_dir"].startswith(f"{b}/thumbs/")
     fs.invalidate_cache()
     assert json.loads(fs.cat(rep["output_params"]))["params"]["size"] == 24
+
+
+def test_status_where_the_state_dir_on_s3_cannot_be_read_shows_the_shards_records(
+    s3, launch, tmp_path
+):
+    bucket()
+    out = tmp_path / "out"
+    args = ("task=squares", f"task.output_dir={out}", "task.n=6", "shard.num=2")
+    args = (*args, "run.state_dir=s3://data/state", "backbone.num_workers=1")
+    assert launch(*args, multirun=True).returncode == 0
+    no_credentials = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    for extra in (["--json"], ["--html", "page.html"]):  # a login node without the keys
+        r = status_from(tmp_path, launch.job_dir, *extra, env=no_credentials)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    rows = json.loads(status_from(tmp_path, launch.job_dir, "--json", env=no_credentials).stdout)
+    notes = [row["note"] for row in rows["shards"]]
+    assert [row["state"] for row in rows["shards"]] == ["done", "done"]
+    assert all("its completion marker cannot be read (NoCredentialsError" in n for n in notes)
+    assert "marker cannot be read" in (tmp_path / "page.html").read_text()
