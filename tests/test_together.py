@@ -199,3 +199,34 @@ def test_status_where_the_state_dir_on_s3_cannot_be_read_shows_the_shards_record
     assert [row["state"] for row in rows["shards"]] == ["done", "done"]
     assert all("its completion marker cannot be read (NoCredentialsError" in n for n in notes)
     assert "marker cannot be read" in (tmp_path / "page.html").read_text()
+
+
+def test_two_splits_sharing_a_state_dir_on_s3_keep_their_own_failures(s3, launch, tmp_path):
+    fs, b = bucket()
+    out, fault, ledger = tmp_path / "out", tmp_path / "fault", tmp_path / "ledger"
+    fault.touch()
+    state = f"run.state_dir={b}/state"
+    contiguous = [*squares(out, fault, ledger), state, "shard.num=2", "shard.idx=0"]
+    contiguous.append("shard.strategy=contiguous")  # items 0..24: 0, 5, ... 20 fail
+    assert launch(*contiguous).returncode == 1
+    fault.unlink()
+    modulo = [*squares(out, fault, ledger), state, "shard.num=2", "shard.idx=0"]
+    assert launch(*modulo).returncode == 0  # also shard-0-of-2, in the same state dir
+    ledger.unlink()
+    assert launch(*contiguous, "run.retry_failed=true").returncode == 0
+    assert sorted(ledger_keys(ledger)) == ["000005", "000015"]  # 0, 10, 20: done by modulo
+
+
+def test_a_damaged_failure_record_on_s3_is_one_paragraph_naming_its_url(s3, launch, tmp_path):
+    fs, b = bucket()
+    out, fault, ledger = tmp_path / "out", tmp_path / "fault", tmp_path / "ledger"
+    fault.touch()
+    args = [*squares(out, fault, ledger), f"run.state_dir={b}/state"]
+    assert launch(*args).returncode == 1
+    fs.invalidate_cache()
+    (kept,) = fs.find(f"{b}/state/failures")
+    fs.pipe(kept, fs.cat(kept) + b'{"item": "000007", "err\n')
+    r = launch(*args, "run.retry_failed=true")
+    out_text = r.stdout + r.stderr
+    assert r.returncode == 2 and "Traceback" not in out_text, out_text
+    assert f"s3://{kept}:11: a damaged failure record" in out_text
