@@ -230,3 +230,16 @@ def test_a_damaged_failure_record_on_s3_is_one_paragraph_naming_its_url(s3, laun
     out_text = r.stdout + r.stderr
     assert r.returncode == 2 and "Traceback" not in out_text, out_text
     assert f"s3://{kept}:11: a damaged failure record" in out_text
+
+
+def test_a_list_on_disk_naming_objects_on_s3_reads_them_at_their_urls(s3, launch, tmp_path):
+    fs, b = bucket()
+    objects = put_texts(fs, f"{b}/in", 3)
+    listing = tmp_path / "list.jsonl"
+    listing.write_text("".join(json.dumps(k) + "\n" for k in objects))
+    out = tmp_path / "out"
+    jsonl = ("task.input._target_=launcher.modes.FromJsonl", "~task.input.extensions")
+    r = launch(*upper(str(listing), str(out), *jsonl))
+    assert r.returncode == 0, r.stdout + r.stderr
+    made = {f"{k.partition('://')[2]}.up": v.upper() for k, v in objects.items()}
+    assert files(out) == made  # keyed by bucket and key, as a list at a URL keys them
