@@ -243,3 +243,12 @@ def test_a_list_on_disk_naming_objects_on_s3_reads_them_at_their_urls(s3, launch
     assert r.returncode == 0, r.stdout + r.stderr
     made = {f"{k.partition('://')[2]}.up": v.upper() for k, v in objects.items()}
     assert files(out) == made  # keyed by bucket and key, as a list at a URL keys them
+
+
+def test_an_output_prefix_inside_the_input_prefix_on_s3_is_warned_about(s3, launch):
+    fs, b = bucket()
+    put_texts(fs, f"{b}/in", 2)
+    r = launch(*upper(f"{b}/in", f"{b}/in/out/"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    said = r.stdout + r.stderr
+    assert f"task.output_dir={b}/in/out/ is inside task.input_dir={b}/in" in said, said
