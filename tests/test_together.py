@@ -252,3 +252,16 @@ def test_an_output_prefix_inside_the_input_prefix_on_s3_is_warned_about(s3, laun
     assert r.returncode == 0, r.stdout + r.stderr
     said = r.stdout + r.stderr
     assert f"task.output_dir={b}/in/out/ is inside task.input_dir={b}/in" in said, said
+
+
+@pytest.mark.timeout(400)
+def test_embed_reads_documents_on_s3_in_size_grouped_batches(s3, launch, tmp_path):
+    fs, b = bucket()
+    fs.put(sample_dir("embed"), f"{b}/docs", recursive=True)
+    out = tmp_path / "vectors"
+    r = launch("task=embed", f"task.input_dir={b}/docs", f"task.output_dir={out}", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    disk = tmp_path / "disk"
+    r = launch("task=embed", f"task.output_dir={disk}", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert files(out).keys() == files(disk).keys() and files(out)
