@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -128,10 +130,10 @@ def test_status_of_a_relaunched_sweep_with_state_on_s3_reads_its_markers_there(
     assert f"done later in {second}/0" in (elsewhere / "page.html").read_text()
 
 
-def test_a_job_killed_mid_upload_leaves_no_temporary_after_a_rerun(s3, launch, tmp_path):
+def test_a_job_killed_mid_upload_leaves_no_temporary_after_a_rerun(s3, launch, tmp_path, request):
     fs, b = bucket()
-    temp = tmp_path / "tmpdir"
-    temp.mkdir()
+    temp = Path(tempfile.mkdtemp(prefix="up-"))  # short: the fork server's socket is made here
+    request.addfinalizer(lambda: shutil.rmtree(temp))
     args = [
         "task=squares",
         f"task.output_dir={b}/out",
