@@ -220,9 +220,14 @@ def job_report(cfg: DictConfig, task: Any = None, raising: bool = False) -> dict
 
 def _warn_outputs_in_inputs(task: Any) -> None:
     inputs, outputs = task.input_dir, task.output_dir
-    if task.input is None or not inputs or not outputs or not os.path.isdir(inputs):
+    if task.input is None or not inputs or not outputs:
         return
-    inputs, outputs = os.path.realpath(inputs), os.path.realpath(outputs)
+    if location.is_url(inputs) or location.is_url(outputs):  # prefixes: nothing to resolve
+        inputs, outputs = location.normalize(inputs), location.normalize(outputs)
+    elif os.path.isdir(inputs):
+        inputs, outputs = os.path.realpath(inputs), os.path.realpath(outputs)
+    else:
+        return
     if outputs == inputs or outputs.startswith(inputs.rstrip("/") + "/"):
         log.warning(
             "task.output_dir=%s is inside task.input_dir=%s: the listing leaves the output "
@@ -413,7 +418,7 @@ class _JobRun:
         except OSError as e:
             log.warning("could not write the output folder's %s: %s", "params.json", e)
             return
-        self.header["output_params"] = path and os.path.abspath(path)
+        self.header["output_params"] = path and location.absolute(path)
 
     def _retry_keys(self, state_dir: str | None) -> frozenset[str] | None:
         if not self.opts.retry_failed:

@@ -339,7 +339,7 @@ class FromJsonl(InputMode):
                     f"{root}:{lineno}: the line has neither {self.key_field!r} "
                     f"nor {self.path_field!r}."
                 )
-            if url:
+            if url or is_url(path):  # a list on a disk may name objects by their URLs
                 full = _resolve_in(base, path) if path else ""
             else:
                 full = os.path.normpath(os.path.join(base, path)) if path else ""

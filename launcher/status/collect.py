@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from launcher.io import atomic_write
 from launcher.machine import pid_alive
-from launcher.records import SUMMARY, done_shards, marker_path, now_iso
+from launcher.records import SUMMARY, clip, done_shards, marker_path, now_iso
 from launcher.status import slurm
 from launcher.status.infer import Facts, Verdict, infer
 from launcher.status.jobfiles import (
@@ -200,7 +200,9 @@ def _launched_rows(record: SweepRecord, directory: str) -> list[ShardRow]:
                 row.log = log
                 if row.state == "done" and e.state_dir:
                     row.marker = markers.present(e, a.key)
-                    if not row.marker:
+                    if row.marker is None:
+                        row.note += f"; {markers.unread(e)}"
+                    elif not row.marker:
                         row.note += "; its completion marker is gone"
             row.array, row.shard, row.tag, row.launched = a.index, e.shard, e.tag, e.launched
             row.slurm_id = e.slurm_id
@@ -209,16 +211,33 @@ def _launched_rows(record: SweepRecord, directory: str) -> list[ShardRow]:
 
 
 class _Markers:
-    """Completion markers, listed once per (state dir, config key)."""
+    """Completion markers, listed once per (state dir, config key).
+
+    A state dir on object storage may not be reachable from where ``status`` runs (a
+    login node without the jobs' credentials): its markers are then unknown, said in
+    a note, and the shards' own records are shown all the same.
+    """
 
     def __init__(self) -> None:
-        self._listed: dict[tuple[str, str], set[str]] = {}
+        self._listed: dict[tuple[str, str], set[str] | None] = {}
+        self.unreadable: dict[str, str] = {}  # state dir -> why its markers cannot be read
 
-    def present(self, e: ElementRecord, key: str) -> bool:
+    def present(self, e: ElementRecord, key: str) -> bool | None:
+        """Whether the shard's marker is there; None when the state dir cannot be read."""
         assert e.state_dir is not None
-        if (e.state_dir, key) not in self._listed:
-            self._listed[(e.state_dir, key)] = done_shards(e.state_dir, key)
-        return e.tag in self._listed[(e.state_dir, key)]
+        where = (e.state_dir, key)
+        if where not in self._listed:
+            try:
+                self._listed[where] = done_shards(e.state_dir, key)
+            except Exception as exc:  # noqa: BLE001 - a store's errors are not all OSErrors
+                self._listed[where] = None
+                self.unreadable[e.state_dir] = f"{type(exc).__name__}: {clip(str(exc), 200)}"
+        listed = self._listed[where]
+        return None if listed is None else e.tag in listed
+
+    def unread(self, e: ElementRecord) -> str:
+        """The note for a shard whose marker could not be read."""
+        return f"its completion marker cannot be read ({self.unreadable[e.state_dir or '']})"
 
     def read(self, e: ElementRecord, key: str) -> JobRecord | None:
         if not e.state_dir or not self.present(e, key):
@@ -244,7 +263,10 @@ def _earlier(e: ElementRecord, a: ArrayRecord, markers: _Markers) -> ShardRow:
         ended_at=rec.ended_at,
         marker=marker is not None,
     )
-    if marker is None:
+    if marker is None and e.state_dir in markers.unreadable:
+        row.note = f"done before this sweep; {markers.unread(e)}"
+        row.marker = None
+    elif marker is None:
         row.note = "done before this sweep; its completion marker is gone"
     else:
         row.note = f"done before, at {rec.ended_at}, in {rec.job_dir}"
