@@ -77,10 +77,11 @@ def test_the_other_split_lock_refuses_at_a_url(s3, launch, tmp_path):
         "task=squares",
         f"task.output_dir={out}",
         "task.n=4",
-        f"task.gate_file={gate}",
+        f"task.hold_file={gate}",
         f"task.ledger={ledger}",
         f"run.state_dir={b}/state",
     ]
+    gate.touch()  # the holder's items wait while it exists
     proc = start(tmp_path / "holder", *args)
     try:
         wait_for(lambda: fs.invalidate_cache() or fs.exists(f"{b}/state/locks"), proc)
@@ -88,7 +89,7 @@ def test_the_other_split_lock_refuses_at_a_url(s3, launch, tmp_path):
         assert r.returncode == 2, r.stdout + r.stderr
         assert "another shard split" in r.stdout + r.stderr
     finally:
-        gate.touch()
+        gate.unlink()
         proc.communicate(timeout=120)
 
 
