@@ -40,13 +40,13 @@ class NotARun(FileNotFoundError):
     """DIR is neither a run nor a sweep directory."""
 
 
-def collect(directory: str, write: bool = True, whole: bool = False) -> Summary:
+def collect(directory: str, write: bool = True) -> Summary:
     """The merged view of a run or sweep directory; a sweep's is also written to summary.json.
 
     Raises :class:`NotARun`, or :class:`~launcher.status.jobfiles.RecordError`
     for a sweep record that cannot be used and no job dir to show instead (with job
-    dirs, they are shown and ``extra["damaged"]`` names the damage). With ``whole``
-    a damaged sweep record always raises: the page keeps its last whole view instead.
+    dirs, they are shown and ``extra["damaged"]`` names the damage, on the page as in
+    the terminal).
     """
     directory = os.path.abspath(directory)
     if not os.path.isdir(directory):
@@ -57,7 +57,7 @@ def collect(directory: str, write: bool = True, whole: bool = False) -> Summary:
     except RecordError as e:  # the shards' own records still say what happened
         record, damage = None, e
     rows = _launched_rows(record, directory) if record else _plain_rows(directory)
-    if damage is not None and (whole or not rows):
+    if damage is not None and not rows:
         raise damage
     if not rows:
         raise NotARun(

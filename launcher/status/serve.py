@@ -42,7 +42,7 @@ class Snapshots:
         """Read the records once; a read that fails keeps the last document and says why."""
         t0 = time.monotonic()
         try:
-            doc = document(collect(self.directory, write=False, whole=True))
+            doc = document(collect(self.directory, write=False))
             body = json.dumps(doc, default=str).encode()
             version, last = self.latest
             if body != last:
