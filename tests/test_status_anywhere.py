@@ -29,8 +29,9 @@ def test_status_of_a_sweep_with_relative_outputs_is_the_same_from_anywhere(tmp_p
         f"hydra.sweep.dir={sweep}",
         "-m",
     ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # the test task, from another directory
     r = subprocess.run(launch_argv(*args), cwd=submit, capture_output=True, text=True,
-                       timeout=180)  # fmt: skip
+                       timeout=180, env=env)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(list((submit / "outputs" / "squares").glob("*.txt"))) == 20
     answers = []
