@@ -38,7 +38,8 @@ def outputs(fs, root: str) -> dict[str, bytes]:
     """The visible objects under ``root`` by relative key (the launcher's state left out)."""
     fs.invalidate_cache()
     prefix = root.removeprefix("s3://").rstrip("/") + "/"
-    keys = [k for k in fs.find(root) if not k[len(prefix) :].startswith(".")]
+    under = [k for k in fs.find(root) if k.startswith(prefix)]  # not the prefix itself
+    keys = [k for k in under if not k[len(prefix) :].startswith(".")]
     return {k[len(prefix) :]: v for k, v in fs.cat(keys).items()} if keys else {}
 
 
@@ -90,13 +91,15 @@ def test_kill_9_mid_run_then_rerun_leaves_every_object_whole_nothing_redone(s3, 
     objects = put_texts(fs, f"{b}/in", 200, folders=2)
     args = upper(f"{b}/in", f"{b}/out", "task.slow_s=0.02", "backbone.num_workers=2")
     proc = start(tmp_path / "killed", *args)
-    deadline = time.monotonic() + 120
-    while len(outputs(fs, f"{b}/out")) < 30:
-        assert proc.poll() is None, proc.communicate()[0]
-        assert time.monotonic() < deadline, "no outputs in time"
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        deadline = time.monotonic() + 120
+        while len(outputs(fs, f"{b}/out")) < 30:
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "no outputs in time"
+            time.sleep(0.2)
+    finally:  # a job left running would write into the next test's bucket
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     time.sleep(0.5)  # a PUT the server had whole before the kill is answered
     before = outputs(fs, f"{b}/out")
     assert 30 <= len(before) < 200
