@@ -367,7 +367,7 @@ def test_a_cpu_model_gets_the_cpus_its_loaders_do_not_need(
 
 def test_items_of_similar_size_share_a_batch_and_every_item_runs_once(launch, tmp_path):
     """A task that declares ``item_size`` gets batches cut from a window of the plan sorted
-    by size: 70 items of sizes 0-4 in batches of 4 (one window holds them all) run in
+    by size, largest first: 70 items of sizes 0-4 in batches of 4 (one window holds them all) run in
     batches of one size, or of two neighbouring ones where a size runs out; every item is
     written once, with its own result."""
     expected = make_inputs(tmp_path / "in", 70)
@@ -388,7 +388,8 @@ def test_items_of_similar_size_share_a_batch_and_every_item_runs_once(launch, tm
         for line in log.read_text().split()
         if line.startswith("batch:")
     ]
-    assert [size for batch in batches for size in batch] == sorted(i % 5 for i in range(70))
+    largest_first = sorted((i % 5 for i in range(70)), reverse=True)
+    assert [size for batch in batches for size in batch] == largest_first
     assert all(max(b) - min(b) <= 1 for b in batches), batches
 
 

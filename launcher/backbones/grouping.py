@@ -5,7 +5,14 @@ text's characters, a file's bytes, a page's area; known before anything is
 loaded) gets its batches cut from a window of ``WINDOW_BATCHES`` batches of
 the plan sorted by that size, so that batch-mates pad to about the same
 length: padding and the number of model calls fall (sentence-transformers
-sorts its whole input the same way). Memory stays bounded: a window holds item
+sorts its whole input the same way). Largest first, as sentence-transformers
+does too: the first batch's buffers are the largest the window needs, and the
+allocator reuses them for the smaller batches after it. Smallest first, every
+batch asks for more than any freed before it, and glibc's malloc maps fresh
+pages for it (a 1,024-document embed run on one thread: 0.72 million page
+faults and 1.4 s of system time, against 0.26 million and 0.6 s largest first);
+on CUDA the caching allocator likewise splits blocks it holds rather than
+reserving new ones. Memory stays bounded: a window holds item
 dicts, nothing loaded, and all of it is handed out before the next window is
 taken. Which items run, and what each one gives, does not change; only the
 order in which a window's items are processed does.
@@ -42,7 +49,7 @@ class SizeGrouped:
         self.size = size
         self.batch_size = batch_size
         self.window_batches = window_batches
-        self.sorted: deque[Item] = deque()  # what is left of the window, smallest first
+        self.sorted: deque[Item] = deque()  # what is left of the window, largest first
 
     def _size(self, item: Item) -> float:
         """The item's size; 0 when it cannot say (a missing file): a hint, the item's own
@@ -56,7 +63,7 @@ class SizeGrouped:
         """Up to ``n`` items of similar size; an empty list once the plan is exhausted."""
         if not self.sorted:
             window = self.plan.take(max(n, self.batch_size) * self.window_batches)
-            window.sort(key=self._size)
+            window.sort(key=self._size, reverse=True)
             self.sorted.extend(window)
         return [self.sorted.popleft() for _ in range(min(n, len(self.sorted)))]
 
