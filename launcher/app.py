@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from launcher import driving, location
 from launcher.errors import ConfigError, InputError, UserError, check_bounds, unknown_key
+from launcher.identity import Identity
 from launcher.io import sweep_stale, sweep_uploads
 from launcher.modes import url_kind
 from launcher.records import (
@@ -23,14 +24,11 @@ from launcher.records import (
     Records,
     ShardLock,
     clip,
-    config_key,
     failed_keys,
     job_identity,
     mark_shard_done,
     now_iso,
     shard_failures,
-    split_key,
-    task_key,
     versions,
 )
 from launcher.run_state import RunState, StopPlanning
@@ -260,6 +258,7 @@ class _JobRun:
             **job_identity(),
         }
         self.shard: Shard | None = None
+        self.identity: Identity | None = None
         self.task: Any = None
         self.opts: RunConfig | None = None
         self.backbone: Any = None
@@ -320,13 +319,14 @@ class _JobRun:
         for key, where in (("task.output_dir", task.output_dir), ("run.state_dir", opts.state_dir)):
             if location.is_url(where):
                 url_kind(where, key)  # no such bucket, refused credentials: said before any work
-        state_dir = opts.state_dir or driving.state_dir(task)
+        self.identity = Identity.of(cfg, shard, task.output_dir)
+        state_dir = self.identity.state_dir
         self.header["state_dir"] = state_dir and location.absolute(state_dir)
         if state_dir:
             driving.keep_state_unlisted(task, state_dir)
         self.only_keys = only_keys = self._retry_keys(state_dir)
         if state_dir and not opts.dry_run:
-            self._hold_shard(state_dir, shard)
+            self._hold_shard(state_dir, self.identity)
             self._record_hash_params()
         self.records.start()  # from here on, this job's records are the job dir's
         _warn_outputs_in_inputs(task)
@@ -428,36 +428,34 @@ class _JobRun:
                 "run.retry_failed=true needs to know where the last failures were kept: "
                 "set run.state_dir (the task has no output_dir)."
             )
-        keys = failed_keys(state_dir, self._task_key())
+        keys = failed_keys(state_dir, self.identity.task_key)
         log.info("retrying %d previously failed item(s) from %s", len(keys), state_dir)
         return keys
 
-    def _task_key(self) -> str:
-        return task_key(self.header["task"], self.task.output_dir)
-
-    def _hold_shard(self, state_dir: str, shard: Shard) -> None:
+    def _hold_shard(self, state_dir: str, identity: Identity) -> None:
         """Make the state dir and take the shard's lock; from here on, this job owns the
         shard's records beside the outputs."""
         key = "run.state_dir" if self.opts.state_dir else "task.output_dir"
         try:
             location.makedirs(state_dir)
             stale_s = max(120.0, 10 * self.opts.heartbeat_s)
-            split = split_key(self.cfg)
-            self.lock = ShardLock(state_dir, shard.tag(), stale_s, self._task_key(), split)
+            self.lock = ShardLock(
+                state_dir, identity.tag, stale_s, identity.task_key, identity.split_key
+            )
             self.lock.acquire()
         except LockedError as e:
             self.lock = None
-            raise InputError(f"{shard.tag()}: {e}") from None
+            raise InputError(f"{identity.tag}: {e}") from None
         except OSError as e:
             raise ConfigError(
                 f"{key}: cannot write the launcher's state folder {state_dir!r} "
                 f"({e.strerror or e}); the outputs folder must be a writable directory."
             ) from None
         self.records.state_dir = state_dir
-        self.records.shard_tag = shard.tag()
+        self.records.shard_tag = identity.tag
         self.records.lock = self.lock
         self.records.keep_failures(
-            shard_failures(state_dir, self._task_key(), split_key(self.cfg), shard.tag())
+            shard_failures(state_dir, identity.task_key, identity.split_key, identity.tag)
         )
         out = self.task.output_dir
         if out and os.path.isdir(out):  # what killed writers left at the top level
@@ -554,7 +552,7 @@ class _JobRun:
         done = {k: report[k] for k in keys}
         done.update(job_dir=report["job_dir"], ended_at=report["ended_at"], **job_identity())
         try:
-            mark_shard_done(state_dir, config_key(self.cfg), self.shard.tag(), done)
+            mark_shard_done(state_dir, self.identity.config_key, self.identity.tag, done)
         except OSError as e:
             log.error("could not write the shard's completion marker: %s", e)
 

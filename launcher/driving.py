@@ -1,7 +1,7 @@
 """How the launcher drives a task: what the user contract in ``task.py`` leaves out.
 
-The planner's done filter, binding a task to its hard shard's folders, where run
-state lives beside the outputs, and how the mp backbone's workers run a task
+The planner's done filter, binding a task to its hard shard's folders, keeping
+the state dir out of the listing, and how the mp backbone's workers run a task
 (a TorchTask in CPU batches). A task class may supply its own
 ``unfinished_filter()`` or ``bind_hard_shard(idx, num)`` (the kagurazaka adapter
 does) and a ``forkserver_preload`` tuple of modules; these functions use them
@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -155,11 +154,6 @@ def bind_hard_shard(task: Task, idx: int, num: int) -> None:
     task.input_dir = task.input_dir.format(shard_idx=idx, shard_num=num)
     if task.output_dir:
         task.output_dir = task.output_dir.format(shard_idx=idx, shard_num=num)
-
-
-def state_dir(task: Task) -> str | None:
-    """Where run state that belongs with the outputs lives (failures for retries)."""
-    return os.path.join(task.output_dir, ".launcher") if task.output_dir else None
 
 
 def keep_state_unlisted(task: Task, state: str) -> None:

@@ -33,11 +33,12 @@ from typing import TYPE_CHECKING, Any
 
 from launcher import driving, location
 from launcher.errors import ConfigError
+from launcher.identity import Identity
 from launcher.io import atomic_write
 from launcher.launchers import markers
 from launcher.launchers.cluster import live_jobs
 from launcher.machine import pid_alive
-from launcher.records import RUNNING_STATES, config_key, done_shards, now_iso, read_progress
+from launcher.records import RUNNING_STATES, done_shards, now_iso, read_progress
 from launcher.shard import Shard, Strategy
 
 if TYPE_CHECKING:
@@ -243,17 +244,19 @@ def without_hydra(cfg: DictConfig) -> DictConfig:
     return job_cfg
 
 
-def _state_dirs(cfg: DictConfig, shard: Shard, task: Any, shards: list[int | None]) -> list:
-    """Where each element keeps its completion marker: run.state_dir or the task's."""
-    if cfg.run.state_dir:
-        return [str(cfg.run.state_dir)] * len(shards)
+def _identities(
+    cfg: DictConfig, shard: Shard, task: Any, shards: list[int | None]
+) -> list[Identity]:
+    """Each element's identity: its tag, and where it keeps its completion marker
+    (``run.state_dir``, or beside the outputs of its own folders under ``shard=hard``)."""
+    array = Identity.of(cfg, shard, task.output_dir)
     if shard.strategy is not Strategy.hard:
-        return [driving.state_dir(task)] * len(shards)
+        return [array.element(i, task.output_dir) for i in shards]
     out = []
     for i in shards:
         bound = copy.copy(task)
         driving.bind_hard_shard(bound, min(shard.idx) if i is None else i, shard.num)
-        out.append(driving.state_dir(bound))
+        out.append(array.element(i, bound.output_dir))
     return out
 
 
@@ -279,19 +282,18 @@ def plan_sweep(
                 )
         if shard.strategy is not Strategy.hard:
             task.check_inputs()
-        key = config_key(job_cfg)
-        state_dirs = _state_dirs(job_cfg, shard, task, shards)
+        identities = _identities(job_cfg, shard, task, shards)
+        key = identities[0].config_key
         done: dict[str, set[str]] = {}
         if skip_done:
-            for d in set(filter(None, state_dirs)):
+            for d in {ident.state_dir for ident in identities if ident.state_dir}:
                 done[d] = done_shards(d, key)
         pairs = list(zip(shards, spec.job_nums, strict=True))
         elements = []
-        places = zip(pairs, _job_dirs(cfg, pairs), state_dirs, strict=True)
-        for (i, num), job_dir, state_dir in places:
-            tag = shard.tag() if i is None else _tag(shard, i)
-            launched = tag not in done.get(state_dir, ())
-            elements.append(Element(i, num, tag, job_dir, state_dir, launched))
+        places = zip(pairs, _job_dirs(cfg, pairs), identities, strict=True)
+        for (i, num), job_dir, ident in places:
+            launched = ident.tag not in done.get(ident.state_dir or "", ())
+            elements.append(Element(i, num, ident.tag, job_dir, ident.state_dir, launched))
         for e in markers.stale(task, shard, key, [e for e in elements if not e.launched]):
             e.launched = True
         arrays.append(Array(index, spec, cfg, key, shard.num, elements, submission=submission))
@@ -319,10 +321,6 @@ def _resolve(job_cfg: DictConfig) -> None:
         raise ConfigError(
             f"{where}the job config cannot be resolved as each job would: {msg}"
         ) from None
-
-
-def _tag(shard: Shard, idx: int) -> str:
-    return Shard(shard.num, frozenset({idx}), shard.strategy, shard.sub_num, shard.sub_idx).tag()
 
 
 # -- what elements and status read ---------------------------------------------------------------
