@@ -13,11 +13,11 @@ import contextlib
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from itertools import groupby, islice, repeat
+from itertools import compress, groupby, islice, repeat
 from operator import itemgetter
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from launcher.driving import Unfinished, unfinished_filter
 from launcher.errors import InputError
@@ -39,6 +39,16 @@ _FOLDER = itemgetter(0, 1)  # (folder, "/") of rpartition: a folder, told apart 
 Fit = tuple[list[int], list[tuple[str, int, int]]]  # a block's hashes; (folder, start, end) runs
 
 OnSkip = Callable[[str, str, str, str], None]  # (item, error, message, traceback)
+
+
+class Census(Protocol):
+    """A counting sink: a plan over several shards' items at once tells it, block by
+    block, which shard owns each item and which of them are pending."""
+
+    groups: Mapping[int, Hashable]  # a shard index -> the name it is counted under
+
+    def count(self, owned: list[Item], owners: list[Hashable], pending: list[Item]) -> None:
+        """``owned`` items (``owners[i]`` owns ``owned[i]``), ``pending`` among them."""
 
 
 class _Seen:
@@ -256,8 +266,10 @@ class Plan:
         interruptible: Callable[[], AbstractContextManager] = contextlib.nullcontext,
         on_done: Callable[[list[str]], None] | None = None,
         on_pending: Callable[[list[Item]], None] | None = None,
+        census: Census | None = None,
     ) -> None:
         self.task = task
+        self.census = census  # counts the items of the shards it names, instead of one job's
         self.on_done = on_done  # told the keys of the items the finish check found done
         self.on_pending = on_pending  # told each block of pending items, in order
         self.shard = shard
@@ -292,7 +304,11 @@ class Plan:
             with self.interruptible():
                 count = sum(1 for _ in task.generate_tasks())
             self._unlisted.clear()  # recorded by the listing that follows
-        select = self.shard.selector(key_of, count)
+        census = self.census
+        if census is None:
+            select = self.shard.selector(key_of, count)
+        else:
+            owner_of = self.shard.owners(key_of, count, census.groups)
         done = unfinished_filter(task)
         only = self.only_keys
         checks = _Checks(task)
@@ -316,7 +332,11 @@ class Plan:
             if not block:
                 break
             size = min(size * 2, MAX_BLOCK)
-            if select is not None:
+            if census is not None:
+                owners = list(map(owner_of, range(base, base + len(block)), block))
+                block = list(compress(block, [o is not None for o in owners]))
+                owners = [o for o in owners if o is not None]
+            elif select is not None:
                 block = [it for pos, it in enumerate(block, base) if select(pos, it)]
             if only is not None:
                 block = self._retried(block, key_of, only, done)
@@ -326,6 +346,8 @@ class Plan:
                 with self.interruptible():
                     pending, owned = self._unfinished(block, done)
             pending, owned = self._within_limit(block, pending, owned)
+            if census is not None:
+                census.count(block[:owned], owners[:owned], pending)
             if self.on_done is not None and len(pending) < owned:
                 waiting = set(map(key_of, pending))
                 self.on_done([k for k in map(key_of, block[:owned]) if k not in waiting])
