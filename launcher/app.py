@@ -34,7 +34,6 @@ from launcher.records import (
 from launcher.run_state import RunState, StopPlanning
 from launcher.shard import Shard, Strategy
 from launcher.stats import Stats
-from launcher.task import Task
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -310,20 +309,18 @@ class _JobRun:
         self.header["shard"] = shard.describe()
         self.opts = opts = OmegaConf.to_object(cfg.run)
         if shard.strategy is Strategy.hard:
-            driving.bind_hard_shard(task, min(shard.idx), shard.num)
+            self.task = task = driving.on_hard_shard(task, min(shard.idx), shard.num)
         self.backbone = make_backbone(OmegaConf.to_object(cfg.backbone), task)
         self.header["backbone"] = self.backbone.describe()
         if task.output_dir:
             self.header["output_dir"] = location.absolute(task.output_dir)
-        task.check_inputs()
+        driving.check_inputs(task)
         for key, where in (("task.output_dir", task.output_dir), ("run.state_dir", opts.state_dir)):
             if location.is_url(where):
                 url_kind(where, key)  # no such bucket, refused credentials: said before any work
         self.identity = Identity.of(cfg, shard, task.output_dir)
         state_dir = self.identity.state_dir
         self.header["state_dir"] = state_dir and location.absolute(state_dir)
-        if state_dir:
-            driving.keep_state_unlisted(task, state_dir)
         self.only_keys = only_keys = self._retry_keys(state_dir)
         if state_dir and not opts.dry_run:
             self._hold_shard(state_dir, self.identity)
@@ -360,6 +357,7 @@ class _JobRun:
             interruptible=state.interruptible,
             on_done=state.found_done if state.watching else None,
             on_pending=state.planned,
+            unlisted=self._unlisted(),
         )
         backbone = {k: v for k, v in self.backbone.describe().items() if k != "workers_started"}
         log.info("%s on %s, %s", self.header["task"], shard.tag(), backbone)
@@ -374,7 +372,7 @@ class _JobRun:
             self.set_up = True
             if not opts.dry_run:
                 self.backbone.prepare(task)
-            if type(task).setup is not Task.setup:
+            if driving.capabilities(type(task)).setup:
                 state.stage("setting up the task")
             with state.interruptible():
                 task.setup()
@@ -398,10 +396,15 @@ class _JobRun:
         from launcher.plan import Plan
 
         stats = Stats()
-        plan = Plan(self.task, self.shard, stats, only_keys=only_keys)
+        plan = Plan(self.task, self.shard, stats, only_keys=only_keys, unlisted=self._unlisted())
         while plan.take(4096):
             pass
         return None if plan.error is not None else stats.pending
+
+    def _unlisted(self) -> tuple[str, ...]:
+        """Folders the plan never lists: the launcher's own state dir."""
+        state_dir = self.identity.state_dir if self.identity else None
+        return (state_dir,) if state_dir else ()
 
     def _record_hash_params(self) -> None:
         """Keep, beside the outputs, the parameters that named a hash-named output folder."""

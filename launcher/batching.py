@@ -164,16 +164,6 @@ def check_result_count(task: TorchTask, results: Any, n: int) -> None:
             )
 
 
-def step_kind(task: TorchTask) -> str:
-    """Which of the three process options the task implements."""
-    cls = type(task)
-    if cls.process is not TorchTask.process:
-        return "process"
-    if cls.postprocess is not TorchTask.postprocess:
-        return "postprocess"
-    return "postprocess_each"
-
-
 def to_device(batch: dict[str, Any], device: Any, non_blocking: bool) -> dict[str, Any]:
     import torch
 
@@ -263,9 +253,11 @@ def run_batches(
     device: Any,
     items: list[Item],
     batch_size: int,
+    kind: str,
     mark: Callable[[int], None] | None = None,
 ) -> list[tuple[int, Failure]]:
-    """The mp backbone's path: load, collate and step through ``items`` in batches.
+    """The mp backbone's path: load, collate and step through ``items`` in batches,
+    each with the task's ``kind`` of step (``Capabilities.step``).
 
     ``mark`` (the mp worker's status slot) hears the position of each item as it
     loads and -1 as a model step starts: a hang or a crash is then blamed on the
@@ -274,7 +266,6 @@ def run_batches(
     """
     import torch
 
-    kind = step_kind(task)
     dataset = ItemDataset(task, task.get_dataset())
     failed: list[tuple[int, Failure]] = []
     note = mark or (lambda offset: None)

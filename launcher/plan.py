@@ -13,13 +13,20 @@ import contextlib
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from itertools import compress, groupby, islice, repeat
 from operator import itemgetter
 from typing import NoReturn, Protocol
 
-from launcher.driving import Unfinished, unfinished_filter
+from launcher.driving import (
+    Unfinished,
+    capabilities,
+    describe_inputs,
+    distinct_by_construction,
+    listing,
+    unfinished_filter,
+)
 from launcher.errors import InputError
 from launcher.records import clip, printable
 from launcher.run_state import StopPlanning
@@ -155,7 +162,7 @@ class _Checks:
 
     def __init__(self, task: Task) -> None:
         self.task = task
-        self.keys_distinct, self.outputs_distinct = task.distinct_by_construction()
+        self.keys_distinct, self.outputs_distinct = distinct_by_construction(task)
         root = task.output_dir
         self.root = root.rstrip("/") + "/" if root else None
         self.keys = _Seen("key")
@@ -178,7 +185,7 @@ class _Checks:
     def _not_a_dict(self, block: list[Item]) -> NoReturn:
         it = next(it for it in block if not isinstance(it, dict))
         raise InputError(
-            f"{self.task.describe_inputs()} gave a {type(it).__name__} "
+            f"{describe_inputs(self.task)} gave a {type(it).__name__} "
             f"({clip(repr(it), 200)}): each item must be a dict, the keyword "
             "arguments of process()."
         )
@@ -205,7 +212,7 @@ class _Checks:
             if not inside or any(map(str.__contains__, outputs, repeat("/.."))):
                 return False
         dedupe_outputs = check_outputs and not self.outputs_distinct
-        if dedupe_outputs and (key_types != {str} or type(self.task).item_key is not Task.item_key):
+        if dedupe_outputs and (key_types != {str} or capabilities(type(self.task)).item_key):
             return False  # the outputs' owners would take a call per item
         key_fit = self.keys.fits(keys) if check_keys else None
         output_fit = self.outputs.fits(outputs) if dedupe_outputs else None
@@ -221,7 +228,7 @@ class _Checks:
         key = it.get("key")
         if not self.keys_distinct and isinstance(key, str) and self.keys.first(key, key):
             raise InputError(
-                f"{self.task.describe_inputs()} gave the key {printable(key)!r} twice: a key "
+                f"{describe_inputs(self.task)} gave the key {printable(key)!r} twice: a key "
                 "names one item in the records, retries and hash sharding, so no two items "
                 "may share one."
             )
@@ -267,9 +274,11 @@ class Plan:
         on_done: Callable[[list[str]], None] | None = None,
         on_pending: Callable[[list[Item]], None] | None = None,
         census: Census | None = None,
+        unlisted: Sequence[str] = (),
     ) -> None:
         self.task = task
         self.census = census  # counts the items of the shards it names, instead of one job's
+        self.unlisted = unlisted  # folders never listed: the launcher's state dir
         self.on_done = on_done  # told the keys of the items the finish check found done
         self.on_pending = on_pending  # told each block of pending items, in order
         self.shard = shard
@@ -285,8 +294,6 @@ class Plan:
         self._head: list[Item] = []
         self.error: Exception | None = None
         self._unlisted: list[tuple[str, OSError]] = []
-        if task.input is not None:
-            task.input.on_error = lambda rel, exc: self._unlisted.append((rel, exc))
 
     def _stream(self) -> Iterator[list[Item]]:
         """Blocks of pending items; stops at the first listing or finish-check error, or
@@ -302,7 +309,7 @@ class Plan:
         count = None
         if self.shard.needs_count:
             with self.interruptible():
-                count = sum(1 for _ in task.generate_tasks())
+                count = sum(1 for _ in self._listing())
             self._unlisted.clear()  # recorded by the listing that follows
         census = self.census
         if census is None:
@@ -312,7 +319,7 @@ class Plan:
         done = unfinished_filter(task)
         only = self.only_keys
         checks = _Checks(task)
-        source = iter(task.generate_tasks())
+        source = iter(self._listing())
         size = FIRST_BLOCK
         while self.error is None and self.limit != 0:
             block: list[Item] = []
@@ -361,6 +368,10 @@ class Plan:
                 yield pending
         self._record_unlisted()
         stats.planned = True
+
+    def _listing(self) -> Iterable[Item]:
+        """The task's items; folders the listing cannot read are kept for the records."""
+        return listing(self.task, self.unlisted, lambda rel, exc: self._unlisted.append((rel, exc)))
 
     def _retried(
         self, block: list[Item], key_of: Callable[[Item], str], only: frozenset[str], done
@@ -459,6 +470,6 @@ class Plan:
             self._head = first + self._head
         if not self._head and self.generated == 0 and self.stats.planned and self.error is None:
             raise InputError(
-                f"No items found: the task listed nothing from {self.task.describe_inputs()}."
+                f"No items found: the task listed nothing from {describe_inputs(self.task)}."
             )
         return bool(self._head)

@@ -23,7 +23,7 @@ from launcher import (
     atomic_write,
     location,
 )
-from launcher.driving import unfinished_filter
+from launcher.driving import check_inputs, unfinished_filter
 from launcher.io import open as open_location
 from launcher.records import (
     LockedError,
@@ -129,9 +129,9 @@ def test_check_inputs_names_the_key_of_a_missing_prefix_or_an_object() -> None:
     url = f"memory://c-{uuid.uuid4().hex[:8]}"
     fsspec.filesystem("memory").pipe_file(f"{url}/file.txt", b"x")
     with pytest.raises(InputError, match=r"task.input_dir=.*does not exist"):
-        Task(f"{url}/nothing", None, ByExtensions([".txt"])).check_inputs()
+        check_inputs(Task(f"{url}/nothing", None, ByExtensions([".txt"])))
     with pytest.raises(InputError, match=r"task.input_dir=.*is an object, not a prefix"):
-        Task(f"{url}/file.txt", None, ByExtensions([".txt"])).check_inputs()
+        check_inputs(Task(f"{url}/file.txt", None, ByExtensions([".txt"])))
 
 
 def test_atomic_write_at_a_url_uploads_only_on_success() -> None:

@@ -25,8 +25,9 @@ from typing import Any
 from launcher.backbones.grouping import Source
 from launcher.backbones.inflight import InFlight
 from launcher.batching import Loaded
+from launcher.driving import item_keys
 from launcher.run_state import RunState
-from launcher.task import Item, Task, item_keys
+from launcher.task import Item, Task
 
 log = logging.getLogger(__name__)
 

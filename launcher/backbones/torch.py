@@ -42,14 +42,14 @@ from launcher.batching import (
     collate,
     infer,
     postprocess,
-    step_kind,
     to_device,
 )
+from launcher.driving import capabilities, item_keys
 from launcher.errors import ConfigError
 from launcher.machine import available_cpus
 from launcher.plan import Plan
 from launcher.run_state import RunState
-from launcher.task import Item, Task, TorchTask, item_keys
+from launcher.task import Item, Task, TorchTask
 
 log = logging.getLogger(__name__)
 
@@ -426,7 +426,7 @@ class _Pipeline:
         self.inflight = inflight
         self.device = device
         self.state = state
-        self.kind = step_kind(task)
+        self.kind = capabilities(type(task)).step
         self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="postprocess")
         self.max_pending = max(1, threads) * 2
         self.pending: deque[tuple[Future, list[Item], list[str]]] = deque()  # items, keys

@@ -127,14 +127,15 @@ class EmbedTask(TorchTask):
             if not os.path.isfile(os.path.join(model_dir, name)):
                 raise ConfigError(f"task.model_dir={model_dir!r} has no {name}.")
         if self.jsonl is None:
-            super().check_inputs()
+            if self.input is not None:
+                self.input.check(self.input_dir, "task.input_dir")
         elif not os.path.isfile(self.jsonl):
             raise InputError(f"task.jsonl={self.jsonl!r} is not a file.")
 
     def describe_inputs(self) -> str:
         if self.jsonl is not None:
             return f"the lines of task.jsonl={self.jsonl!r}"
-        return super().describe_inputs()
+        return f"{self.input.describe()} in task.input_dir={self.input_dir!r}"
 
     def item_size(self, input: str | None = None, text: Any = None, **_: Any) -> float:
         """Characters (inline text) or bytes (a file): what tokens grow with, for batching

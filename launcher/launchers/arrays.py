@@ -244,20 +244,13 @@ def without_hydra(cfg: DictConfig) -> DictConfig:
     return job_cfg
 
 
-def _identities(
-    cfg: DictConfig, shard: Shard, task: Any, shards: list[int | None]
-) -> list[Identity]:
-    """Each element's identity: its tag, and where it keeps its completion marker
-    (``run.state_dir``, or beside the outputs of its own folders under ``shard=hard``)."""
-    array = Identity.of(cfg, shard, task.output_dir)
+def _element_tasks(task: Any, shard: Shard, shards: list[int | None]) -> list[Any]:
+    """The task each element runs: the array's, or under ``shard=hard`` a copy bound to
+    the element's own folders."""
     if shard.strategy is not Strategy.hard:
-        return [array.element(i, task.output_dir) for i in shards]
-    out = []
-    for i in shards:
-        bound = copy.copy(task)
-        driving.bind_hard_shard(bound, min(shard.idx) if i is None else i, shard.num)
-        out.append(array.element(i, bound.output_dir))
-    return out
+        return [task] * len(shards)
+    first = min(shard.idx)
+    return [driving.on_hard_shard(task, first if i is None else i, shard.num) for i in shards]
 
 
 def plan_sweep(
@@ -281,20 +274,24 @@ def plan_sweep(
                     f"(valid: 0..{shard.num - 1})."
                 )
         if shard.strategy is not Strategy.hard:
-            task.check_inputs()
-        identities = _identities(job_cfg, shard, task, shards)
-        key = identities[0].config_key
+            driving.check_inputs(task)
+        tasks = _element_tasks(task, shard, shards)
+        array = Identity.of(job_cfg, shard, task.output_dir)
+        identities = [array.element(i, t.output_dir) for i, t in zip(shards, tasks, strict=True)]
+        key = array.config_key
         done: dict[str, set[str]] = {}
         if skip_done:
             for d in {ident.state_dir for ident in identities if ident.state_dir}:
                 done[d] = done_shards(d, key)
         pairs = list(zip(shards, spec.job_nums, strict=True))
-        elements = []
-        places = zip(pairs, _job_dirs(cfg, pairs), identities, strict=True)
-        for (i, num), job_dir, ident in places:
+        elements, marked = [], []
+        places = zip(pairs, _job_dirs(cfg, pairs), identities, tasks, strict=True)
+        for (i, num), job_dir, ident, its_task in places:
             launched = ident.tag not in done.get(ident.state_dir or "", ())
             elements.append(Element(i, num, ident.tag, job_dir, ident.state_dir, launched))
-        for e in markers.stale(task, shard, key, [e for e in elements if not e.launched]):
+            if not launched:
+                marked.append((elements[-1], its_task))
+        for e in markers.stale(shard, key, marked):
             e.launched = True
         arrays.append(Array(index, spec, cfg, key, shard.num, elements, submission=submission))
     return arrays

@@ -11,7 +11,6 @@ array (one per shard for hard sharding); nothing when no shard has a marker.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from collections import Counter
@@ -19,7 +18,6 @@ from collections.abc import Hashable
 from typing import Any, Protocol
 
 from launcher import location
-from launcher.driving import bind_hard_shard
 from launcher.plan import Plan
 from launcher.records import marker_path
 from launcher.shard import Shard, Strategy
@@ -55,32 +53,32 @@ class Census:
             self.pending.update(o for it, o in zip(owned, owners, strict=True) if id(it) in left)
 
 
-def stale(task: Any, shard: Shard, key: str, marked: list[Marked]) -> list[Marked]:
-    """The elements of ``marked`` (shards with a marker for config ``key``) to launch again."""
+def stale(shard: Shard, key: str, marked: list[tuple[Marked, Any]]) -> list[Marked]:
+    """The elements of ``marked`` (shards with a marker for config ``key``, each with the
+    task it runs) to launch again."""
     if not marked:
         return []
     try:
         if shard.strategy is Strategy.hard:
             found = {}
-            for e in marked:
+            for e, task in marked:
                 idx = e.shard if e.shard is not None else min(shard.idx)
-                bound = copy.copy(task)
-                bind_hard_shard(bound, idx, shard.num)
-                census = _census(bound, shard, {idx: e.tag})
+                census = _census(task, shard, {idx: e.tag}, e.state_dir)
                 found[e.tag] = (census.counts[e.tag], e.tag in census.pending)
         else:
-            if marked[0].shard is None:  # one element, its job's own selection
-                groups = dict.fromkeys(shard.idx, marked[0].tag)
+            first, task = marked[0]
+            if first.shard is None:  # one element, its job's own selection
+                groups = dict.fromkeys(shard.idx, first.tag)
             else:
-                groups = {e.shard: e.tag for e in marked}
-            census = _census(task, shard, groups)
-            found = {e.tag: (census.counts[e.tag], e.tag in census.pending) for e in marked}
+                groups = {e.shard: e.tag for e, _ in marked}
+            census = _census(task, shard, groups, first.state_dir)
+            found = {e.tag: (census.counts[e.tag], e.tag in census.pending) for e, _ in marked}
     except Exception as exc:  # noqa: BLE001 - the elements meet the same error and report it
         log.warning("could not re-check completed shards (%s): launching them again", exc)
-        found = {e.tag: (-1, True) for e in marked}
+        found = {e.tag: (-1, True) for e, _ in marked}
     again = [
         e
-        for e in marked
+        for e, _ in marked
         if found[e.tag][1] or found[e.tag][0] != _marker_total(e.state_dir, key, e.tag)
     ]
     if again:
@@ -103,10 +101,11 @@ def _marker_total(state_dir: str | None, key: str, tag: str) -> int | None:
         return None
 
 
-def _census(task: Any, shard: Shard, groups: dict[int, str]) -> Census:
-    """The plan of the shards in ``groups`` run to its end into a counting sink."""
+def _census(task: Any, shard: Shard, groups: dict[int, str], state_dir: str | None) -> Census:
+    """The plan of the shards in ``groups`` run to its end into a counting sink, listing
+    the items as their jobs do (never those in their ``state_dir``)."""
     census = Census(groups)
-    plan = Plan(task, shard, Stats(), census=census)
+    plan = Plan(task, shard, Stats(), census=census, unlisted=(state_dir,) if state_dir else ())
     while plan.take(BLOCK):
         pass
     if plan.error is not None:
