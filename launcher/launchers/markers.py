@@ -37,7 +37,7 @@ class Marked(Protocol):
     state_dir: str | None
 
 
-class Census:
+class Tally:
     """The counting sink the plan tells: per marked shard, how many items it owns and
     whether one of them is pending."""
 
@@ -101,10 +101,10 @@ def _marker_total(state_dir: str | None, key: str, tag: str) -> int | None:
         return None
 
 
-def _census(task: Any, shard: Shard, groups: dict[int, str], state_dir: str | None) -> Census:
+def _census(task: Any, shard: Shard, groups: dict[int, str], state_dir: str | None) -> Tally:
     """The plan of the shards in ``groups`` run to its end into a counting sink, listing
     the items as their jobs do (never those in their ``state_dir``)."""
-    census = Census(groups)
+    census = Tally(groups)
     plan = Plan(task, shard, Stats(), census=census, unlisted=(state_dir,) if state_dir else ())
     while plan.take(BLOCK):
         pass
