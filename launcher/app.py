@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from launcher import driving, location
+from launcher import driving, location, storage_options, transient_errors
 from launcher.errors import ConfigError, InputError, UserError, check_bounds, unknown_key
 from launcher.io import sweep_stale, sweep_uploads
 from launcher.modes import url_kind
@@ -189,8 +189,10 @@ def build_task(cfg: DictConfig, task: Any = None) -> tuple[Shard, Any]:
     _check_keys(cfg)
     shard = Shard.from_config(cfg.shard)
     check_bounds("run", OmegaConf.to_object(cfg.run), RUN_BOUNDS)
+    task_cfg, options = storage_options.split(cfg.get("task"))
+    location.use_storage_options(options)
     if task is None:
-        task = _instantiate_task(cfg.task)
+        task = _instantiate_task(task_cfg)
     backbone_config(OmegaConf.to_object(cfg.backbone), task)
     return shard, task
 
@@ -246,6 +248,7 @@ class _JobRun:
         self.given_task = task  # launcher.run(task_object): built by the caller
         self.job_dir = job_dir
         self.t0 = time.monotonic()
+        self.transient_base = transient_errors.total()  # another job may have run in this process
         self.stats = Stats()
         self.records = Records(job_dir)
         self.header: dict[str, Any] = {
@@ -495,6 +498,7 @@ class _JobRun:
             "exit_code": code,
             "stop_reason": (rs and rs.abort_reason) or (signum and f"signal {signum}"),
             "error": self.error,
+            "storage_transient_errors": transient_errors.total() - self.transient_base,
             **self.header,
             "backbone": self.backbone.describe() if self.backbone else None,
             "ended_at": now_iso(),

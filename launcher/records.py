@@ -434,7 +434,9 @@ class ShardLock:
         )
 
     def refresh(self) -> None:
-        with contextlib.suppress(OSError):
+        """Touch the lock (it is stale once not refreshed for ``stale_s``); a store that
+        fails to answer now is asked again at the next heartbeat."""
+        with contextlib.suppress(*location.store_errors()):
             if is_url(self.path):  # an object's age is its last write
                 location.write_text(self.path, json.dumps(self.me))
             else:
@@ -458,7 +460,7 @@ def _read_lock(path: str) -> dict[str, Any] | None:
     try:
         with location.open(path, "r", encoding="utf-8") as f:
             data = json.load(f)
-    except (OSError, ValueError):
+    except (*location.store_errors(), ValueError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -536,7 +538,9 @@ def config_key(cfg: Any) -> str:
     """
     shard = _node(cfg, "shard")
     shard.pop("idx", None)
-    return _digest({"task": _node(cfg, "task"), "shard": shard})
+    task = _node(cfg, "task")
+    task.pop("storage_options", None)  # how the store is reached, not what is done
+    return _digest({"task": task, "shard": shard})
 
 
 def marker_path(state_dir: str, key: str, shard_tag: str) -> str:

@@ -62,6 +62,7 @@ class S3Server:
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
+        self.faults_served = 0  # requests answered with an injected fault
         self._faults: list[tuple[str, Callable[[Request], bool], int]] = []
         self._lock = threading.Lock()
         app = DomainDispatcherApplication(create_backend_app)
@@ -73,6 +74,7 @@ class S3Server:
             with self._lock:
                 self.requests.append(request)
                 fault = self._take_fault(request)
+                self.faults_served += fault is not None
             if fault == "drop":
                 sock = environ["werkzeug.socket"]
                 sock.shutdown(socket.SHUT_RDWR)
@@ -125,6 +127,7 @@ class S3Server:
         with self._lock:
             self.requests.clear()
             self._faults.clear()
+            self.faults_served = 0
 
     def stop(self) -> None:
         self._server.shutdown()

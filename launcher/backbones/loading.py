@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from launcher import transient_errors
 from launcher.backbones.grouping import Source
 from launcher.backbones.inflight import InFlight
 from launcher.batching import Loaded
@@ -167,6 +168,7 @@ class Loading:
             try:
                 for loaded in batches:
                     sampler.received()
+                    transient_errors.add(loaded.transient_errors)
                     self.deaths_in_a_row = 0
                     yield loaded
                 if self.state.stopping or (self.plan_done and not self.suspects):

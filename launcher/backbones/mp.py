@@ -48,6 +48,7 @@ from multiprocessing.connection import wait
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, ClassVar
 
+from launcher import location, transient_errors
 from launcher.backbones.mp_worker import (
     CHUNK,
     ITEM,
@@ -243,6 +244,7 @@ class _Run:
             stop=ctx.RawArray("b", 1),
             batch_size=self.bb.batch_size,
             timed=self.timed,
+            storage_options=location.storage_options(),
         )
         proc = ctx.Process(
             target=worker_main, args=(spec,), name=f"launcher-worker-{slot}", daemon=True
@@ -451,7 +453,8 @@ class _Run:
             chunk.failed += 1
             self.state.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
         elif kind == "done":
-            _, chunk_id, n, elapsed, failures = msg
+            _, chunk_id, n, elapsed, failures, transient = msg
+            transient_errors.add(transient)
             chunk = w.inflight.popleft()
             assert chunk.id == chunk_id, (chunk.id, chunk_id)
             w.finished_any = True
@@ -472,6 +475,7 @@ class _Run:
             w.ready = True
         elif kind == "bye":
             w.ended = True
+            transient_errors.add(msg[1])
         elif kind == "setup_error":
             _, error, message, tb = msg
             self.state.abort(f"setup_worker failed in worker {w.slot}: {error}: {message}\n{tb}")
