@@ -16,6 +16,7 @@ import posixpath
 import re
 import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import IO, Any
@@ -136,6 +137,29 @@ def kind(url: str) -> str | None:
     except FileNotFoundError:
         return None
     return "directory" if info["type"] == "directory" else "file"
+
+
+_SIZES: OrderedDict[str, dict[str, int]] = OrderedDict()  # sizes by name, of recent prefixes
+SIZED_PREFIXES = 2
+
+
+def listed_size(url: str) -> int:
+    """The size of the object at ``url`` from one listing of its prefix, kept for the next
+    objects of that prefix (items come folder by folder): a size per item without a
+    request per item. FileNotFoundError when the listing does not name it."""
+    prefix, _, name = url.rstrip("/").rpartition("/")
+    sizes = _SIZES.get(prefix)
+    if sizes is None:
+        fs, path = filesystem(prefix)
+        entries = fs.ls(path, detail=True, refresh=True)
+        fs.invalidate_cache(path)
+        sizes = {posixpath.basename(e["name"].rstrip("/")): e.get("size") or 0 for e in entries}
+        _SIZES[prefix] = sizes
+        while len(_SIZES) > SIZED_PREFIXES:
+            _SIZES.popitem(last=False)
+    if name not in sizes:
+        raise FileNotFoundError(url)
+    return sizes[name]
 
 
 def check_reachable(url: str) -> None:
