@@ -252,7 +252,7 @@ def test_records_in_a_state_dir_on_s3_serve_retries_and_sweep_markers(s3, launch
 
 
 @pytest.mark.slurm
-def test_a_slurm_sweep_with_inputs_outputs_and_state_on_s3(s3, launch):
+def test_a_slurm_sweep_with_inputs_outputs_and_state_on_s3(s3, launch, tmp_path):
     from tests.conftest import need_slurm
 
     need_slurm()
@@ -268,6 +268,10 @@ def test_a_slurm_sweep_with_inputs_outputs_and_state_on_s3(s3, launch):
     assert shown.returncode == 0 and "shards: 3 (3 done)" in shown.stdout, shown.stdout
     r = launch(*args, *slurm, multirun=True, timeout=200)
     assert "Nothing to launch" in r.stdout, r.stdout + r.stderr
+    disk_in, disk_out = tmp_path / "in", tmp_path / "out"
+    fs.get(f"{b}/in", str(disk_in), recursive=True)
+    assert launch(*upper(str(disk_in), str(disk_out))).returncode == 0
+    assert outputs(fs, f"{b}/out") == files(disk_out), "byte-identical to the run on disk"
 
 
 def test_throttling_is_retried_and_a_persistent_error_fails_only_its_item(s3, launch):
