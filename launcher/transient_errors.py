@@ -40,6 +40,9 @@ def _on_attempt(**kwargs: Any) -> None:
 
 
 def _is_transient(kwargs: dict[str, Any]) -> bool:
+    response = kwargs.get("response")
+    if kwargs.get("caught_exception") is None and response and response[0].status_code < 400:
+        return False  # most attempts: answered
     from botocore.retries.standard import (
         OrRetryChecker,
         RetryEventAdapter,
