@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+STALL_S = 5.0  # how long a stalled request waits for its answer
 
 SLOW_DOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
@@ -83,6 +86,8 @@ class S3Server:
             if fault == "throttle":
                 start_response("503 Slow Down", [("Content-Type", "application/xml")])
                 return [SLOW_DOWN]
+            if fault == "stall":
+                time.sleep(STALL_S)
             return app(environ, start_response)
 
         self._server = make_server(
@@ -106,6 +111,12 @@ class S3Server:
         """Close the connection of the next ``times`` requests that ``match``, unanswered."""
         with self._lock:
             self._faults.append(("drop", match, times))
+
+    def stall(self, match: Callable[[Request], bool], times: int) -> None:
+        """Answer the next ``times`` requests that ``match`` only after ``STALL_S`` seconds,
+        as an overloaded store does: a client with a shorter read timeout gives up first."""
+        with self._lock:
+            self._faults.append(("stall", match, times))
 
     def faults_left(self) -> int:
         """Injected faults not met yet."""

@@ -55,3 +55,17 @@ def test_a_lock_refresh_the_store_drops_is_tried_again_not_the_end_of_the_job(
     rep = report(tmp_path / "job")
     assert (rep["processed"], rep["failed"]) == (6, 0)
     assert rep["storage_transient_errors"] >= 1
+
+
+def test_requests_that_time_out_are_retried_and_counted_with_storage_options(s3, launch):
+    fs, b = bucket()
+    objects = put_texts(fs, f"{b}/in", 6)
+    s3.stall(lambda q: q.method == "GET" and q.path.startswith("/data/in/"), times=2)
+    timeout = "+task.storage_options.config_kwargs.read_timeout=1"  # seconds, botocore's
+    r = launch(*upper(f"{b}/in", f"{b}/out", "backbone.num_workers=1"), timeout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = report(launch.job_dir)
+    assert (rep["processed"], rep["failed"]) == (6, 0)
+    expected = {k[len(b) + 4 :] + ".up": v.upper() for k, v in objects.items()}
+    assert outputs(fs, f"{b}/out") == expected
+    assert rep["storage_transient_errors"] == s3.faults_served == 2
