@@ -124,15 +124,16 @@ def _unknown_task_key(cfg: DictConfig, error: TypeError) -> ConfigError | None:
     """``task.sizee=3`` or ``task.input.foo=1``: the key a constructor the task config names
     does not take, and the nearest one it does."""
     import inspect
-    import re
 
     from hydra.utils import get_class
     from omegaconf import OmegaConf
 
-    match = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(error))
-    if match is None:
+    from launcher.internals import unexpected_keyword
+
+    named = unexpected_keyword(error)
+    if named is None:
         return None
-    cls_name, key = match.groups()
+    cls_name, key = named
     nodes = [("task", cfg)]
     while nodes:
         path, node = nodes.pop()
