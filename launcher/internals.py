@@ -13,7 +13,8 @@ naming it, rather than in a user's sweep:
   ``cloudpickle_dump``, and its file names (``JobPaths``) for the pickles its
   runner and ``SlurmJob`` read.
 - torch: which ``RuntimeError`` of a DataLoader means a worker died or timed
-  out (only its text says), and how to stop a DataLoader iterator's workers.
+  out (only its text says), and a DataLoader iterator's worker processes.
+- fsspec: a file system's own idea of a path's parent folder.
 - Python: which ``TypeError`` of a constructor means an unexpected keyword
   (only its text says).
 """
@@ -112,6 +113,12 @@ def loader_failure(exc: BaseException) -> str | None:
     return None
 
 
+def loader_worker_pids(iterator: Any) -> tuple[int, ...]:
+    """The worker processes of a DataLoader iterator (none before it starts, or without
+    workers)."""
+    return tuple(w.pid for w in getattr(iterator, "_workers", ()) if w.pid)
+
+
 def stop_loader_workers(iterator: Any) -> None:
     """Stop a DataLoader iterator's workers now (a hung one would take seconds to join)."""
     for w in getattr(iterator, "_workers", ()):
@@ -120,6 +127,15 @@ def stop_loader_workers(iterator: Any) -> None:
     shutdown = getattr(iterator, "_shutdown_workers", None)
     if shutdown is not None:
         shutdown()
+
+
+# -- fsspec --------------------------------------------------------------------------------------
+
+
+def parent_of(fs: Any, path: str) -> str:
+    """The parent folder of ``path`` as the file system ``fs`` spells it (its protocol
+    stripped): fsspec keeps this per file system, in a private method."""
+    return fs._parent(path)
 
 
 # -- Python --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any
 from launcher.backbones.grouping import Source
 from launcher.backbones.inflight import InFlight
 from launcher.batching import Loaded
-from launcher.internals import loader_failure, stop_loader_workers
+from launcher.internals import loader_failure, loader_worker_pids, stop_loader_workers
 from launcher.run_state import RunState
 from launcher.task import Item, Task, item_keys
 
@@ -218,7 +218,7 @@ class Loading:
 
     def worker_pids(self) -> tuple[int, ...]:
         """The current loader's worker processes (none before it starts, or without workers)."""
-        return tuple(w.pid for w in getattr(self.iterator, "_workers", ()) if w.pid)
+        return loader_worker_pids(self.iterator)
 
     def close(self) -> None:
         """Stop the current loader's workers (any thread may be waiting on them)."""
