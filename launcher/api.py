@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from launcher.errors import ConfigError
+from launcher.layout import JobDir
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -145,7 +146,7 @@ def _run_job(cfg: DictConfig, task: Task | None) -> dict[str, Any]:
     job_dir = os.path.abspath(str(cfg.hydra.run.dir))
     os.makedirs(job_dir, exist_ok=True)
     log = logging.getLogger("launcher")
-    handler = logging.FileHandler(os.path.join(job_dir, f"{cfg.hydra.job.name}.log"))
+    handler = logging.FileHandler(JobDir(job_dir).log(cfg.hydra.job.name))
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     level = log.level
     log.addHandler(handler)

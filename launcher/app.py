@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from launcher import driving, location
 from launcher.errors import ConfigError, InputError, UserError, check_bounds, unknown_key
 from launcher.io import sweep_stale, sweep_uploads
+from launcher.layout import PARAMS, REPORT, JobDir, StateDir, inflight
 from launcher.modes import url_kind
 from launcher.records import (
-    FAILURES,
     MAX_RECORD_CHARS,
     JobDirGone,
     LockedError,
@@ -28,7 +28,6 @@ from launcher.records import (
     job_identity,
     mark_shard_done,
     now_iso,
-    shard_failures,
     split_key,
     task_key,
     versions,
@@ -267,6 +266,7 @@ class _JobRun:
         self.run_state: RunState | None = None
         self.progress: Any = None
         self.lock: ShardLock | None = None
+        self.held_state_dir: str | None = None  # the state dir whose shard lock this job holds
         self.set_up = False
         self.error: str | None = None
         self.error_code = 0
@@ -350,6 +350,7 @@ class _JobRun:
             heartbeat_s=opts.heartbeat_s,
             count_log_s=opts.log_interval_s,
             item_key=task.item_key,
+            inflight_record=inflight(self.held_state_dir, self.job_dir, shard.tag()),
         )
         plan = Plan(
             task,
@@ -417,7 +418,7 @@ class _JobRun:
         try:
             path = write_hash_params(self.task.output_dir, expression)
         except OSError as e:
-            log.warning("could not write the output folder's %s: %s", "params.json", e)
+            log.warning("could not write the output folder's %s: %s", PARAMS, e)
             return
         self.header["output_params"] = path and location.absolute(path)
 
@@ -454,12 +455,11 @@ class _JobRun:
                 f"{key}: cannot write the launcher's state folder {state_dir!r} "
                 f"({e.strerror or e}); the outputs folder must be a writable directory."
             ) from None
-        self.records.state_dir = state_dir
-        self.records.shard_tag = shard.tag()
-        self.records.lock = self.lock
-        self.records.keep_failures(
-            shard_failures(state_dir, self._task_key(), split_key(self.cfg), shard.tag())
+        self.held_state_dir = state_dir
+        kept = StateDir(state_dir).shard_failures(
+            self._task_key(), split_key(self.cfg), shard.tag()
         )
+        self.records.keep_failures(kept, self.lock)
         out = self.task.output_dir
         if out and os.path.isdir(out):  # what killed writers left at the top level
             with contextlib.suppress(OSError):
@@ -507,12 +507,13 @@ class _JobRun:
         try:
             if not self.records.report(report):
                 log.warning(
-                    "report.json not written: another job still runs in %s, and this job "
+                    "%s not written: another job still runs in %s, and this job "
                     "was refused before it began",
+                    REPORT,
                     self.job_dir,
                 )
         except OSError as e:
-            log.error("could not write report.json in %s: %s", self.job_dir, e)
+            log.error("could not write %s in %s: %s", REPORT, self.job_dir, e)
         if self.run_state is not None:
             self.run_state.ended = report["state"]
             with contextlib.suppress(OSError):
@@ -545,7 +546,7 @@ class _JobRun:
         return report
 
     def _mark_done(self, report: dict[str, Any]) -> None:
-        opts, state_dir = self.opts, self.records.state_dir
+        opts, state_dir = self.opts, self.held_state_dir
         if not state_dir or report["state"] != "completed" or report["exit_code"] != 0:
             return
         if opts.limit is not None or self.items_left:  # items left: the shard is not done
@@ -588,6 +589,6 @@ class _JobRun:
         elif report["state"] == "failed":
             log.error("%s: failed (exit %d)", summary, report["exit_code"])
         elif stats.failed:
-            log.error("%s (see %s)", summary, os.path.join(self.job_dir, FAILURES))
+            log.error("%s (see %s)", summary, JobDir(self.job_dir).failures)
         else:
             log.info(summary)

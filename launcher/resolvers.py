@@ -22,9 +22,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from launcher import location
 from launcher.io import write_json_atomic
+from launcher.layout import params_file
 from launcher.location import is_url
 
-PARAMS_FILE = "params.json"
 HASHED: dict[str, list[Any]] = {}  # digest -> the values it was made of, in this process
 _HASH_CALL = re.compile(r"\$\{hash:(.*)\}")
 _REFERENCE = re.compile(r"\$\{\.*([\w.]+)\}")
@@ -63,7 +63,7 @@ def write_hash_params(output_dir: str, expression: Any) -> str | None:
         }
         folder = f"{scheme}{sep}{'/'.join(parts[:depth])}" if url else os.path.join(*parts[:depth])
         location.makedirs(folder)
-        path = location.join(folder, PARAMS_FILE)
+        path = params_file(folder)
         write_json_atomic(path, record)
         return path
     return None
