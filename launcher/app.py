@@ -267,6 +267,7 @@ class _JobRun:
         self.progress: Any = None
         self.lock: ShardLock | None = None
         self.held_state_dir: str | None = None  # the state dir whose shard lock this job holds
+        self.listing_errors: list[Exception] = []  # what ended the plan's listing early
         self.set_up = False
         self.error: str | None = None
         self.error_code = 0
@@ -362,9 +363,9 @@ class _JobRun:
             interruptible=state.interruptible,
             on_done=state.found_done if state.watching else None,
             on_pending=state.planned,
+            on_error=self.listing_errors.append,
         )
-        backbone = {k: v for k, v in self.backbone.describe().items() if k != "workers_started"}
-        log.info("%s on %s, %s", self.header["task"], shard.tag(), backbone)
+        log.info("%s on %s, %s", self.header["task"], shard.tag(), self.backbone.describe())
         return plan
 
     def execute(self, plan: Plan) -> None:
@@ -388,8 +389,8 @@ class _JobRun:
                     pass
             else:
                 self.backbone.run(task, plan, state)
-            if plan.error is not None:
-                raise plan.error
+            if self.listing_errors:
+                raise self.listing_errors[0]
             if plan.limit == 0 and not opts.dry_run and not state.stopping:
                 self.items_left = self._count_left(self.only_keys)
             elif plan.left and plan.stats.planned:
@@ -400,23 +401,27 @@ class _JobRun:
         from launcher.plan import Plan
 
         stats = Stats()
-        plan = Plan(self.task, self.shard, stats, only_keys=only_keys)
+        errors: list[Exception] = []
+        plan = Plan(self.task, self.shard, stats, only_keys=only_keys, on_error=errors.append)
         while plan.take(4096):
             pass
-        return None if plan.error is not None else stats.pending
+        return None if errors else stats.pending
 
     def _record_hash_params(self) -> None:
         """Keep, beside the outputs, the parameters that named a hash-named output folder."""
         from omegaconf import OmegaConf
 
-        from launcher.resolvers import write_hash_params
+        from launcher.resolvers import hash_values, write_hash_params
 
         task_cfg = self.cfg.get("task")
         if not task_cfg or not self.task.output_dir:
             return
+        values = hash_values(self.cfg, "task", "output_dir")
+        if values is None:
+            return
         expression = OmegaConf.to_container(task_cfg, resolve=False).get("output_dir")
         try:
-            path = write_hash_params(self.task.output_dir, expression)
+            path = write_hash_params(self.task.output_dir, expression, values)
         except OSError as e:
             log.warning("could not write the output folder's %s: %s", PARAMS, e)
             return
@@ -497,10 +502,17 @@ class _JobRun:
             "stop_reason": (rs and rs.abort_reason) or (signum and f"signal {signum}"),
             "error": self.error,
             **self.header,
-            "backbone": self.backbone.describe() if self.backbone else None,
+            "backbone": self._backbone_report(),
             "ended_at": now_iso(),
             "versions": versions(),
         }
+
+    def _backbone_report(self) -> dict[str, Any] | None:
+        """The backbone as configured, with what it learned while running."""
+        if self.backbone is None:
+            return None
+        learned = self.run_state.backbone_facts if self.run_state is not None else {}
+        return {**self.backbone.describe(), **learned}
 
     def write_report(self) -> dict[str, Any]:
         report = self.report()

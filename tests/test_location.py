@@ -193,7 +193,7 @@ def test_a_hash_named_output_prefix_keeps_its_params_at_the_url() -> None:
 
     digest = config_hash(128, "jpeg")
     root = f"memory://h-{uuid.uuid4().hex[:8]}"
-    path = write_hash_params(f"{root}/{digest}/part", "${hash:${.size},${.format}}")
+    path = write_hash_params(f"{root}/{digest}/part", "${hash:${.size},${.format}}", [128, "jpeg"])
     assert path == f"{root}/{digest}/params.json"
     with open_location(path, "r") as f:
         record = json.load(f)
