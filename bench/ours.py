@@ -82,7 +82,9 @@ def run_job(
             task.teardown()
             progress.close()
             records.close()
-            records.report({**stats.as_dict(), "backbone": backbone.describe()})
+            records.report(
+                {**stats.as_dict(), "backbone": {**backbone.describe(), **state.backbone_facts}}
+            )
         seconds = time.perf_counter() - t0
     if state.abort_reason or stats.failed:
         raise RuntimeError(f"our job did not complete: {state.abort_reason or stats.as_dict()}")

@@ -57,6 +57,7 @@ class RunState:
     ) -> None:
         self.stats = stats
         self.inflight_record = inflight_record  # where a backbone names the items in flight
+        self.backbone_facts: dict[str, Any] = {}  # what the backbone learned while running
         self.records = records
         self.progress = progress
         self.on_error = on_error
