@@ -28,6 +28,7 @@ STATE = ".launcher"  # in an output folder (the default state dir) and in a swee
 SWEEP_RECORD = "sweep.json"  # in a sweep's STATE: the arrays, their shards and ids
 SUMMARY = "summary.json"  # in a sweep dir: the merged view ``status`` last showed
 PARAMS = "params.json"  # in a hash-named output folder: the values that named it
+LOGS = "logs"  # in a sweep dir: the elements' stdout and stderr
 OUT, ERR = ".out", ".err"  # the suffixes of an element's stdout and stderr logs
 
 
@@ -194,9 +195,6 @@ class SweepDir:
     def jobs(self, first_job: int) -> Path:
         """The files of a batch of another Hydra app's jobs (:mod:`launchers.general`)."""
         return Path(self.state) / "jobs" / f"batch-{first_job}"
-
-
-LOGS = "logs"  # in a sweep dir: the elements' stdout and stderr
 
 
 def sweep_of_spec(spec_path: str) -> str:
