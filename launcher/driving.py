@@ -13,13 +13,13 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from launcher.batching import Failure, run_batches
 from launcher.errors import ConfigError
+from launcher.layout import default_state_dir
 from launcher.machine import available_cpus
 from launcher.modes import DirListings
 from launcher.task import Item, Task, TorchTask
@@ -159,7 +159,7 @@ def bind_hard_shard(task: Task, idx: int, num: int) -> None:
 
 def state_dir(task: Task) -> str | None:
     """Where run state that belongs with the outputs lives (failures for retries)."""
-    return os.path.join(task.output_dir, ".launcher") if task.output_dir else None
+    return default_state_dir(task.output_dir) if task.output_dir else None
 
 
 def keep_state_unlisted(task: Task, state: str) -> None:

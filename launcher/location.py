@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import IO, Any
 
+from launcher.internals import parent_of
+
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 UPLOAD_PREFIX = ".launcher-upload"  # local copies of uploads, in the temporary folder
 _options: dict[str, Any] = {}  # task.storage_options: for every URL this process opens
@@ -215,7 +217,7 @@ def upload_on_success(
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
         if _has_folders(fs):
-            fs.makedirs(fs._parent(path), exist_ok=True)
+            fs.makedirs(parent_of(fs, path), exist_ok=True)
         fs.put_file(tmp, path)
     finally:
         with suppress(FileNotFoundError):

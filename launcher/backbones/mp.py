@@ -157,7 +157,6 @@ class MpBackbone:
         self.fixed_chunksize = cfg.chunksize
         self.batch_size = cfg.batch_size
         self.start_method = method
-        self.workers_started = 0  # replacements included
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -165,7 +164,6 @@ class MpBackbone:
             "num_workers": self.num_workers,
             "start_method": self.start_method,
             "chunksize": self.fixed_chunksize or "auto",
-            "workers_started": self.workers_started,
         }
 
     def prepare(self, task: Task) -> None:
@@ -179,6 +177,9 @@ class MpBackbone:
             forkserver.ensure_running()
 
     def run(self, task: Task, plan: Plan, state: RunState) -> None:
+        """Run the plan's items; the workers it started (replacements included) go into the
+        run state's ``backbone_facts``, counted as they start."""
+        state.backbone_facts["workers_started"] = 0
         _Run(self, task, plan, state).run()
 
 
@@ -289,7 +290,7 @@ class _Run:
         """
         slots = range(self.bb.num_workers)
         if self.bb.start_method == "fork":
-            self.bb.workers_started += len(slots)
+            self.state.backbone_facts["workers_started"] += len(slots)
             return [self.spawn(slot) for slot in slots]
         started: dict[int, _Worker | BaseException] = {}
 
@@ -327,7 +328,7 @@ class _Run:
                     "open files) in setup_worker(), or use backbone.start_method=fork"
                 ) from errors[0]
             raise errors[0]
-        self.bb.workers_started += len(workers)
+        self.state.backbone_facts["workers_started"] += len(workers)
         return workers  # type: ignore[return-value]
 
     def watch(self, w: _Worker) -> None:
@@ -607,7 +608,7 @@ class _Run:
         if not self.state.stopping:
             self.workers.insert(i, self.spawn(w.slot))
             self.watch(self.workers[i])
-            self.bb.workers_started += 1
+            self.state.backbone_facts["workers_started"] += 1
 
     # -- the loop --------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from launcher import location
 from launcher.driving import bind_hard_shard, unfinished_filter
-from launcher.records import marker_path
+from launcher.layout import StateDir
 from launcher.shard import Shard, Strategy, stable_hash
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def stale(task: Any, shard: Shard, key: str, marked: list[Marked]) -> list[Marke
 
 def _marker_total(state_dir: str | None, key: str, tag: str) -> int | None:
     try:
-        with location.open(marker_path(state_dir or "", key, tag), "r", encoding="utf-8") as f:
+        with location.open(StateDir(state_dir or "").marker(key, tag), "r", encoding="utf-8") as f:
             return int(json.load(f)["total"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
