@@ -1,6 +1,7 @@
 """Results travel by return value or through an object the caller owns and passes in:
 no module global (and no class attribute) is written while the launcher runs, except the
-few documented here, none of which carries a result."""
+few documented here: caches, per-process settings, and the one counter a library callback
+feeds."""
 
 from __future__ import annotations
 
@@ -31,6 +32,15 @@ DOCUMENTED = {
     ("launcher/io.py", "_WRITERS"),
     # the one USR2 watcher thread of an array element's process
     ("launcher/launchers/element.py", "_Usr2._instance"),
+    # object storage: the job's task.storage_options, set before it opens a URL
+    # (fsspec opens URLs by module function), and the sizes of recently listed prefixes
+    ("launcher/location.py", "_options"),
+    ("launcher/location.py", "_SIZES"),
+    # the count botocore's retry hook feeds (it has no caller to return to); a job
+    # reads the difference over its own run, workers hand theirs on with their results
+    ("launcher/transient_errors.py", "_seen"),
+    ("launcher/transient_errors.py", "_handed"),
+    ("launcher/transient_errors.py", "_received"),
 }
 
 
