@@ -8,10 +8,10 @@ marker checks, so that none of them can name a job differently from another.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from typing import Any
 
+from launcher.layout import default_state_dir
 from launcher.records import config_key, split_key, task_key
 from launcher.shard import Shard
 
@@ -59,10 +59,5 @@ class Identity:
             shard=shard,
             tag=shard.tag(),
             task_key=task_key(self.target, output_dir),
-            state_dir=self.run_state_dir or default_state_dir(output_dir),
+            state_dir=self.run_state_dir or (default_state_dir(output_dir) if output_dir else None),
         )
-
-
-def default_state_dir(output_dir: str | None) -> str | None:
-    """Where run state that belongs with the outputs lives, when ``run.state_dir`` is unset."""
-    return os.path.join(output_dir, ".launcher") if output_dir else None

@@ -32,7 +32,7 @@ from launcher.records import clip, printable
 from launcher.run_state import StopPlanning
 from launcher.shard import Shard
 from launcher.stats import Stats
-from launcher.task import Item, Task
+from launcher.task import Item, Task, listing_context
 
 log = logging.getLogger(__name__)
 
@@ -275,10 +275,12 @@ class Plan:
         on_pending: Callable[[list[Item]], None] | None = None,
         census: Census | None = None,
         unlisted: Sequence[str] = (),
+        on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         self.task = task
         self.census = census  # counts the items of the shards it names, instead of one job's
         self.unlisted = unlisted  # folders never listed: the launcher's state dir
+        self.on_error = on_error  # told what ended listing early; None: take() raises it
         self.on_done = on_done  # told the keys of the items the finish check found done
         self.on_pending = on_pending  # told each block of pending items, in order
         self.shard = shard
@@ -292,7 +294,7 @@ class Plan:
         self.stopped = False  # a stop signal ended planning
         self._blocks = self._stream()
         self._head: list[Item] = []
-        self.error: Exception | None = None
+        self._failed = False  # listing or a finish check raised: nothing more is planned
         self._unlisted: list[tuple[str, OSError]] = []
 
     def _stream(self) -> Iterator[list[Item]]:
@@ -308,7 +310,7 @@ class Plan:
         key_of = task.item_key
         count = None
         if self.shard.needs_count:
-            with self.interruptible():
+            with self.interruptible(), listing_context(self.unlisted, self._note_unlisted):
                 count = sum(1 for _ in self._listing())
             self._unlisted.clear()  # recorded by the listing that follows
         census = self.census
@@ -319,20 +321,21 @@ class Plan:
         done = unfinished_filter(task)
         only = self.only_keys
         checks = _Checks(task)
-        source = iter(self._listing())
+        with listing_context(self.unlisted, self._note_unlisted):
+            source = iter(self._listing())
         size = FIRST_BLOCK
-        while self.error is None and self.limit != 0:
+        while not self._failed and self.limit != 0:
             block: list[Item] = []
             try:
-                with self.interruptible():
+                with self.interruptible(), listing_context(self.unlisted, self._note_unlisted):
                     block.extend(islice(source, size))  # keeps what was listed before an error
-            except Exception as exc:  # noqa: BLE001 - re-raised by the app after the run
-                self.error = exc
+            except Exception as exc:  # noqa: BLE001 - handed to on_error
+                self._fail(exc)
             self._record_unlisted()
             try:
                 checks.block(block)
             except InputError as exc:
-                self.error = exc
+                self._fail(exc)
                 break
             base = self.generated
             self.generated += len(block)
@@ -371,7 +374,11 @@ class Plan:
 
     def _listing(self) -> Iterable[Item]:
         """The task's items; folders the listing cannot read are kept for the records."""
-        return listing(self.task, self.unlisted, lambda rel, exc: self._unlisted.append((rel, exc)))
+        return listing(self.task, self.unlisted, self._note_unlisted)
+
+    def _note_unlisted(self, rel: str, exc: OSError) -> None:
+        """A folder the listing could not read: kept for the records."""
+        self._unlisted.append((rel, exc))
 
     def _retried(
         self, block: list[Item], key_of: Callable[[Item], str], only: frozenset[str], done
@@ -430,8 +437,8 @@ class Plan:
             for i, it in enumerate(block):
                 try:
                     pending += unfinished([it])
-                except Exception as exc:  # noqa: BLE001 - re-raised by the app after the run
-                    self.error = exc
+                except Exception as exc:  # noqa: BLE001 - handed to on_error
+                    self._fail(exc)
                     return pending, i
             return pending, len(block)
 
@@ -439,7 +446,7 @@ class Plan:
         """Up to ``n`` more pending items; an empty list once the plan is exhausted.
 
         If listing fails midway, the items listed so far are still returned and
-        the error is kept in :attr:`error`, so the work they represent goes on.
+        the error goes to ``on_error``, so the work they represent goes on.
         """
         items, self._head = self._head, []
         try:
@@ -448,16 +455,24 @@ class Plan:
                 if block is None:
                     break
                 items.extend(block)
-        except Exception as exc:  # noqa: BLE001 - re-raised by the app after the run
-            self.error = exc
+        except Exception as exc:  # noqa: BLE001 - handed to on_error
             self._blocks = iter(())
+            self._fail(exc)
         if len(items) > n:
             items, self._head = items[:n], items[n:]
         return items
 
+    def _fail(self, exc: Exception) -> None:
+        """Listing or a finish check raised: plan nothing more, and hand the error to its
+        owner (or raise it, when no one takes it)."""
+        self._failed = True
+        if self.on_error is None:
+            raise exc
+        self.on_error(exc)
+
     def exhausted(self) -> bool:
         """Whether :meth:`take` has nothing more to give: listing ended and all was taken."""
-        return not self._head and (self.stats.planned or self.stopped or self.error is not None)
+        return not self._head and (self.stats.planned or self.stopped or self._failed)
 
     def has_pending(self) -> bool:
         """Plan up to the first pending item (so a job with nothing to do starts no workers).
@@ -468,7 +483,7 @@ class Plan:
         if not self._head:
             first = self.take(1)  # take() keeps the rest of the block in the head
             self._head = first + self._head
-        if not self._head and self.generated == 0 and self.stats.planned and self.error is None:
+        if not self._head and self.generated == 0 and self.stats.planned and not self._failed:
             raise InputError(
                 f"No items found: the task listed nothing from {describe_inputs(self.task)}."
             )

@@ -8,9 +8,11 @@ resources (models, clients) in ``setup_worker``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from launcher.errors import ConfigError
@@ -208,19 +210,39 @@ class TorchTask(Task):
         self.postprocess(n, self.inference(device, n, **batch), **batch)
 
 
+_LISTING: ContextVar[tuple[Sequence[str], OnError | None]] = ContextVar(
+    "launcher_listing", default=((), None)
+)
+
+
+@contextlib.contextmanager
+def listing_context(unlisted: Sequence[str], on_error: OnError | None) -> Iterator[None]:
+    """While the planner lists: the folders an input mode leaves out and where unreadable
+    folders go, for a task whose own ``generate_tasks()`` calls ``Task``'s (embed's,
+    without ``task.jsonl``): that call is the user's and passes no such arguments."""
+    token = _LISTING.set((tuple(unlisted), on_error))
+    try:
+        yield
+    finally:
+        _LISTING.reset(token)
+
+
 def mode_items(
-    task: Task, unlisted: Sequence[str] = (), on_error: OnError | None = None
+    task: Task, unlisted: Sequence[str] | None = None, on_error: OnError | None = None
 ) -> Iterator[Item]:
     """The items of ``task``'s input mode, each with its output path: the listing a task
     that does not list its own items has. Its outputs and the ``unlisted`` folders (the
-    launcher's state) are never listed; ``on_error`` hears of unreadable folders."""
+    launcher's state) are never listed; ``on_error`` hears of unreadable folders. Without
+    them, the planner's :func:`listing_context` says both."""
+    if unlisted is None and on_error is None:
+        unlisted, on_error = _LISTING.get()
     if task.input is None:
         raise ConfigError(
             f"{type(task).__name__} has no input mode: set task.input "
             "(e.g. launcher.modes.ByExtensions) or override generate_tasks()."
         )
     out_root = task.output_dir
-    exclude = (*((out_root,) if out_root else ()), *unlisted)
+    exclude = (*((out_root,) if out_root else ()), *(unlisted or ()))
     return _with_outputs(task, task.input.entries(task.input_dir, exclude, on_error))
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from launcher.backbones.grouping import size_grouped
-from launcher.backbones.inflight import InFlight, crashed_here, inflight_path, take_left_behind
+from launcher.backbones.inflight import InFlight, crashed_here, take_left_behind
 from launcher.backbones.loading import Loading
 from launcher.backbones.prefetch import CLOSE_WAIT_S, Prefetch
 from launcher.backbones.threads import ModelThreads
@@ -223,7 +223,7 @@ class TorchBackbone:
 
     def run(self, task: Task, plan: Plan, state: RunState) -> None:
         workers = self._check(task, state)
-        record = inflight_path(state.records)
+        record = state.inflight_record
         left = take_left_behind(record)
         if not plan.has_pending():
             return  # everything is done already: import and load nothing
@@ -241,7 +241,7 @@ class TorchBackbone:
             workers,
             self.cfg.prefetch_factor,
             inflight := InFlight(record),
-            isolate=set() if workers else crashed_here(state.records, left),
+            isolate=set() if workers else crashed_here(state.earlier_failures, left),
         )
         with self._model_threads(loading) as threads:
             self._execute(task, state, loading, inflight, threads)

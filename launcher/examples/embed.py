@@ -34,8 +34,16 @@ from importlib.util import find_spec
 from typing import Any
 
 import launcher.io
-from launcher import ConfigError, InputError, InputMode, OutputMode, TorchTask, atomic_write
-from launcher.modes import jsonl_values
+from launcher import (
+    ConfigError,
+    InputError,
+    InputMode,
+    OutputMode,
+    TorchTask,
+    atomic_write,
+    location,
+)
+from launcher.modes import jsonl_values, url_kind
 from launcher.task import Item
 
 # Never reach for the hub: set before transformers / huggingface_hub read them at import.
@@ -129,6 +137,9 @@ class EmbedTask(TorchTask):
         if self.jsonl is None:
             if self.input is not None:
                 self.input.check(self.input_dir, "task.input_dir")
+        elif location.is_url(self.jsonl):
+            if url_kind(self.jsonl, "task.jsonl") != "file":
+                raise InputError(f"task.jsonl={self.jsonl!r} is not an object.")
         elif not os.path.isfile(self.jsonl):
             raise InputError(f"task.jsonl={self.jsonl!r} is not a file.")
 
@@ -138,9 +149,13 @@ class EmbedTask(TorchTask):
         return f"{self.input.describe()} in task.input_dir={self.input_dir!r}"
 
     def item_size(self, input: str | None = None, text: Any = None, **_: Any) -> float:
-        """Characters (inline text) or bytes (a file): what tokens grow with, for batching
-        documents of similar length together."""
-        return len(text) if isinstance(text, str) else os.path.getsize(input or "")
+        """Characters (inline text) or bytes (a file; an object's from one listing of its
+        prefix): what tokens grow with, for batching documents of similar length together."""
+        if isinstance(text, str):
+            return len(text)
+        if location.is_url(input):
+            return location.listed_size(input)
+        return os.path.getsize(input or "")
 
     # -- data (DataLoader workers) ----------------------------------------------------------
 

@@ -37,6 +37,7 @@ from launcher.identity import Identity
 from launcher.io import atomic_write
 from launcher.launchers import markers
 from launcher.launchers.cluster import live_jobs
+from launcher.layout import SweepDir
 from launcher.machine import pid_alive
 from launcher.records import RUNNING_STATES, done_shards, now_iso, read_progress
 from launcher.shard import Shard, Strategy
@@ -48,10 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHARD_KEY = "shard.idx"
-STATE = ".launcher"  # in the sweep dir: sweep.json, array configs, scripts
-RECORD = "sweep.json"
-LOCK = "lock"  # held while one submission checks the sweep dir, writes and submits
-LOGS = "logs"
 
 
 @dataclass
@@ -118,8 +115,7 @@ class Array:
 
     @property
     def spec_path(self) -> str:
-        directory = submission_dir(sweep_dir(self.config), self.submission)
-        return os.path.join(directory, f"array-{self.index}.pkl")
+        return SweepDir(sweep_dir(self.config)).spec(self.submission, self.index)
 
     def record(self) -> dict[str, Any]:
         return {
@@ -145,10 +141,6 @@ def sweep_dir(config: DictConfig) -> str:
 def new_submission() -> str:
     """A name for one launch's files, unique even for launches in the same second."""
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-def submission_dir(directory: str, submission: str) -> str:
-    return os.path.join(directory, STATE, submission)
 
 
 def ranges(values: list[int]) -> str:
@@ -342,7 +334,7 @@ def write_specs(arrays: list[Array]) -> None:
 
 def write_record(directory: str, backend: str, arrays: list[Array], **extra: Any) -> str:
     """``.launcher/sweep.json``: the arrays, their shards and ids; what ``status`` reads."""
-    path = os.path.join(directory, STATE, RECORD)
+    path = SweepDir(directory).record
     record = {
         "format": 1,
         "backend": backend,
@@ -375,7 +367,7 @@ def claim(directory: str) -> Iterator[None]:
     refused while elements of the first can still run (a relaunch after the
     first ended is fine: only missing shards are launched).
     """
-    path = os.path.join(directory, STATE, LOCK)
+    path = SweepDir(directory).claim
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
         try:
@@ -401,7 +393,7 @@ def _busy(directory: str, why: str) -> str:
 def live_elements(directory: str) -> str | None:
     """What of the sweep dir's last launch can still run, in words; None if nothing."""
     try:
-        with open(os.path.join(directory, STATE, RECORD), encoding="utf-8") as f:
+        with open(SweepDir(directory).record, encoding="utf-8") as f:
             record = json.load(f)
     except (OSError, ValueError):
         return None
@@ -419,7 +411,7 @@ def live_elements(directory: str) -> str | None:
         f"{e.get('tag')} (pid {beat['pid']})"
         for a in record.get("arrays", [])
         for e in a.get("elements", [])
-        if (beat := running_here(os.path.join(directory, str(e.get("job_dir")))))
+        if (beat := running_here(SweepDir(directory).at(str(e.get("job_dir")))))
     ]
     return f"local shard(s) {', '.join(running)}" if running else None
 

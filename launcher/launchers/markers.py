@@ -18,8 +18,8 @@ from collections.abc import Hashable
 from typing import Any, Protocol
 
 from launcher import location
+from launcher.layout import StateDir
 from launcher.plan import Plan
-from launcher.records import marker_path
 from launcher.shard import Shard, Strategy
 from launcher.stats import Stats
 from launcher.task import Item
@@ -95,7 +95,7 @@ def stale(shard: Shard, key: str, marked: list[tuple[Marked, Any]]) -> list[Mark
 
 def _marker_total(state_dir: str | None, key: str, tag: str) -> int | None:
     try:
-        with location.open(marker_path(state_dir or "", key, tag), "r", encoding="utf-8") as f:
+        with location.open(StateDir(state_dir or "").marker(key, tag), "r", encoding="utf-8") as f:
             return int(json.load(f)["total"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
