@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from launcher.backbones import Backbone
 from launcher.backbones.mp import MpBackbone, MpConfig, StartMethod, preload
+from launcher.layout import inflight
 from launcher.plan import Plan
 from launcher.progress import Progress
 from launcher.records import Records
@@ -61,7 +62,9 @@ def run_job(
         plan = Plan(task, WHOLE, stats)
         records = Records(job_dir)
         progress = Progress(stats, "off", 30.0, WHOLE.tag())
-        state = RunState(stats, records, progress)
+        state = RunState(
+            stats, records, progress, inflight_record=inflight(None, job_dir, WHOLE.tag())
+        )
         backbone = backbone or MpBackbone(
             MpConfig(
                 num_workers=workers,
@@ -79,7 +82,9 @@ def run_job(
             task.teardown()
             progress.close()
             records.close()
-            records.report({**stats.as_dict(), "backbone": backbone.describe()})
+            records.report(
+                {**stats.as_dict(), "backbone": {**backbone.describe(), **state.backbone_facts}}
+            )
         seconds = time.perf_counter() - t0
     if state.abort_reason or stats.failed:
         raise RuntimeError(f"our job did not complete: {state.abort_reason or stats.as_dict()}")

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from launcher.errors import ConfigError
+from launcher.layout import JobDir
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -134,11 +135,10 @@ def _refuse_one_shard_of_many(shard: Mapping[str, Any] | None, overrides: Sequen
 
 
 def _run_job(cfg: DictConfig, task: Task | None) -> dict[str, Any]:
-    from hydra._internal.callbacks import Callbacks
-    from hydra.core.utils import JobStatus, run_job
-    from hydra.types import HydraContext
+    from hydra.core.utils import JobStatus
 
     from launcher import app
+    from launcher.internals import job_exception, run_job_here
 
     def job(c: DictConfig) -> dict[str, Any]:
         return app.job_report(c, app.build_task(c, task)[1], raising=True)  # bad input: raises
@@ -146,25 +146,19 @@ def _run_job(cfg: DictConfig, task: Task | None) -> dict[str, Any]:
     job_dir = os.path.abspath(str(cfg.hydra.run.dir))
     os.makedirs(job_dir, exist_ok=True)
     log = logging.getLogger("launcher")
-    handler = logging.FileHandler(os.path.join(job_dir, f"{cfg.hydra.job.name}.log"))
+    handler = logging.FileHandler(JobDir(job_dir).log(cfg.hydra.job.name))
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     level = log.level
     log.addHandler(handler)
     if log.getEffectiveLevel() > logging.INFO:
         log.setLevel(logging.INFO)
     try:
-        ret = run_job(
-            hydra_context=HydraContext(config_loader=None, callbacks=Callbacks(cfg)),
-            task_function=job,
-            config=cfg,
-            job_dir_key="hydra.run.dir",
-            job_subdir_key=None,
-            configure_logging=False,  # the caller's logging stays as it is
-        )
+        # configure_logging=False: the caller's logging stays as it is
+        ret = run_job_here(cfg, job, "hydra.run.dir", None, configure_logging=False)
     finally:
         log.removeHandler(handler)
         log.setLevel(level)
         handler.close()
     if ret.status is JobStatus.FAILED:
-        raise ret._return_value
+        raise job_exception(ret)
     return ret.return_value

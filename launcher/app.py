@@ -11,32 +11,28 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from launcher import driving, location
+from launcher import driving, location, storage_options, transient_errors
 from launcher.errors import ConfigError, InputError, UserError, check_bounds, unknown_key
+from launcher.identity import Identity
 from launcher.io import sweep_stale, sweep_uploads
+from launcher.layout import PARAMS, REPORT, JobDir, StateDir, inflight
 from launcher.modes import url_kind
 from launcher.records import (
-    FAILURES,
     MAX_RECORD_CHARS,
     JobDirGone,
     LockedError,
     Records,
     ShardLock,
     clip,
-    config_key,
     failed_keys,
     job_identity,
     mark_shard_done,
     now_iso,
-    shard_failures,
-    split_key,
-    task_key,
     versions,
 )
 from launcher.run_state import RunState, StopPlanning
 from launcher.shard import Shard, Strategy
 from launcher.stats import Stats
-from launcher.task import Task
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -124,15 +120,16 @@ def _unknown_task_key(cfg: DictConfig, error: TypeError) -> ConfigError | None:
     """``task.sizee=3`` or ``task.input.foo=1``: the key a constructor the task config names
     does not take, and the nearest one it does."""
     import inspect
-    import re
 
     from hydra.utils import get_class
     from omegaconf import OmegaConf
 
-    match = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(error))
-    if match is None:
+    from launcher.internals import unexpected_keyword
+
+    named = unexpected_keyword(error)
+    if named is None:
         return None
-    cls_name, key = match.groups()
+    cls_name, key = named
     nodes = [("task", cfg)]
     while nodes:
         path, node = nodes.pop()
@@ -189,8 +186,10 @@ def build_task(cfg: DictConfig, task: Any = None) -> tuple[Shard, Any]:
     _check_keys(cfg)
     shard = Shard.from_config(cfg.shard)
     check_bounds("run", OmegaConf.to_object(cfg.run), RUN_BOUNDS)
+    task_cfg, options = storage_options.split(cfg.get("task"))
+    location.use_storage_options(options)
     if task is None:
-        task = _instantiate_task(cfg.task)
+        task = _instantiate_task(task_cfg)
     backbone_config(OmegaConf.to_object(cfg.backbone), task)
     return shard, task
 
@@ -246,6 +245,7 @@ class _JobRun:
         self.given_task = task  # launcher.run(task_object): built by the caller
         self.job_dir = job_dir
         self.t0 = time.monotonic()
+        self.transient_base = transient_errors.total()  # another job may have run in this process
         self.stats = Stats()
         self.records = Records(job_dir)
         self.header: dict[str, Any] = {
@@ -260,12 +260,15 @@ class _JobRun:
             **job_identity(),
         }
         self.shard: Shard | None = None
+        self.identity: Identity | None = None
         self.task: Any = None
         self.opts: RunConfig | None = None
         self.backbone: Any = None
         self.run_state: RunState | None = None
         self.progress: Any = None
         self.lock: ShardLock | None = None
+        self.held_state_dir: str | None = None  # the state dir whose shard lock this job holds
+        self.listing_errors: list[Exception] = []  # what ended the plan's listing early
         self.set_up = False
         self.error: str | None = None
         self.error_code = 0
@@ -311,22 +314,21 @@ class _JobRun:
         self.header["shard"] = shard.describe()
         self.opts = opts = OmegaConf.to_object(cfg.run)
         if shard.strategy is Strategy.hard:
-            driving.bind_hard_shard(task, min(shard.idx), shard.num)
+            self.task = task = driving.on_hard_shard(task, min(shard.idx), shard.num)
         self.backbone = make_backbone(OmegaConf.to_object(cfg.backbone), task)
         self.header["backbone"] = self.backbone.describe()
         if task.output_dir:
             self.header["output_dir"] = location.absolute(task.output_dir)
-        task.check_inputs()
+        driving.check_inputs(task)
         for key, where in (("task.output_dir", task.output_dir), ("run.state_dir", opts.state_dir)):
             if location.is_url(where):
                 url_kind(where, key)  # no such bucket, refused credentials: said before any work
-        state_dir = opts.state_dir or driving.state_dir(task)
+        self.identity = Identity.of(cfg, shard, task.output_dir)
+        state_dir = self.identity.state_dir
         self.header["state_dir"] = state_dir and location.absolute(state_dir)
-        if state_dir:
-            driving.keep_state_unlisted(task, state_dir)
         self.only_keys = only_keys = self._retry_keys(state_dir)
         if state_dir and not opts.dry_run:
-            self._hold_shard(state_dir, shard)
+            self._hold_shard(state_dir, self.identity)
             self._record_hash_params()
         self.records.start()  # from here on, this job's records are the job dir's
         _warn_outputs_in_inputs(task)
@@ -349,6 +351,7 @@ class _JobRun:
             heartbeat_s=opts.heartbeat_s,
             count_log_s=opts.log_interval_s,
             item_key=task.item_key,
+            inflight_record=inflight(self.held_state_dir, self.job_dir, shard.tag()),
         )
         plan = Plan(
             task,
@@ -360,9 +363,10 @@ class _JobRun:
             interruptible=state.interruptible,
             on_done=state.found_done if state.watching else None,
             on_pending=state.planned,
+            unlisted=self._unlisted(),
+            on_error=self.listing_errors.append,
         )
-        backbone = {k: v for k, v in self.backbone.describe().items() if k != "workers_started"}
-        log.info("%s on %s, %s", self.header["task"], shard.tag(), backbone)
+        log.info("%s on %s, %s", self.header["task"], shard.tag(), self.backbone.describe())
         return plan
 
     def execute(self, plan: Plan) -> None:
@@ -374,7 +378,7 @@ class _JobRun:
             self.set_up = True
             if not opts.dry_run:
                 self.backbone.prepare(task)
-            if type(task).setup is not Task.setup:
+            if driving.capabilities(type(task)).setup:
                 state.stage("setting up the task")
             with state.interruptible():
                 task.setup()
@@ -386,8 +390,8 @@ class _JobRun:
                     pass
             else:
                 self.backbone.run(task, plan, state)
-            if plan.error is not None:
-                raise plan.error
+            if self.listing_errors:
+                raise self.listing_errors[0]
             if plan.limit == 0 and not opts.dry_run and not state.stopping:
                 self.items_left = self._count_left(self.only_keys)
             elif plan.left and plan.stats.planned:
@@ -398,25 +402,41 @@ class _JobRun:
         from launcher.plan import Plan
 
         stats = Stats()
-        plan = Plan(self.task, self.shard, stats, only_keys=only_keys)
+        errors: list[Exception] = []
+        plan = Plan(
+            self.task,
+            self.shard,
+            stats,
+            only_keys=only_keys,
+            unlisted=self._unlisted(),
+            on_error=errors.append,
+        )
         while plan.take(4096):
             pass
-        return None if plan.error is not None else stats.pending
+        return None if errors else stats.pending
+
+    def _unlisted(self) -> tuple[str, ...]:
+        """Folders the plan never lists: the launcher's own state dir."""
+        state_dir = self.identity.state_dir if self.identity else None
+        return (state_dir,) if state_dir else ()
 
     def _record_hash_params(self) -> None:
         """Keep, beside the outputs, the parameters that named a hash-named output folder."""
         from omegaconf import OmegaConf
 
-        from launcher.resolvers import write_hash_params
+        from launcher.resolvers import hash_values, write_hash_params
 
         task_cfg = self.cfg.get("task")
         if not task_cfg or not self.task.output_dir:
             return
+        values = hash_values(self.cfg, "task", "output_dir")
+        if values is None:
+            return
         expression = OmegaConf.to_container(task_cfg, resolve=False).get("output_dir")
         try:
-            path = write_hash_params(self.task.output_dir, expression)
+            path = write_hash_params(self.task.output_dir, expression, values)
         except OSError as e:
-            log.warning("could not write the output folder's %s: %s", "params.json", e)
+            log.warning("could not write the output folder's %s: %s", PARAMS, e)
             return
         self.header["output_params"] = path and location.absolute(path)
 
@@ -428,37 +448,34 @@ class _JobRun:
                 "run.retry_failed=true needs to know where the last failures were kept: "
                 "set run.state_dir (the task has no output_dir)."
             )
-        keys = failed_keys(state_dir, self._task_key())
+        keys = failed_keys(state_dir, self.identity.task_key)
         log.info("retrying %d previously failed item(s) from %s", len(keys), state_dir)
         return keys
 
-    def _task_key(self) -> str:
-        return task_key(self.header["task"], self.task.output_dir)
-
-    def _hold_shard(self, state_dir: str, shard: Shard) -> None:
+    def _hold_shard(self, state_dir: str, identity: Identity) -> None:
         """Make the state dir and take the shard's lock; from here on, this job owns the
         shard's records beside the outputs."""
         key = "run.state_dir" if self.opts.state_dir else "task.output_dir"
         try:
             location.makedirs(state_dir)
             stale_s = max(120.0, 10 * self.opts.heartbeat_s)
-            split = split_key(self.cfg)
-            self.lock = ShardLock(state_dir, shard.tag(), stale_s, self._task_key(), split)
+            self.lock = ShardLock(
+                state_dir, identity.tag, stale_s, identity.task_key, identity.split_key
+            )
             self.lock.acquire()
         except LockedError as e:
             self.lock = None
-            raise InputError(f"{shard.tag()}: {e}") from None
+            raise InputError(f"{identity.tag}: {e}") from None
         except OSError as e:
             raise ConfigError(
                 f"{key}: cannot write the launcher's state folder {state_dir!r} "
                 f"({e.strerror or e}); the outputs folder must be a writable directory."
             ) from None
-        self.records.state_dir = state_dir
-        self.records.shard_tag = shard.tag()
-        self.records.lock = self.lock
-        self.records.keep_failures(
-            shard_failures(state_dir, self._task_key(), split_key(self.cfg), shard.tag())
+        self.held_state_dir = state_dir
+        kept = StateDir(state_dir).shard_failures(
+            identity.task_key, identity.split_key, identity.tag
         )
+        self.records.keep_failures(kept, self.lock)
         out = self.task.output_dir
         if out and os.path.isdir(out):  # what killed writers left at the top level
             with contextlib.suppress(OSError):
@@ -495,23 +512,32 @@ class _JobRun:
             "exit_code": code,
             "stop_reason": (rs and rs.abort_reason) or (signum and f"signal {signum}"),
             "error": self.error,
+            "storage_transient_errors": transient_errors.total() - self.transient_base,
             **self.header,
-            "backbone": self.backbone.describe() if self.backbone else None,
+            "backbone": self._backbone_report(),
             "ended_at": now_iso(),
             "versions": versions(),
         }
+
+    def _backbone_report(self) -> dict[str, Any] | None:
+        """The backbone as configured, with what it learned while running."""
+        if self.backbone is None:
+            return None
+        learned = self.run_state.backbone_facts if self.run_state is not None else {}
+        return {**self.backbone.describe(), **learned}
 
     def write_report(self) -> dict[str, Any]:
         report = self.report()
         try:
             if not self.records.report(report):
                 log.warning(
-                    "report.json not written: another job still runs in %s, and this job "
+                    "%s not written: another job still runs in %s, and this job "
                     "was refused before it began",
+                    REPORT,
                     self.job_dir,
                 )
         except OSError as e:
-            log.error("could not write report.json in %s: %s", self.job_dir, e)
+            log.error("could not write %s in %s: %s", REPORT, self.job_dir, e)
         if self.run_state is not None:
             self.run_state.ended = report["state"]
             with contextlib.suppress(OSError):
@@ -544,7 +570,7 @@ class _JobRun:
         return report
 
     def _mark_done(self, report: dict[str, Any]) -> None:
-        opts, state_dir = self.opts, self.records.state_dir
+        opts, state_dir = self.opts, self.held_state_dir
         if not state_dir or report["state"] != "completed" or report["exit_code"] != 0:
             return
         if opts.limit is not None or self.items_left:  # items left: the shard is not done
@@ -554,7 +580,7 @@ class _JobRun:
         done = {k: report[k] for k in keys}
         done.update(job_dir=report["job_dir"], ended_at=report["ended_at"], **job_identity())
         try:
-            mark_shard_done(state_dir, config_key(self.cfg), self.shard.tag(), done)
+            mark_shard_done(state_dir, self.identity.config_key, self.identity.tag, done)
         except OSError as e:
             log.error("could not write the shard's completion marker: %s", e)
 
@@ -587,6 +613,6 @@ class _JobRun:
         elif report["state"] == "failed":
             log.error("%s: failed (exit %d)", summary, report["exit_code"])
         elif stats.failed:
-            log.error("%s (see %s)", summary, os.path.join(self.job_dir, FAILURES))
+            log.error("%s (see %s)", summary, JobDir(self.job_dir).failures)
         else:
             log.info(summary)

@@ -16,6 +16,7 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
+from launcher import transient_errors
 from launcher.batch_transfer import for_transfer, stack
 from launcher.task import Item, TorchTask, batch_size_of, item_kwargs
 
@@ -36,19 +37,23 @@ class Loaded:
 
     parts: list[tuple[list[Item], dict[str, Any]]]
     failed: list[tuple[Item, Failure]] = field(default_factory=list)
+    transient_errors: int = 0  # the object store's, met by the worker that loaded it
 
     @property
     def items(self) -> list[Item]:
         return [item for items, _ in self.parts for item in items]
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        """Pickled only to leave a DataLoader worker: small tensors go inside the message."""
-        return Loaded, ([(items, for_transfer(batch)) for items, batch in self.parts], self.failed)
+        """Pickled only to leave a DataLoader worker: small tensors go inside the message,
+        with the worker's transient storage errors since its last batch."""
+        parts = [(items, for_transfer(batch)) for items, batch in self.parts]
+        return Loaded, (parts, self.failed, transient_errors.take())
 
     def pin_memory(self) -> Loaded:
         """The same batches in page-locked memory (what a DataLoader with ``pin_memory=True``
         calls, in its pinning thread), so that their copies to a GPU run asynchronously."""
-        return Loaded([(items, _pinned(batch)) for items, batch in self.parts], self.failed)
+        parts = [(items, _pinned(batch)) for items, batch in self.parts]
+        return Loaded(parts, self.failed, self.transient_errors)
 
 
 def _pinned(batch: dict[str, Any]) -> dict[str, Any]:
@@ -164,16 +169,6 @@ def check_result_count(task: TorchTask, results: Any, n: int) -> None:
             )
 
 
-def step_kind(task: TorchTask) -> str:
-    """Which of the three process options the task implements."""
-    cls = type(task)
-    if cls.process is not TorchTask.process:
-        return "process"
-    if cls.postprocess is not TorchTask.postprocess:
-        return "postprocess"
-    return "postprocess_each"
-
-
 def to_device(batch: dict[str, Any], device: Any, non_blocking: bool) -> dict[str, Any]:
     import torch
 
@@ -263,9 +258,11 @@ def run_batches(
     device: Any,
     items: list[Item],
     batch_size: int,
+    kind: str,
     mark: Callable[[int], None] | None = None,
 ) -> list[tuple[int, Failure]]:
-    """The mp backbone's path: load, collate and step through ``items`` in batches.
+    """The mp backbone's path: load, collate and step through ``items`` in batches,
+    each with the task's ``kind`` of step (``Capabilities.step``).
 
     ``mark`` (the mp worker's status slot) hears the position of each item as it
     loads and -1 as a model step starts: a hang or a crash is then blamed on the
@@ -274,7 +271,6 @@ def run_batches(
     """
     import torch
 
-    kind = step_kind(task)
     dataset = ItemDataset(task, task.get_dataset())
     failed: list[tuple[int, Failure]] = []
     note = mark or (lambda offset: None)

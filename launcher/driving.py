@@ -1,32 +1,121 @@
 """How the launcher drives a task: what the user contract in ``task.py`` leaves out.
 
-The planner's done filter, binding a task to its hard shard's folders, where run
-state lives beside the outputs, and how the mp backbone's workers run a task
-(a TorchTask in CPU batches). A task class may supply its own
-``unfinished_filter()`` or ``bind_hard_shard(idx, num)`` (the kagurazaka adapter
-does) and a ``forkserver_preload`` tuple of modules; these functions use them
-when present.
+What a task class implements beyond the contract's defaults (:func:`capabilities`,
+the one place that asks), the planner's done filter, binding a task to its hard
+shard's folders, keeping the state dir out of the listing, and how the mp
+backbone's workers run a task (a TorchTask in CPU batches). A task class may
+supply its own ``unfinished_filter()`` or ``bind_hard_shard(idx, num)`` (the
+kagurazaka adapter does) and a ``forkserver_preload`` tuple of modules; these
+functions use them when present.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import logging
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from launcher.batching import Failure, run_batches
 from launcher.errors import ConfigError
 from launcher.machine import available_cpus
-from launcher.modes import DirListings
-from launcher.task import Item, Task, TorchTask
+from launcher.modes import DirListings, OnError
+from launcher.task import Item, Task, TorchTask, dataset_items, mode_items
 
 log = logging.getLogger(__name__)
 
 Unfinished = Callable[[list[Item]], list[Item]]  # a block of items -> those not done yet
+
+
+# -- what a task can do ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a task class implements beyond the contract's defaults, found once per class."""
+
+    lists: bool  # its own generate_tasks(), not the input mode's listing
+    unfinished: bool  # the opt-in block done check
+    is_executed: bool
+    is_each_executed: bool  # a TorchTask's per-item done check
+    dataset: bool  # a TorchTask's get_dataset()
+    process_chunk: bool  # whole chunks per call (a plain Task)
+    item_size: bool  # a TorchTask's sizes, for batches of similar items
+    item_key: bool  # its own item names
+    setup: bool
+    step: str | None  # a TorchTask's batch step: process, postprocess or postprocess_each
+
+
+@functools.cache
+def capabilities(cls: type[Task]) -> Capabilities:
+    """What ``cls`` overrides of :class:`Task` (of :class:`TorchTask` for a torch task)."""
+    torch = issubclass(cls, TorchTask)
+    base = TorchTask if torch else Task
+
+    def own(name: str, of: type = base) -> bool:
+        return getattr(cls, name) is not getattr(of, name)
+
+    step = None
+    if torch:
+        step = "process" if own("process") else "postprocess" if own("postprocess") else None
+    return Capabilities(
+        lists=own("generate_tasks"),
+        unfinished=own("unfinished", Task),
+        is_executed=own("is_executed"),
+        is_each_executed=torch and own("is_each_executed"),
+        dataset=torch and own("get_dataset"),
+        process_chunk=not torch and own("process_chunk"),
+        item_size=torch and own("item_size"),
+        item_key=own("item_key", Task),
+        setup=own("setup", Task),
+        step=step or ("postprocess_each" if torch else None),
+    )
+
+
+def check_inputs(task: Task) -> None:
+    """Fail early, naming the key, when the task's input source is missing (a task may
+    check its own sources with a ``check_inputs()`` of its own)."""
+    own = getattr(task, "check_inputs", None)
+    if own is not None:
+        own()
+    elif task.input is not None:
+        task.input.check(task.input_dir, "task.input_dir")
+
+
+def describe_inputs(task: Task) -> str:
+    """Where the task's items come from, for messages (or its own ``describe_inputs()``)."""
+    own = getattr(task, "describe_inputs", None)
+    if own is not None:
+        return own()
+    if task.input is None:
+        return f"{type(task).__name__}.generate_tasks()"
+    return f"{task.input.describe()} in task.input_dir={task.input_dir!r}"
+
+
+def item_keys(task: Task, items: list[Item]) -> list[str]:
+    """``task.item_key`` of each item: with the default ``item_key``, plain dicts and string
+    keys, in C (a backbone names every item it holds in flight)."""
+    if not capabilities(type(task)).item_key and set(map(type, items)) == {dict}:
+        keys = list(map(dict.get, items, repeat("key")))
+        if set(map(type, keys)) == {str}:
+            return keys
+    return list(map(task.item_key, items))
+
+
+def distinct_by_construction(task: Task) -> tuple[bool, bool]:
+    """Whether the task's listing cannot give two items one key, and whether it cannot
+    give two items one output path (inside ``output_dir``); the planner checks the rest."""
+    can = capabilities(type(task))
+    if can.lists:
+        return False, False
+    if isinstance(task, TorchTask) and task.input is None:
+        return True, True  # a dataset's indices
+    keys = task.input is not None and task.input.unique_keys
+    return keys, keys and (task.output is None or task.output.injective)
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -43,23 +132,20 @@ def unfinished_filter(task: Task) -> Unfinished | None:
     own = getattr(task, "unfinished_filter", None)
     if own is not None:
         return own()
-    cls = type(task)
-    if cls.unfinished is not Task.unfinished:  # the opt-in block check comes first
+    can = capabilities(type(task))
+    if can.unfinished:  # the opt-in block check comes first
         return checked_unfinished(task)
-    if isinstance(task, TorchTask):
-        if cls.is_each_executed is not TorchTask.is_each_executed:
-            return unfinished_by(task.is_each_executed)
-        if cls.is_executed is not TorchTask.is_executed:
-            return unfinished_by(task.is_executed)
-        if task.output is None and cls.get_dataset is not TorchTask.get_dataset:
-            log.warning(
-                "%s takes its items from get_dataset() and has neither an output mode "
-                "(task.output) nor is_each_executed(key, index): no item can be found done, "
-                "so every run redoes every item.",
-                cls.__name__,
-            )
-    elif cls.is_executed is not Task.is_executed:
+    if can.is_each_executed:
+        return unfinished_by(task.is_each_executed)
+    if can.is_executed:
         return unfinished_by(task.is_executed)
+    if can.dataset and task.output is None:
+        log.warning(
+            "%s takes its items from get_dataset() and has neither an output mode "
+            "(task.output) nor is_each_executed(key, index): no item can be found done, "
+            "so every run redoes every item.",
+            type(task).__name__,
+        )
     if task.output is None:
         return None
     listings = DirListings()
@@ -141,32 +227,41 @@ def _explain_check_arguments(check: Callable[..., bool], block: list[Item], exc:
 # -- where a shard's task reads and writes ----------------------------------------------------
 
 
-def bind_hard_shard(task: Task, idx: int, num: int) -> None:
-    """Point input and output at this shard's own folders (``{shard_idx}`` templates)."""
-    own = getattr(task, "bind_hard_shard", None)
+def on_hard_shard(task: Task, idx: int, num: int) -> Task:
+    """A copy of ``task`` that reads and writes hard shard ``idx``'s own folders (its
+    ``{shard_idx}`` templates filled); the task given stays as its user built it, so
+    that one task can be bound to each shard of a sweep in turn."""
+    bound = copy.copy(task)
+    own = getattr(bound, "bind_hard_shard", None)
     if own is not None:
         own(idx, num)
-        return
+        return bound
     if not task.input_dir or "{shard_idx}" not in task.input_dir:
         raise ConfigError(
             "shard=hard needs a '{shard_idx}' placeholder in task.input_dir "
             f"(got {task.input_dir!r}), e.g. task.input_dir=/data/part_{{shard_idx}}."
         )
-    task.input_dir = task.input_dir.format(shard_idx=idx, shard_num=num)
+    bound.input_dir = task.input_dir.format(shard_idx=idx, shard_num=num)
     if task.output_dir:
-        task.output_dir = task.output_dir.format(shard_idx=idx, shard_num=num)
+        bound.output_dir = task.output_dir.format(shard_idx=idx, shard_num=num)
+    return bound
 
 
-def state_dir(task: Task) -> str | None:
-    """Where run state that belongs with the outputs lives (failures for retries)."""
-    return os.path.join(task.output_dir, ".launcher") if task.output_dir else None
-
-
-def keep_state_unlisted(task: Task, state: str) -> None:
-    """The launcher's own files are never items, whatever the input mode's pattern, even
-    where the state dir lies inside the input folder (``output_dir == input_dir``)."""
-    if task.input is not None:
-        task.input.state_dirs = (state,)
+def listing(
+    task: Task, unlisted: Sequence[str] = (), on_error: OnError | None = None
+) -> Iterable[Item]:
+    """The task's items as the planner lists them: its own ``generate_tasks()``, a
+    dataset's indices, or its input mode's listing, which leaves the ``unlisted``
+    folders out (the launcher's own files are never items, even where the state dir
+    lies inside the input folder) and tells ``on_error`` of unreadable folders."""
+    can = capabilities(type(task))
+    if can.lists:
+        return task.generate_tasks()
+    if can.dataset:
+        dataset = task.get_dataset()
+        if dataset is not None:
+            return dataset_items(dataset)
+    return mode_items(task, unlisted, on_error)
 
 
 # -- on the mp backbone ------------------------------------------------------------------------
@@ -180,11 +275,7 @@ def forkserver_modules(task: Task) -> tuple[str, ...]:
 
 def chunked(task: Any) -> bool:
     """Whether the mp workers hand this task whole chunks (it overrides ``process_chunk``)."""
-    return (
-        isinstance(task, Task)
-        and not isinstance(task, TorchTask)
-        and (type(task).process_chunk is not Task.process_chunk)
-    )
+    return isinstance(task, Task) and capabilities(type(task)).process_chunk
 
 
 def worker_side(task: Task, num_workers: int, batch_size: int) -> Task | TorchOnWorkers:
@@ -252,4 +343,5 @@ class TorchOnWorkers:
     ) -> list[tuple[int, Failure]]:
         """Process items as batches; return ``(position, failure)`` pairs. ``mark(i)`` is
         told the item being loaded, and -1 for each model step."""
-        return run_batches(self.task, self.device, items, self.batch_size, mark)
+        kind = capabilities(type(self.task)).step
+        return run_batches(self.task, self.device, items, self.batch_size, kind, mark)

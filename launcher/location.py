@@ -16,12 +16,16 @@ import posixpath
 import re
 import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import IO, Any
 
+from launcher.internals import parent_of
+
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 UPLOAD_PREFIX = ".launcher-upload"  # local copies of uploads, in the temporary folder
+_options: dict[str, Any] = {}  # task.storage_options: for every URL this process opens
 
 
 def is_url(path: Any) -> bool:
@@ -30,13 +34,28 @@ def is_url(path: Any) -> bool:
     return isinstance(path, str) and _SCHEME.match(path) is not None
 
 
+def use_storage_options(options: dict[str, Any] | None) -> None:
+    """Open every URL of this process with ``options`` (``task.storage_options``: an
+    endpoint, a profile, credentials), as ``fsspec.open(url, **options)`` would."""
+    _options.clear()
+    _options.update(options or {})
+
+
+def storage_options() -> dict[str, Any]:
+    """The options URLs are opened with, for a worker process to use the same."""
+    return dict(_options)
+
+
 def filesystem(url: str) -> tuple[Any, str]:
     """The fsspec filesystem serving ``url`` and the path inside it; the same filesystem
-    object for every URL of a scheme in this process (its connections are reused)."""
+    object for every URL of a scheme in this process (its connections are reused), its
+    transient errors counted (:mod:`launcher.transient_errors`)."""
     from fsspec.core import url_to_fs
 
+    from launcher import transient_errors
+
     try:
-        return url_to_fs(url)
+        fs, path = url_to_fs(url, **_options)
     except (ImportError, ValueError) as e:
         from launcher.errors import ConfigError
 
@@ -46,6 +65,8 @@ def filesystem(url: str) -> tuple[Any, str]:
             "`pip install 'shard-launcher[s3]'`; other schemes need their fsspec package "
             "(gcsfs for gs://, adlfs for az://)."
         ) from None
+    transient_errors.watch(fs)
+    return fs, path
 
 
 def join(root: str, rel: str) -> str:
@@ -66,8 +87,23 @@ def normalize(url: str) -> str:
 
 
 def absolute(path: str) -> str:
-    """A path made absolute; a URL as it is."""
-    return path if is_url(path) else os.path.abspath(path)
+    """A path made absolute, a URL without a trailing ``/``: one name for one folder
+    (``s3://b/out/`` and ``s3://b/out`` are the same outputs, as ``out/`` and ``out`` are)."""
+    if not is_url(path):
+        return os.path.abspath(path)
+    scheme, sep, rest = path.partition("://")
+    return f"{scheme}{sep}{rest.rstrip('/')}" if rest.strip("/") else path
+
+
+def store_errors() -> tuple[type[BaseException], ...]:
+    """What a request to a store can raise: OSError (what fsspec translates errors to),
+    and the client's own errors s3fs leaves untranslated (botocore's, for a connection
+    that failed or credentials that could not be found)."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        return (OSError,)
+    return (OSError, BotoCoreError, ClientError)
 
 
 def scandir(url: str) -> list[tuple[str, bool]]:
@@ -103,6 +139,29 @@ def kind(url: str) -> str | None:
     except FileNotFoundError:
         return None
     return "directory" if info["type"] == "directory" else "file"
+
+
+_SIZES: OrderedDict[str, dict[str, int]] = OrderedDict()  # sizes by name, of recent prefixes
+SIZED_PREFIXES = 2
+
+
+def listed_size(url: str) -> int:
+    """The size of the object at ``url`` from one listing of its prefix, kept for the next
+    objects of that prefix (items come folder by folder): a size per item without a
+    request per item. FileNotFoundError when the listing does not name it."""
+    prefix, _, name = url.rstrip("/").rpartition("/")
+    sizes = _SIZES.get(prefix)
+    if sizes is None:
+        fs, path = filesystem(prefix)
+        entries = fs.ls(path, detail=True, refresh=True)
+        fs.invalidate_cache(path)
+        sizes = {posixpath.basename(e["name"].rstrip("/")): e.get("size") or 0 for e in entries}
+        _SIZES[prefix] = sizes
+        while len(_SIZES) > SIZED_PREFIXES:
+            _SIZES.popitem(last=False)
+    if name not in sizes:
+        raise FileNotFoundError(url)
+    return sizes[name]
 
 
 def check_reachable(url: str) -> None:
@@ -158,7 +217,7 @@ def upload_on_success(
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
         if _has_folders(fs):
-            fs.makedirs(fs._parent(path), exist_ok=True)
+            fs.makedirs(parent_of(fs, path), exist_ok=True)
         fs.put_file(tmp, path)
     finally:
         with suppress(FileNotFoundError):

@@ -212,27 +212,19 @@ def jsonl_values(path: str) -> Iterator[tuple[int, Any]]:
 
 
 class InputMode:
-    """Lists a task's items as ``(key, input path)`` pairs.
-
-    The task sets ``exclude`` (folders never to list: its outputs) and the
-    planner ``on_error`` (where an unreadable folder is reported) before listing.
-    """
+    """Lists a task's items as ``(key, input path)`` pairs."""
 
     unique_keys = True  # the listing cannot give one key twice
-    exclude: Sequence[str] = ()
-    state_dirs: Sequence[str] = ()  # the launcher's own folders: never listed either
-    on_error: OnError | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Workers get the mode without the planner's callback (which cannot be pickled)."""
-        state = self.__dict__.copy()
-        state.pop("on_error", None)
-        return state
 
     def check(self, root: str | None, key: str) -> None:
         _check_dir(root, key)
 
-    def entries(self, root: str) -> Iterator[tuple[str, str]]:
+    def entries(
+        self, root: str, exclude: Sequence[str] = (), on_error: OnError | None = None
+    ) -> Iterator[tuple[str, str]]:
+        """The items under ``root``, never those under an ``exclude`` folder (the task's
+        outputs, the launcher's state); a folder that cannot be read goes to
+        ``on_error`` (the planner records it), or is logged."""
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -247,9 +239,11 @@ class ByExtensions(InputMode):
             e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions
         )
 
-    def entries(self, root: str) -> Iterator[tuple[str, str]]:
+    def entries(
+        self, root: str, exclude: Sequence[str] = (), on_error: OnError | None = None
+    ) -> Iterator[tuple[str, str]]:
         exts = self.extensions
-        for rel in walk_sorted(root, self.exclude, self.on_error):
+        for rel in walk_sorted(root, exclude, on_error):
             if rel.lower().endswith(exts) and rel[rel.rfind("/") + 1] != ".":
                 yield rel, join(root, rel)
 
@@ -263,10 +257,12 @@ class ByGlob(InputMode):
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
 
-    def entries(self, root: str) -> Iterator[tuple[str, str]]:
+    def entries(
+        self, root: str, exclude: Sequence[str] = (), on_error: OnError | None = None
+    ) -> Iterator[tuple[str, str]]:
         from fnmatch import fnmatchcase
 
-        for rel in walk_sorted(root, self.exclude, self.on_error):
+        for rel in walk_sorted(root, exclude, on_error):
             if fnmatchcase(rel, self.pattern):
                 yield rel, join(root, rel)
 
@@ -282,10 +278,10 @@ class BySubdir(InputMode):
             raise ValueError(f"BySubdir level must be >= 1, got {level}")
         self.level = level
 
-    def entries(self, root: str) -> Iterator[tuple[str, str]]:
-        for rel, _, depth in walk_dirs(
-            root, self.exclude, self.on_error, files=False, max_depth=self.level
-        ):
+    def entries(
+        self, root: str, exclude: Sequence[str] = (), on_error: OnError | None = None
+    ) -> Iterator[tuple[str, str]]:
+        for rel, _, depth in walk_dirs(root, exclude, on_error, files=False, max_depth=self.level):
             if depth == self.level:
                 yield rel, join(root, rel)
 
@@ -320,7 +316,9 @@ class FromJsonl(InputMode):
         if not os.access(root, os.R_OK):
             raise InputError(f"{key}={root!r} is not readable by this user.")
 
-    def entries(self, root: str) -> Iterator[tuple[str, str]]:
+    def entries(
+        self, root: str, exclude: Sequence[str] = (), on_error: OnError | None = None
+    ) -> Iterator[tuple[str, str]]:
         url = is_url(root)
         base = location.dirname(root) if url else os.path.dirname(os.path.abspath(root))
         for lineno, value in jsonl_values(root):

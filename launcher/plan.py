@@ -13,19 +13,26 @@ import contextlib
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from itertools import groupby, islice, repeat
+from itertools import compress, groupby, islice, repeat
 from operator import itemgetter
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
-from launcher.driving import Unfinished, unfinished_filter
+from launcher.driving import (
+    Unfinished,
+    capabilities,
+    describe_inputs,
+    distinct_by_construction,
+    listing,
+    unfinished_filter,
+)
 from launcher.errors import InputError
 from launcher.records import clip, printable
 from launcher.run_state import StopPlanning
 from launcher.shard import Shard
 from launcher.stats import Stats
-from launcher.task import Item, Task
+from launcher.task import Item, Task, listing_context
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,16 @@ _FOLDER = itemgetter(0, 1)  # (folder, "/") of rpartition: a folder, told apart 
 Fit = tuple[list[int], list[tuple[str, int, int]]]  # a block's hashes; (folder, start, end) runs
 
 OnSkip = Callable[[str, str, str, str], None]  # (item, error, message, traceback)
+
+
+class Census(Protocol):
+    """A counting sink: a plan over several shards' items at once tells it, block by
+    block, which shard owns each item and which of them are pending."""
+
+    groups: Mapping[int, Hashable]  # a shard index -> the name it is counted under
+
+    def count(self, owned: list[Item], owners: list[Hashable], pending: list[Item]) -> None:
+        """``owned`` items (``owners[i]`` owns ``owned[i]``), ``pending`` among them."""
 
 
 class _Seen:
@@ -145,7 +162,7 @@ class _Checks:
 
     def __init__(self, task: Task) -> None:
         self.task = task
-        self.keys_distinct, self.outputs_distinct = task.distinct_by_construction()
+        self.keys_distinct, self.outputs_distinct = distinct_by_construction(task)
         root = task.output_dir
         self.root = root.rstrip("/") + "/" if root else None
         self.keys = _Seen("key")
@@ -168,7 +185,7 @@ class _Checks:
     def _not_a_dict(self, block: list[Item]) -> NoReturn:
         it = next(it for it in block if not isinstance(it, dict))
         raise InputError(
-            f"{self.task.describe_inputs()} gave a {type(it).__name__} "
+            f"{describe_inputs(self.task)} gave a {type(it).__name__} "
             f"({clip(repr(it), 200)}): each item must be a dict, the keyword "
             "arguments of process()."
         )
@@ -195,7 +212,7 @@ class _Checks:
             if not inside or any(map(str.__contains__, outputs, repeat("/.."))):
                 return False
         dedupe_outputs = check_outputs and not self.outputs_distinct
-        if dedupe_outputs and (key_types != {str} or type(self.task).item_key is not Task.item_key):
+        if dedupe_outputs and (key_types != {str} or capabilities(type(self.task)).item_key):
             return False  # the outputs' owners would take a call per item
         key_fit = self.keys.fits(keys) if check_keys else None
         output_fit = self.outputs.fits(outputs) if dedupe_outputs else None
@@ -211,7 +228,7 @@ class _Checks:
         key = it.get("key")
         if not self.keys_distinct and isinstance(key, str) and self.keys.first(key, key):
             raise InputError(
-                f"{self.task.describe_inputs()} gave the key {printable(key)!r} twice: a key "
+                f"{describe_inputs(self.task)} gave the key {printable(key)!r} twice: a key "
                 "names one item in the records, retries and hash sharding, so no two items "
                 "may share one."
             )
@@ -256,8 +273,14 @@ class Plan:
         interruptible: Callable[[], AbstractContextManager] = contextlib.nullcontext,
         on_done: Callable[[list[str]], None] | None = None,
         on_pending: Callable[[list[Item]], None] | None = None,
+        census: Census | None = None,
+        unlisted: Sequence[str] = (),
+        on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         self.task = task
+        self.census = census  # counts the items of the shards it names, instead of one job's
+        self.unlisted = unlisted  # folders never listed: the launcher's state dir
+        self.on_error = on_error  # told what ended listing early; None: take() raises it
         self.on_done = on_done  # told the keys of the items the finish check found done
         self.on_pending = on_pending  # told each block of pending items, in order
         self.shard = shard
@@ -271,10 +294,8 @@ class Plan:
         self.stopped = False  # a stop signal ended planning
         self._blocks = self._stream()
         self._head: list[Item] = []
-        self.error: Exception | None = None
+        self._failed = False  # listing or a finish check raised: nothing more is planned
         self._unlisted: list[tuple[str, OSError]] = []
-        if task.input is not None:
-            task.input.on_error = lambda rel, exc: self._unlisted.append((rel, exc))
 
     def _stream(self) -> Iterator[list[Item]]:
         """Blocks of pending items; stops at the first listing or finish-check error, or
@@ -289,34 +310,43 @@ class Plan:
         key_of = task.item_key
         count = None
         if self.shard.needs_count:
-            with self.interruptible():
-                count = sum(1 for _ in task.generate_tasks())
+            with self.interruptible(), listing_context(self.unlisted, self._note_unlisted):
+                count = sum(1 for _ in self._listing())
             self._unlisted.clear()  # recorded by the listing that follows
-        select = self.shard.selector(key_of, count)
+        census = self.census
+        if census is None:
+            select = self.shard.selector(key_of, count)
+        else:
+            owner_of = self.shard.owners(key_of, count, census.groups)
         done = unfinished_filter(task)
         only = self.only_keys
         checks = _Checks(task)
-        source = iter(task.generate_tasks())
+        with listing_context(self.unlisted, self._note_unlisted):
+            source = iter(self._listing())
         size = FIRST_BLOCK
-        while self.error is None and self.limit != 0:
+        while not self._failed and self.limit != 0:
             block: list[Item] = []
             try:
-                with self.interruptible():
+                with self.interruptible(), listing_context(self.unlisted, self._note_unlisted):
                     block.extend(islice(source, size))  # keeps what was listed before an error
-            except Exception as exc:  # noqa: BLE001 - re-raised by the app after the run
-                self.error = exc
+            except Exception as exc:  # noqa: BLE001 - handed to on_error
+                self._fail(exc)
             self._record_unlisted()
             try:
                 checks.block(block)
             except InputError as exc:
-                self.error = exc
+                self._fail(exc)
                 break
             base = self.generated
             self.generated += len(block)
             if not block:
                 break
             size = min(size * 2, MAX_BLOCK)
-            if select is not None:
+            if census is not None:
+                owners = list(map(owner_of, range(base, base + len(block)), block))
+                block = list(compress(block, [o is not None for o in owners]))
+                owners = [o for o in owners if o is not None]
+            elif select is not None:
                 block = [it for pos, it in enumerate(block, base) if select(pos, it)]
             if only is not None:
                 block = self._retried(block, key_of, only, done)
@@ -326,6 +356,8 @@ class Plan:
                 with self.interruptible():
                     pending, owned = self._unfinished(block, done)
             pending, owned = self._within_limit(block, pending, owned)
+            if census is not None:
+                census.count(block[:owned], owners[:owned], pending)
             if self.on_done is not None and len(pending) < owned:
                 waiting = set(map(key_of, pending))
                 self.on_done([k for k in map(key_of, block[:owned]) if k not in waiting])
@@ -339,6 +371,14 @@ class Plan:
                 yield pending
         self._record_unlisted()
         stats.planned = True
+
+    def _listing(self) -> Iterable[Item]:
+        """The task's items; folders the listing cannot read are kept for the records."""
+        return listing(self.task, self.unlisted, self._note_unlisted)
+
+    def _note_unlisted(self, rel: str, exc: OSError) -> None:
+        """A folder the listing could not read: kept for the records."""
+        self._unlisted.append((rel, exc))
 
     def _retried(
         self, block: list[Item], key_of: Callable[[Item], str], only: frozenset[str], done
@@ -397,8 +437,8 @@ class Plan:
             for i, it in enumerate(block):
                 try:
                     pending += unfinished([it])
-                except Exception as exc:  # noqa: BLE001 - re-raised by the app after the run
-                    self.error = exc
+                except Exception as exc:  # noqa: BLE001 - handed to on_error
+                    self._fail(exc)
                     return pending, i
             return pending, len(block)
 
@@ -406,7 +446,7 @@ class Plan:
         """Up to ``n`` more pending items; an empty list once the plan is exhausted.
 
         If listing fails midway, the items listed so far are still returned and
-        the error is kept in :attr:`error`, so the work they represent goes on.
+        the error goes to ``on_error``, so the work they represent goes on.
         """
         items, self._head = self._head, []
         try:
@@ -415,16 +455,24 @@ class Plan:
                 if block is None:
                     break
                 items.extend(block)
-        except Exception as exc:  # noqa: BLE001 - re-raised by the app after the run
-            self.error = exc
+        except Exception as exc:  # noqa: BLE001 - handed to on_error
             self._blocks = iter(())
+            self._fail(exc)
         if len(items) > n:
             items, self._head = items[:n], items[n:]
         return items
 
+    def _fail(self, exc: Exception) -> None:
+        """Listing or a finish check raised: plan nothing more, and hand the error to its
+        owner (or raise it, when no one takes it)."""
+        self._failed = True
+        if self.on_error is None:
+            raise exc
+        self.on_error(exc)
+
     def exhausted(self) -> bool:
         """Whether :meth:`take` has nothing more to give: listing ended and all was taken."""
-        return not self._head and (self.stats.planned or self.stopped or self.error is not None)
+        return not self._head and (self.stats.planned or self.stopped or self._failed)
 
     def has_pending(self) -> bool:
         """Plan up to the first pending item (so a job with nothing to do starts no workers).
@@ -435,8 +483,8 @@ class Plan:
         if not self._head:
             first = self.take(1)  # take() keeps the rest of the block in the head
             self._head = first + self._head
-        if not self._head and self.generated == 0 and self.stats.planned and self.error is None:
+        if not self._head and self.generated == 0 and self.stats.planned and not self._failed:
             raise InputError(
-                f"No items found: the task listed nothing from {self.task.describe_inputs()}."
+                f"No items found: the task listed nothing from {describe_inputs(self.task)}."
             )
         return bool(self._head)

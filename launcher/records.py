@@ -30,21 +30,21 @@ from typing import Any
 
 from launcher import location
 from launcher.io import atomic_write, write_json_atomic
+from launcher.layout import (
+    FAILURES,
+    KEPT_FAILURES,
+    PROGRESS,
+    REPORT,
+    JobDir,
+    StateDir,
+    failure_files,
+    is_lock,
+    marker_tag,
+)
 from launcher.location import is_url
 from launcher.machine import pid_alive
 from launcher.progress import eta_s
 from launcher.stats import Stats
-
-FAILURES = "failures.jsonl"
-INFLIGHT = "inflight-{shard}.json"  # torch backbone: items in flight, named after a crash
-PROGRESS = "progress.json"
-REPORT = "report.json"
-DONE_DIR = "done"
-FAILURES_DIR = "failures"  # in a state dir: failures kept for retries, by task config
-SWEEP_STATE = ".launcher"  # in a sweep dir: the sweep record, array configs, scripts
-SWEEP_RECORD = "sweep.json"  # in SWEEP_STATE: the arrays, their shards and ids
-LOCAL_EXITS = "exits.jsonl"  # in SWEEP_STATE: one line per local element that ended
-SUMMARY = "summary.json"  # in a sweep dir: the merged view ``status`` last showed
 
 SLURM_VARS = {
     "job_id": "SLURM_JOB_ID",
@@ -100,7 +100,7 @@ def gone_paragraph(job_dir: str) -> str:
     """What a job whose dir disappeared says, once, on stderr (a SLURM element's ``.err``)."""
     return (
         f"the job dir {job_dir} was moved or deleted while the job ran (with its sweep dir, "
-        "if it is a sweep's). Its records (report.json, progress.json, failures.jsonl) are "
+        f"if it is a sweep's). Its records ({REPORT}, {PROGRESS}, {FAILURES}) are "
         "no longer written there, and the path is not created again: a second, partial copy "
         "would mislead status. The job stops taking items and exits non-zero; outputs "
         "already written are kept. Move a run or sweep dir only once its jobs have ended; to "
@@ -137,9 +137,7 @@ class Records:
 
     def __init__(self, job_dir: str) -> None:
         self.job_dir = job_dir
-        self.state_dir: str | None = None
-        self.shard_tag = ""
-        self.lock: ShardLock | None = None
+        self._lock: ShardLock | None = None  # refreshed by each heartbeat
         self.kept: str | None = None  # the failures kept for retries, beside the outputs
         self.earlier: dict[str, str] = {}  # their lines by item, as the last runs left them
         self._reached: set[str] = set()  # earlier failures this run processed or found done
@@ -151,11 +149,13 @@ class Records:
     def start(self) -> None:
         """This job now owns its job dir's records: start ``failures.jsonl`` afresh."""
         if self._failures is None:
-            path = os.path.join(self.job_dir, FAILURES)
+            path = JobDir(self.job_dir).failures
             self._failures = open(path, "w+", encoding="utf-8")  # noqa: SIM115 - until close()
 
-    def keep_failures(self, path: str) -> None:
-        """Keep this job's failures at ``path`` for retries, merged with what is there."""
+    def keep_failures(self, path: str, lock: ShardLock) -> None:
+        """This job holds its shard (``lock``, refreshed by each heartbeat from now on):
+        keep its failures at ``path`` for retries, merged with what is there."""
+        self._lock = lock
         self.kept = path
         self.earlier = {}
         with (
@@ -208,8 +208,8 @@ class Records:
 
     def heartbeat(self, data: dict[str, Any]) -> None:
         self._write(PROGRESS, data)
-        if self.lock is not None:
-            self.lock.refresh()
+        if self._lock is not None:
+            self._lock.refresh()
 
     def report(self, data: dict[str, Any]) -> bool:
         """Write ``report.json``; False when this job was refused before it owned the job
@@ -218,7 +218,7 @@ class Records:
             if self._another_job_runs_here():
                 return False
             # an ended run's records: this report replaces them, its failures with them
-            open(os.path.join(self.job_dir, FAILURES), "w", encoding="utf-8").close()
+            open(JobDir(self.job_dir).failures, "w", encoding="utf-8").close()
         self._write(REPORT, data)
         return True
 
@@ -262,17 +262,6 @@ def _item_of(line: str) -> str | None:
     return str(record["item"]) if isinstance(record, dict) and "item" in record else None
 
 
-def failures_dir(state_dir: str, task_key: str) -> str:
-    """Where the failures of every shard split of one task are kept, for retries."""
-    return location.join(state_dir, f"{FAILURES_DIR}/{task_key}")
-
-
-def shard_failures(state_dir: str, task_key: str, split_key: str, shard_tag: str) -> str:
-    """Where one job's failures are kept beside its outputs, for ``run.retry_failed``: keyed
-    by its task and shard split, so jobs sharing a state dir never share a file."""
-    return location.join(failures_dir(state_dir, task_key), f"{split_key}.{shard_tag}.jsonl")
-
-
 def read_failures(path: str) -> tuple[list[dict[str, Any]], list[int]]:
     """The failure records of one ``failures.jsonl``, and the numbers of its damaged lines.
 
@@ -301,11 +290,11 @@ def failed_keys(state_dir: str, task_key: str) -> frozenset[str]:
     from launcher.errors import InputError
 
     keys: set[str] = set()
-    folder = failures_dir(state_dir, task_key)
+    folder = StateDir(state_dir).failures(task_key)
     if is_url(folder):
-        paths = location.files_matching(folder, "", ".jsonl")
+        paths = location.files_matching(folder, "", KEPT_FAILURES)
     else:
-        paths = sorted(glob.glob(os.path.join(folder, "*.jsonl")))
+        paths = sorted(glob.glob(failure_files(folder)))
     for path in paths:
         with location.open(path, "r", encoding="utf-8", errors="surrogateescape") as f:
             for lineno, line in enumerate(f, 1):
@@ -342,7 +331,7 @@ class ShardLock:
     def __init__(
         self, state_dir: str, shard_tag: str, stale_s: float, task: str = "", split: str = ""
     ) -> None:
-        self.path = os.path.join(state_dir, "locks", f"{shard_tag}.lock")
+        self.path = StateDir(state_dir).lock(shard_tag)
         self.stale_s = stale_s
         self.me = {**job_identity(), "started_at": now_iso(), "task": task, "split": split}
         self.held = False
@@ -392,7 +381,7 @@ class ShardLock:
         names = location.names(folder) if is_url(folder) else os.listdir(folder)
         for name in sorted(names):
             path = location.join(folder, name)
-            if not name.endswith(".lock") or path == self.path:
+            if not is_lock(name) or path == self.path:
                 continue
             holder = _read_lock(path)
             other = holder and holder.get("task") == self.me["task"]
@@ -434,7 +423,9 @@ class ShardLock:
         )
 
     def refresh(self) -> None:
-        with contextlib.suppress(OSError):
+        """Touch the lock (it is stale once not refreshed for ``stale_s``); a store that
+        fails to answer now is asked again at the next heartbeat."""
+        with contextlib.suppress(*location.store_errors()):
             if is_url(self.path):  # an object's age is its last write
                 location.write_text(self.path, json.dumps(self.me))
             else:
@@ -458,7 +449,7 @@ def _read_lock(path: str) -> dict[str, Any] | None:
     try:
         with location.open(path, "r", encoding="utf-8") as f:
             data = json.load(f)
-    except (OSError, ValueError):
+    except (*location.store_errors(), ValueError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -473,7 +464,7 @@ RUNNING_STATES = ("running", "interrupted", "aborted")  # a heartbeat's states b
 def read_progress(job_dir: str) -> dict[str, Any] | None:
     """A job dir's heartbeat, None when there is none (or it cannot be read)."""
     try:
-        with open(os.path.join(job_dir, PROGRESS), encoding="utf-8") as f:
+        with open(JobDir(job_dir).progress, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError):
         return None
@@ -536,23 +527,21 @@ def config_key(cfg: Any) -> str:
     """
     shard = _node(cfg, "shard")
     shard.pop("idx", None)
-    return _digest({"task": _node(cfg, "task"), "shard": shard})
-
-
-def marker_path(state_dir: str, key: str, shard_tag: str) -> str:
-    return os.path.join(state_dir, DONE_DIR, key, f"{shard_tag}.json")
+    task = _node(cfg, "task")
+    task.pop("storage_options", None)  # how the store is reached, not what is done
+    return _digest({"task": task, "shard": shard})
 
 
 def mark_shard_done(state_dir: str, key: str, shard_tag: str, record: dict[str, Any]) -> None:
     """Record that this shard completed for the task config ``key``."""
-    write_json_atomic(marker_path(state_dir, key, shard_tag), record)
+    write_json_atomic(StateDir(state_dir).marker(key, shard_tag), record)
 
 
 def done_shards(state_dir: str, key: str) -> set[str]:
     """Tags of the shards completed for the task config ``key`` (one directory listing)."""
-    folder = os.path.join(state_dir, DONE_DIR, key)
+    folder = StateDir(state_dir).done(key)
     try:
         names = location.names(folder) if is_url(folder) else os.listdir(folder)
     except FileNotFoundError:
         return set()
-    return {n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(".")}
+    return {tag for tag in map(marker_tag, names) if tag is not None}

@@ -16,10 +16,11 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from launcher import stops
+from launcher.layout import FAILURES
 from launcher.progress import Progress
 from launcher.records import MAX_SHOWN_CHARS, Records, clip, printable, progress_record
 from launcher.stats import Stats
@@ -52,8 +53,11 @@ class RunState:
         heartbeat_s: float = 5.0,
         count_log_s: float = 30.0,
         item_key: Callable[[Any], str] = str,
+        inflight_record: str = "",
     ) -> None:
         self.stats = stats
+        self.inflight_record = inflight_record  # where a backbone names the items in flight
+        self.backbone_facts: dict[str, Any] = {}  # what the backbone learned while running
         self.records = records
         self.progress = progress
         self.on_error = on_error
@@ -94,6 +98,11 @@ class RunState:
     def found_done(self, keys: list[str]) -> None:
         """The planner found these items done: earlier failures among them are settled."""
         self.records.settled(keys)
+
+    @property
+    def earlier_failures(self) -> Mapping[str, str]:
+        """The failures kept from earlier runs of this shard, as lines by item."""
+        return self.records.earlier
 
     @property
     def watching(self) -> bool:
@@ -174,7 +183,7 @@ class RunState:
             f"(run.systematic_failures={self.systematic_failures}). The first, item "
             f"{printable(item)}: {error}: {clip(message, MAX_SHOWN_CHARS)}\n"
             f"{traceback.rstrip()}\n"
-            "Every failure is in failures.jsonl. Fix the cause and run the same command again "
+            f"Every failure is in {FAILURES}. Fix the cause and run the same command again "
             "(done items are skipped), or set run.systematic_failures=null to process every "
             "item regardless."
         )

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from launcher.errors import ConfigError
 
 Strategy = enum.Enum("Strategy", ["modulo", "contiguous", "hash", "hard"])
+G = TypeVar("G")  # what :meth:`Shard.owners` answers for an item's owner
 
 
 @dataclass
@@ -87,39 +90,57 @@ class Shard:
     def needs_count(self) -> bool:
         return self.strategy is Strategy.contiguous and self.num > 1
 
-    def selector(
-        self, key_of: Callable[[dict], str], count: int | None = None
-    ) -> Callable[[int, dict], bool] | None:
-        """A ``(position, item) -> owned?`` test, or None when this job owns every item."""
-        top = self._top(key_of, count)
+    def owners(
+        self, key_of: Callable[[dict], str], count: int | None, groups: Mapping[int, G]
+    ) -> Callable[[int, dict], G | None]:
+        """The one rule of who owns an item: ``(position, item) ->`` the value ``groups``
+        maps the owning shard's index to, or None (a shard not in ``groups``, or an item
+        a sub-shard outside ``sub_idx`` takes). Shards mapped to one value are
+        sub-sharded together, as one job holding several indices is.
+
+        Under ``hard`` (and for one shard) every listed item is the one group's: the
+        job lists only its own folder.
+        """
+        num = self.num
+        table = [groups.get(i) for i in range(num)]  # a shard index -> its group
+        if num == 1 or self.strategy is Strategy.hard:
+            (only,) = set(groups.values())
+            top = lambda pos, item: only  # noqa: E731
+        elif self.strategy is Strategy.modulo:
+            top = lambda pos, item: table[pos % num]  # noqa: E731
+        elif self.strategy is Strategy.hash:
+            top = lambda pos, item: table[stable_hash(key_of(item)) % num]  # noqa: E731
+        else:
+            assert count is not None, "contiguous sharding needs the item count"
+            starts = [i * count // num for i in range(num)]
+            end = count  # an item listed after the count is no shard's
+
+            def top(pos: int, item: dict) -> G | None:
+                return table[bisect_right(starts, pos) - 1] if pos < end else None
+
         if self.sub_num == 1:
             return top
         sub_num, sub_idx = self.sub_num, self.sub_idx
-        seen = [0]
+        seen: Counter = Counter()  # items per group so far
 
-        def select(pos: int, item: dict) -> bool:
-            if top is not None and not top(pos, item):
-                return False
-            j = seen[0]
-            seen[0] = j + 1
-            return j % sub_num in sub_idx
+        def which(pos: int, item: dict) -> G | None:
+            group = top(pos, item)
+            if group is None:
+                return None
+            j = seen[group]
+            seen[group] = j + 1
+            return group if j % sub_num in sub_idx else None
 
-        return select
+        return which
 
-    def _top(self, key_of: Callable[[dict], str], count: int | None) -> Callable | None:
-        num, idx = self.num, self.idx
-        if num == 1 or self.strategy is Strategy.hard:
+    def selector(
+        self, key_of: Callable[[dict], str], count: int | None = None
+    ) -> Callable[[int, dict], bool | None] | None:
+        """A ``(position, item) -> owned?`` test (:meth:`owners` for this job's indices),
+        or None when this job owns every item it lists."""
+        if self.sub_num == 1 and (self.num == 1 or self.strategy is Strategy.hard):
             return None
-        if self.strategy is Strategy.modulo:
-            if len(idx) == 1:
-                (only,) = idx
-                return lambda pos, item: pos % num == only
-            return lambda pos, item: pos % num in idx
-        if self.strategy is Strategy.hash:
-            return lambda pos, item: stable_hash(key_of(item)) % num in idx
-        assert count is not None, "contiguous sharding needs the item count"
-        ranges = [(i * count // num, (i + 1) * count // num) for i in sorted(idx)]
-        return lambda pos, item: any(lo <= pos < hi for lo, hi in ranges)
+        return self.owners(key_of, count, dict.fromkeys(self.idx, True))
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -8,14 +8,15 @@ resources (models, clients) in ``setup_worker``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
-from itertools import repeat
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from launcher.errors import ConfigError
-from launcher.modes import DirListings, InputMode, OutputMode, join
+from launcher.modes import DirListings, InputMode, OnError, OutputMode, join
 
 Item = dict[str, Any]
 ChunkFailures = Mapping[int, BaseException]  # position in the chunk -> that item's exception
@@ -76,34 +77,7 @@ class Task:
 
     def generate_tasks(self) -> Iterable[Item]:
         """All work items, in a deterministic order; may be a generator of millions."""
-        if self.input is None:
-            raise ConfigError(
-                f"{type(self).__name__} has no input mode: set task.input "
-                "(e.g. launcher.modes.ByExtensions) or override generate_tasks()."
-            )
-        return self._mode_items()
-
-    def _mode_items(self) -> Iterator[Item]:
-        root = self.input_dir
-        out_root, output = self.output_dir, self.output
-        # outputs and the launcher's state are never listed as inputs: an
-        # output folder inside the input folder is left out; in the input folder itself,
-        # a listed file that an earlier item writes is skipped
-        self.input.exclude = (*((out_root,) if out_root else ()), *self.input.state_dirs)
-        same = bool(out_root) and output is not None and _same_dir(root, out_root)
-        made: set[str] = set()  # outputs as paths relative to the (shared) folder
-        prefix = join(out_root, "") if same else ""
-        for key, path in self.input.entries(root):
-            item = {"key": key, "input": path}
-            if output is not None:
-                item["output"] = out = output.path(out_root, key)
-                if same:
-                    if key in made:
-                        continue
-                    if len(made) > 1 << 20:
-                        made.clear()
-                    made.add(out[len(prefix) :])
-            yield item
+        return mode_items(self)
 
     def is_executed(self, **item: Any) -> bool:
         """True when the item's output is already there (default: output existence)."""
@@ -120,17 +94,6 @@ class Task:
         the done set in :attr:`planning_only` so that workers are not sent a copy.
         """
         return [it for it in items if not self.is_executed(**it)]
-
-    def distinct_by_construction(self) -> tuple[bool, bool]:
-        """Whether this task's listing cannot give two items one key, and whether it cannot
-        give two items one output path (inside ``output_dir``); the planner checks the rest."""
-        if type(self).generate_tasks is not Task.generate_tasks:
-            return False, False
-        return self._mode_distinct()
-
-    def _mode_distinct(self) -> tuple[bool, bool]:
-        keys = self.input is not None and self.input.unique_keys
-        return keys, keys and (self.output is None or self.output.injective)
 
     def item_key(self, item: Item) -> str:
         """A stable name for an item: used by hash sharding, records and retries."""
@@ -171,18 +134,6 @@ class Task:
 
     def teardown_worker(self) -> None:
         """Once per worker process after its last item."""
-
-    # -- used by the launcher -------------------------------------------------------------
-
-    def check_inputs(self) -> None:
-        """Fail early, naming the key, when the input mode's source is missing."""
-        if self.input is not None:
-            self.input.check(self.input_dir, "task.input_dir")
-
-    def describe_inputs(self) -> str:
-        if self.input is None:
-            return f"{type(self).__name__}.generate_tasks()"
-        return f"{self.input.describe()} in task.input_dir={self.input_dir!r}"
 
 
 class TorchTask(Task):
@@ -229,12 +180,7 @@ class TorchTask(Task):
         dataset = self.get_dataset()
         if dataset is None:
             return super().generate_tasks()
-        return ({"key": str(i), "index": i} for i in range(len(dataset)))
-
-    def distinct_by_construction(self) -> tuple[bool, bool]:
-        if type(self).generate_tasks is not TorchTask.generate_tasks:
-            return False, False
-        return self._mode_distinct() if self.input is not None else (True, True)
+        return dataset_items(dataset)
 
     def is_each_executed(self, **item: Any) -> bool:
         """True when this item is already done (default: its output exists)."""
@@ -264,11 +210,62 @@ class TorchTask(Task):
         self.postprocess(n, self.inference(device, n, **batch), **batch)
 
 
-def item_keys(task: Task, items: list[Item]) -> list[str]:
-    """``task.item_key`` of each item: with the default ``item_key``, plain dicts and string
-    keys, in C (a backbone names every item it holds in flight)."""
-    if type(task).item_key is Task.item_key and set(map(type, items)) == {dict}:
-        keys = list(map(dict.get, items, repeat("key")))
-        if set(map(type, keys)) == {str}:
-            return keys
-    return list(map(task.item_key, items))
+_LISTING: ContextVar[tuple[Sequence[str], OnError | None]] = ContextVar(
+    "launcher_listing", default=((), None)
+)
+
+
+@contextlib.contextmanager
+def listing_context(unlisted: Sequence[str], on_error: OnError | None) -> Iterator[None]:
+    """While the planner lists: the folders an input mode leaves out and where unreadable
+    folders go, for a task whose own ``generate_tasks()`` calls ``Task``'s (embed's,
+    without ``task.jsonl``): that call is the user's and passes no such arguments."""
+    token = _LISTING.set((tuple(unlisted), on_error))
+    try:
+        yield
+    finally:
+        _LISTING.reset(token)
+
+
+def mode_items(
+    task: Task, unlisted: Sequence[str] | None = None, on_error: OnError | None = None
+) -> Iterator[Item]:
+    """The items of ``task``'s input mode, each with its output path: the listing a task
+    that does not list its own items has. Its outputs and the ``unlisted`` folders (the
+    launcher's state) are never listed; ``on_error`` hears of unreadable folders. Without
+    them, the planner's :func:`listing_context` says both."""
+    if unlisted is None and on_error is None:
+        unlisted, on_error = _LISTING.get()
+    if task.input is None:
+        raise ConfigError(
+            f"{type(task).__name__} has no input mode: set task.input "
+            "(e.g. launcher.modes.ByExtensions) or override generate_tasks()."
+        )
+    out_root = task.output_dir
+    exclude = (*((out_root,) if out_root else ()), *(unlisted or ()))
+    return _with_outputs(task, task.input.entries(task.input_dir, exclude, on_error))
+
+
+def _with_outputs(task: Task, entries: Iterable[tuple[str, str]]) -> Iterator[Item]:
+    """Items from ``(key, input)`` pairs; in an input folder that is also the output
+    folder, a listed file that an earlier item writes is skipped."""
+    root, out_root, output = task.input_dir, task.output_dir, task.output
+    same = bool(out_root) and output is not None and _same_dir(root, out_root)
+    made: set[str] = set()  # outputs as paths relative to the (shared) folder
+    prefix = join(out_root, "") if same else ""
+    for key, path in entries:
+        item = {"key": key, "input": path}
+        if output is not None:
+            item["output"] = out = output.path(out_root, key)
+            if same:
+                if key in made:
+                    continue
+                if len(made) > 1 << 20:
+                    made.clear()
+                made.add(out[len(prefix) :])
+        yield item
+
+
+def dataset_items(dataset: Any) -> Iterator[Item]:
+    """A map-style dataset's items: its indices."""
+    return ({"key": str(i), "index": i} for i in range(len(dataset)))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+STALL_S = 5.0  # how long a stalled request waits for its answer
 
 SLOW_DOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
@@ -62,6 +65,7 @@ class S3Server:
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
+        self.faults_served = 0  # requests answered with an injected fault
         self._faults: list[tuple[str, Callable[[Request], bool], int]] = []
         self._lock = threading.Lock()
         app = DomainDispatcherApplication(create_backend_app)
@@ -73,6 +77,7 @@ class S3Server:
             with self._lock:
                 self.requests.append(request)
                 fault = self._take_fault(request)
+                self.faults_served += fault is not None
             if fault == "drop":
                 sock = environ["werkzeug.socket"]
                 sock.shutdown(socket.SHUT_RDWR)
@@ -81,6 +86,8 @@ class S3Server:
             if fault == "throttle":
                 start_response("503 Slow Down", [("Content-Type", "application/xml")])
                 return [SLOW_DOWN]
+            if fault == "stall":
+                time.sleep(STALL_S)
             return app(environ, start_response)
 
         self._server = make_server(
@@ -105,6 +112,12 @@ class S3Server:
         with self._lock:
             self._faults.append(("drop", match, times))
 
+    def stall(self, match: Callable[[Request], bool], times: int) -> None:
+        """Answer the next ``times`` requests that ``match`` only after ``STALL_S`` seconds,
+        as an overloaded store does: a client with a shorter read timeout gives up first."""
+        with self._lock:
+            self._faults.append(("stall", match, times))
+
     def faults_left(self) -> int:
         """Injected faults not met yet."""
         with self._lock:
@@ -125,6 +138,7 @@ class S3Server:
         with self._lock:
             self.requests.clear()
             self._faults.clear()
+            self.faults_served = 0
 
     def stop(self) -> None:
         self._server.shutdown()

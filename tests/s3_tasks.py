@@ -1,11 +1,12 @@
-"""A task for the object-storage tests: each text input, upper-cased, to ``<key>.up``."""
+"""Tasks for the object-storage tests: each text input, upper-cased, to ``<key>.up``."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import launcher.io
-from launcher import InputMode, OutputMode, Task, atomic_write
+from launcher import InputMode, OutputMode, Task, TorchTask, atomic_write
 
 
 class Upper(Task):
@@ -29,3 +30,24 @@ class Upper(Task):
         time.sleep(self.slow_s)
         with atomic_write(output) as f:
             f.write(data.upper())
+
+
+class UpperTorch(TorchTask):
+    """:class:`Upper` as a TorchTask: DataLoader workers read the inputs, the job's process
+    writes the outputs (no model: the batch's texts upper-cased)."""
+
+    def load_model(self, device: Any) -> None:
+        self.model = str.upper
+
+    def load_data(self, key: str, input: str, output: str) -> dict[str, Any]:
+        with launcher.io.open(input) as f:
+            return {"text": f.read()}
+
+    def inference(self, device: Any, batch_size: int, text: list[bytes], **_: Any) -> list[bytes]:
+        return [t.upper() for t in text]
+
+    def postprocess_each(
+        self, batch_idx: int, batch_size: int, output: str, result: bytes, **_: Any
+    ) -> None:
+        with atomic_write(output) as f:
+            f.write(result)

@@ -93,3 +93,85 @@ def test_the_user_contract_imports_only_modes_and_errors():
 
 def test_a_circle_is_found():
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# -- framework internals stay behind launcher/internals.py ---------------------------------------
+
+SOURCES = [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "hydra_plugins").rglob("*.py")]
+INTERNALS = PACKAGE / "internals.py"
+OURS = ("launcher", "hydra_plugins")
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _defined_here() -> set[str]:
+    """Every name the package defines itself: its own private names are its business."""
+    names: set[str] = set()
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+    return names
+
+
+def _internals_used(path: Path, ours: set[str]) -> list[str]:
+    """Private imports from other packages, and their private attributes, in ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            modules, names = [a.name for a in node.names], []
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            modules, names = [node.module or ""], [a.name for a in node.names]
+        elif isinstance(node, ast.Attribute) and _private(node.attr) and node.attr not in ours:
+            found.append(f"{node.lineno}: .{node.attr}")
+            continue
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) in ("getattr", "hasattr", "setattr")
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+            and _private(str(node.args[1].value))
+            and node.args[1].value not in ours
+        ):
+            found.append(f"{node.lineno}: {node.func.id}(..., {node.args[1].value!r})")  # type: ignore[union-attr]
+            continue
+        else:
+            continue
+        for module in modules:
+            if module.split(".")[0] in OURS:
+                continue
+            if module.startswith("submitit.core") or any(map(_private, module.split("."))):
+                found.append(f"{node.lineno}: import {module}")
+            found += [f"{node.lineno}: from {module} import {n}" for n in names if _private(n)]
+    return found
+
+
+PUBLIC = {"_exit"}  # os._exit: documented, public despite its name
+FRAMEWORKS_PRIVATE = {"_return_value", "_workers", "_shutdown_workers", "_parent"}  # never ours
+
+
+def test_only_internals_reaches_into_frameworks():
+    ours = (_defined_here() | PUBLIC) - FRAMEWORKS_PRIVATE
+    used = {
+        str(p.relative_to(PACKAGE.parent)): hits
+        for p in SOURCES
+        if p != INTERNALS and (hits := _internals_used(p, ours))
+    }
+    assert not used, f"go through launcher.internals for: {used}"
+
+
+def test_the_internals_scan_sees_a_private_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "from hydra._internal.callbacks import Callbacks\n"
+        "from submitit.core.utils import JobPaths\n"
+        "x = ret._return_value\n"
+        "y = getattr(it, '_workers', ())\n"
+    )
+    assert len(_internals_used(bad, set())) == 4

@@ -218,7 +218,7 @@ def test_a_template_applied_at_import_loses_its_own_soft_shard(caplog):
 
 def test_the_adapter_pickles_as_its_recipe_and_keeps_its_hard_shard(tmp_path):
     from launcher.compat.kagurazaka import from_file
-    from launcher.driving import bind_hard_shard
+    from launcher.driving import on_hard_shard
 
     texts(tmp_path / "part_1")
     mixin = {
@@ -228,8 +228,9 @@ def test_the_adapter_pickles_as_its_recipe_and_keeps_its_hard_shard(tmp_path):
         }
     }
     task = from_file(str(NORMAL), "TemplateWordCount", args=["--label", "n"], mixin=mixin)
-    bind_hard_shard(task, 1, 2)
-    clone = pickle.loads(pickle.dumps(task))
+    bound = on_hard_shard(task, 1, 2)
+    assert task.output_dir == str(tmp_path / "out_{shard_idx}")  # the task given stays as built
+    clone = pickle.loads(pickle.dumps(bound))
     items = list(clone.generate_tasks())
     assert clone.item_key(items[-1]) == "sub/deep.txt"
     assert clone.output_dir == str(tmp_path / "out_1")

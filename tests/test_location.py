@@ -23,15 +23,15 @@ from launcher import (
     atomic_write,
     location,
 )
-from launcher.driving import unfinished_filter
+from launcher.driving import check_inputs, unfinished_filter
 from launcher.io import open as open_location
+from launcher.layout import StateDir
 from launcher.records import (
     LockedError,
     ShardLock,
     done_shards,
     failed_keys,
     mark_shard_done,
-    shard_failures,
 )
 
 # names whose order differs between a sort of whole paths and a sort per folder
@@ -129,9 +129,9 @@ def test_check_inputs_names_the_key_of_a_missing_prefix_or_an_object() -> None:
     url = f"memory://c-{uuid.uuid4().hex[:8]}"
     fsspec.filesystem("memory").pipe_file(f"{url}/file.txt", b"x")
     with pytest.raises(InputError, match=r"task.input_dir=.*does not exist"):
-        Task(f"{url}/nothing", None, ByExtensions([".txt"])).check_inputs()
+        check_inputs(Task(f"{url}/nothing", None, ByExtensions([".txt"])))
     with pytest.raises(InputError, match=r"task.input_dir=.*is an object, not a prefix"):
-        Task(f"{url}/file.txt", None, ByExtensions([".txt"])).check_inputs()
+        check_inputs(Task(f"{url}/file.txt", None, ByExtensions([".txt"])))
 
 
 def test_atomic_write_at_a_url_uploads_only_on_success() -> None:
@@ -163,7 +163,9 @@ def test_records_at_a_url(tmp_path: Path) -> None:
 
     fs = fsspec.filesystem("memory")
     for task, shard, item in (("t", "0-of-2", "a"), ("t", "1-of-2", "b"), ("u", "0-of-2", "c")):
-        fs.pipe_file(shard_failures(state, task, "s", shard), json.dumps({"item": item}).encode())
+        fs.pipe_file(
+            StateDir(state).shard_failures(task, "s", shard), json.dumps({"item": item}).encode()
+        )
     assert failed_keys(state, "t") == {"a", "b"}
 
     assert done_shards(state, "k") == set()
@@ -191,7 +193,7 @@ def test_a_hash_named_output_prefix_keeps_its_params_at_the_url() -> None:
 
     digest = config_hash(128, "jpeg")
     root = f"memory://h-{uuid.uuid4().hex[:8]}"
-    path = write_hash_params(f"{root}/{digest}/part", "${hash:${.size},${.format}}")
+    path = write_hash_params(f"{root}/{digest}/part", "${hash:${.size},${.format}}", [128, "jpeg"])
     assert path == f"{root}/{digest}/params.json"
     with open_location(path, "r") as f:
         record = json.load(f)

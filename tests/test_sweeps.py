@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from launcher import AppendExtension, ByExtensions, Task, atomic_write
-from launcher.launchers.markers import owner_tags
 from launcher.resolvers import config_hash
 from launcher.shard import Shard, Strategy
 from tests.conftest import REPO, TEST_CONF, report, status
@@ -150,11 +149,11 @@ def test_the_planners_owner_of_each_item_is_the_shard_that_selects_it(strategy, 
     items = [{"key": f"k{i}"} for i in range(23)]
     num = 1 if strategy is Strategy.hard else num  # hard: one shard per input folder
     tags = {i: f"s{i}" for i in range(num)}
-    which = owner_tags(Shard(num, frozenset({0}), strategy, *sub_shard(sub)), _key, 23, tags)
+    which = Shard(num, frozenset({0}), strategy, *sub_shard(sub)).owners(_key, 23, tags)
     ours = [which(pos, it) for pos, it in enumerate(items)]
     for i in range(num):
         select = Shard(num, frozenset({i}), strategy, *sub_shard(sub)).selector(_key, 23)
-        theirs = [select is None or select(pos, it) for pos, it in enumerate(items)]
+        theirs = [select is None or bool(select(pos, it)) for pos, it in enumerate(items)]
         assert [t == f"s{i}" for t in ours] == theirs
 
 

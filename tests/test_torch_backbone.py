@@ -21,8 +21,9 @@ from launcher.backbones.prefetch import Prefetch  # noqa: E402
 from launcher.backbones.torch import INLINE_S, REPROBE_EVERY, Placement  # noqa: E402
 from launcher.batch_transfer import INLINE_BYTES  # noqa: E402
 from launcher.batching import Loaded, collate  # noqa: E402
+from launcher.driving import item_keys  # noqa: E402
 from launcher.machine import available_cpus  # noqa: E402
-from launcher.task import Task, item_keys  # noqa: E402
+from launcher.task import Task  # noqa: E402
 
 
 def make_inputs(root: Path, n: int, bad: dict[int, str] | None = None) -> dict[str, str]:

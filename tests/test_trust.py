@@ -467,6 +467,27 @@ def test_a_folder_that_cannot_be_listed_is_recorded_and_skipped(launch, tmp_path
     assert fail["error"] == "ListingError" and fail["item"].startswith("m" * 250)
 
 
+@pytest.mark.timeout(300)
+def test_a_task_whose_listing_calls_task_s_records_unreadable_folders_too(launch, tmp_path):
+    """embed without task.jsonl lists by ``super().generate_tasks()``: the user's override
+    passes no arguments, and the planner's context still reaches the input mode (the
+    unreadable folder is a failure, the state dir inside the input folder no item)."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a.txt", "z/b.txt"):
+        (inputs / name).parent.mkdir(parents=True, exist_ok=True)
+        (inputs / name).write_text("a short document about " + name)
+    _descend(inputs, "m" * 250, 18)
+    r = launch(
+        "task=embed", "backbone=torch", f"task.input_dir={inputs}", f"task.output_dir={inputs}"
+    )
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    rep = report(launch.job_dir)
+    assert (rep["processed"], rep["failed"]) == (2, 1), rep
+    (fail,) = failures(launch.job_dir)
+    assert fail["error"] == "ListingError" and fail["item"].startswith("m" * 250)
+
+
 # -- 4. slow items use every worker --------------------------------------------------------------
 
 

@@ -219,7 +219,10 @@ def test_plan_yields_each_pending_item_once_in_order(sizes):
 @pytest.mark.parametrize("where", [None, "list_fails_at", "check_fails_at"])
 def test_plan_is_exhausted_only_once_every_pending_item_was_taken(size, where):
     """What the mp scheduler stops asking (and shrinks its last chunks) on."""
-    plan = Plan(Numbers(5000, **({where: 100} if where else {})), shard(), Stats())
+    errors: list[Exception] = []
+    plan = Plan(
+        Numbers(5000, **({where: 100} if where else {})), shard(), Stats(), on_error=errors.append
+    )
     taken: list[int] = []
     while not plan.exhausted():
         taken += [it["x"] for it in plan.take(size)]
@@ -237,9 +240,11 @@ def test_plan_with_a_shard_and_a_limit_counts_only_what_it_planned():
 @pytest.mark.parametrize("where", ["list_fails_at", "check_fails_at"])
 def test_plan_keeps_the_items_before_a_listing_or_check_error(where):
     stats = Stats()
-    plan = Plan(Numbers(5000, **{where: 100}), shard(), stats)
+    errors: list[Exception] = []
+    plan = Plan(Numbers(5000, **{where: 100}), shard(), stats, on_error=errors.append)
     assert drain(plan, [64]) == [x for x in range(100) if x % 3]
-    assert isinstance(plan.error, OSError) and "broke at 100" in str(plan.error)
+    (error,) = errors
+    assert isinstance(error, OSError) and "broke at 100" in str(error)
     assert (stats.total, stats.skipped) == (100, 34)
 
 

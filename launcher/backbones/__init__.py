@@ -37,9 +37,12 @@ class Backbone(Protocol):
     def prepare(self, task: Task) -> None:
         """Start, before the task's setup and planning, what can warm up meanwhile."""
 
-    def run(self, task: Task, plan: Plan, state: RunState) -> None: ...
+    def run(self, task: Task, plan: Plan, state: RunState) -> None:
+        """Execute the plan's items; what it learns goes into ``state`` (counts, failures,
+        ``backbone_facts`` for the report), never onto the backbone itself."""
 
-    def describe(self) -> dict[str, Any]: ...
+    def describe(self) -> dict[str, Any]:
+        """The backbone as configured, for the start line and the report."""
 
 
 def backbone_config(cfg: Any, task: Task) -> tuple[str, Any]:

@@ -70,9 +70,8 @@ class SizeGrouped:
 
 def size_grouped(task: Any, plan: Source, batch_size: int) -> Source:
     """The plan, grouped by size when the task declares sizes and a batch has mates."""
-    from launcher.task import TorchTask
+    from launcher.driving import capabilities
 
-    declares = type(task).item_size is not TorchTask.item_size
-    if not declares or batch_size < 2:
+    if not capabilities(type(task)).item_size or batch_size < 2:
         return plan
     return SizeGrouped(plan, lambda item: task.item_size(**item), batch_size)

@@ -16,20 +16,10 @@ import mmap
 import os
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from launcher.location import is_url
-from launcher.records import INFLIGHT
-
 log = logging.getLogger(__name__)
-
-
-def inflight_path(records: Any) -> str:
-    """Beside the shard's failures when the task has a state dir on a disk, else in the job
-    dir (the record is a memory-mapped file)."""
-    state_dir = records.state_dir
-    folder = state_dir if state_dir and not is_url(state_dir) else records.job_dir
-    return os.path.join(folder, INFLIGHT.format(shard=records.shard_tag))
 
 
 def left_behind(path: str) -> dict[str, Any] | None:
@@ -59,12 +49,12 @@ def take_left_behind(path: str) -> dict[str, Any] | None:
     return left
 
 
-def crashed_here(records: Any, left: dict[str, Any] | None) -> set[str]:
+def crashed_here(earlier: Mapping[str, str], left: dict[str, Any] | None) -> set[str]:
     """Items that took down a process of this shard: loading in the last run's own
     process when it died, or recorded as ``WorkerDied`` by the last run. A run without
     DataLoader workers loads them alone in a worker, so they cannot take it down again."""
     keys = set(left["stages"].get("loading", ())) if left else set()
-    for key, line in records.earlier.items():  # the failures kept for retries
+    for key, line in earlier.items():  # the failures kept for retries, as lines by item
         with contextlib.suppress(ValueError, AttributeError):
             if json.loads(line).get("error") == "WorkerDied":
                 keys.add(key)

@@ -22,11 +22,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from launcher import transient_errors
 from launcher.backbones.grouping import Source
 from launcher.backbones.inflight import InFlight
 from launcher.batching import Loaded
+from launcher.driving import item_keys
+from launcher.internals import loader_failure, loader_worker_pids, stop_loader_workers
 from launcher.run_state import RunState
-from launcher.task import Item, Task, item_keys
+from launcher.task import Item, Task
 
 log = logging.getLogger(__name__)
 
@@ -64,29 +67,6 @@ class _Owed:
         self.owed.popleft()  # a DataLoader delivers batches in the order it was given them
         if self.on_take is not None:
             self.on_take([])
-
-
-def loader_failure(exc: BaseException) -> str | None:
-    """``"died"`` or ``"timeout"`` for the errors a DataLoader raises when a worker dies
-    or delivers nothing in time; None for any other error."""
-    message = str(exc)
-    if not isinstance(exc, RuntimeError) or "DataLoader" not in message:
-        return None
-    if "timed out" in message:
-        return "timeout"
-    if "exited unexpectedly" in message or "killed by signal" in message:
-        return "died"
-    return None
-
-
-def drop(iterator: Any) -> None:
-    """Stop a DataLoader iterator's workers now (a hung one would take seconds to join)."""
-    for w in getattr(iterator, "_workers", ()):
-        if w.is_alive():
-            w.kill()
-    shutdown = getattr(iterator, "_shutdown_workers", None)
-    if shutdown is not None:
-        shutdown()
 
 
 @contextmanager
@@ -167,6 +147,7 @@ class Loading:
             try:
                 for loaded in batches:
                     sampler.received()
+                    transient_errors.add(loaded.transient_errors)
                     self.deaths_in_a_row = 0
                     yield loaded
                 if self.state.stopping or (self.plan_done and not self.suspects):
@@ -240,10 +221,10 @@ class Loading:
 
     def worker_pids(self) -> tuple[int, ...]:
         """The current loader's worker processes (none before it starts, or without workers)."""
-        return tuple(w.pid for w in getattr(self.iterator, "_workers", ()) if w.pid)
+        return loader_worker_pids(self.iterator)
 
     def close(self) -> None:
         """Stop the current loader's workers (any thread may be waiting on them)."""
         iterator, self.iterator = self.iterator, None
         if iterator is not None:
-            drop(iterator)
+            stop_loader_workers(iterator)

@@ -48,6 +48,7 @@ from multiprocessing.connection import wait
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, ClassVar
 
+from launcher import location, transient_errors
 from launcher.backbones.mp_worker import (
     CHUNK,
     ITEM,
@@ -156,7 +157,6 @@ class MpBackbone:
         self.fixed_chunksize = cfg.chunksize
         self.batch_size = cfg.batch_size
         self.start_method = method
-        self.workers_started = 0  # replacements included
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -164,7 +164,6 @@ class MpBackbone:
             "num_workers": self.num_workers,
             "start_method": self.start_method,
             "chunksize": self.fixed_chunksize or "auto",
-            "workers_started": self.workers_started,
         }
 
     def prepare(self, task: Task) -> None:
@@ -178,6 +177,9 @@ class MpBackbone:
             forkserver.ensure_running()
 
     def run(self, task: Task, plan: Plan, state: RunState) -> None:
+        """Run the plan's items; the workers it started (replacements included) go into the
+        run state's ``backbone_facts``, counted as they start."""
+        state.backbone_facts["workers_started"] = 0
         _Run(self, task, plan, state).run()
 
 
@@ -243,6 +245,7 @@ class _Run:
             stop=ctx.RawArray("b", 1),
             batch_size=self.bb.batch_size,
             timed=self.timed,
+            storage_options=location.storage_options(),
         )
         proc = ctx.Process(
             target=worker_main, args=(spec,), name=f"launcher-worker-{slot}", daemon=True
@@ -287,7 +290,7 @@ class _Run:
         """
         slots = range(self.bb.num_workers)
         if self.bb.start_method == "fork":
-            self.bb.workers_started += len(slots)
+            self.state.backbone_facts["workers_started"] += len(slots)
             return [self.spawn(slot) for slot in slots]
         started: dict[int, _Worker | BaseException] = {}
 
@@ -325,7 +328,7 @@ class _Run:
                     "open files) in setup_worker(), or use backbone.start_method=fork"
                 ) from errors[0]
             raise errors[0]
-        self.bb.workers_started += len(workers)
+        self.state.backbone_facts["workers_started"] += len(workers)
         return workers  # type: ignore[return-value]
 
     def watch(self, w: _Worker) -> None:
@@ -451,7 +454,8 @@ class _Run:
             chunk.failed += 1
             self.state.failed(self.task.item_key(chunk.items[pos]), error, message, tb)
         elif kind == "done":
-            _, chunk_id, n, elapsed, failures = msg
+            _, chunk_id, n, elapsed, failures, transient = msg
+            transient_errors.add(transient)
             chunk = w.inflight.popleft()
             assert chunk.id == chunk_id, (chunk.id, chunk_id)
             w.finished_any = True
@@ -472,6 +476,7 @@ class _Run:
             w.ready = True
         elif kind == "bye":
             w.ended = True
+            transient_errors.add(msg[1])
         elif kind == "setup_error":
             _, error, message, tb = msg
             self.state.abort(f"setup_worker failed in worker {w.slot}: {error}: {message}\n{tb}")
@@ -603,7 +608,7 @@ class _Run:
         if not self.state.stopping:
             self.workers.insert(i, self.spawn(w.slot))
             self.watch(self.workers[i])
-            self.bb.workers_started += 1
+            self.state.backbone_facts["workers_started"] += 1
 
     # -- the loop --------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from launcher import location, transient_errors
 from launcher.batching import Failure
 from launcher.driving import TorchOnWorkers, chunked
 from launcher.records import clip
@@ -51,6 +52,7 @@ class WorkerSpec:
     stop: Any  # RawArray("b", 1): set, the worker stops between items
     batch_size: int  # items per model call, for a TorchTask
     timed: bool  # run.item_timeout_s is set: mark each item's start time
+    storage_options: dict  # task.storage_options: how this worker opens URLs
 
 
 @dataclass
@@ -79,9 +81,10 @@ class WorkerContext:
         self.to_parent.send(("fail", self.chunk_id, pos, *failure))
 
     def end(self, n: int, elapsed: float, failures: list | None) -> None:
-        """Mark the worker between items and tell the parent how many items were attempted."""
+        """Mark the worker between items and tell the parent how many items were attempted
+        (and how many transient errors the object store gave since the last chunk)."""
         self.marks[START] = 0.0
-        self.to_parent.send(("done", self.chunk_id, n, elapsed, failures))
+        self.to_parent.send(("done", self.chunk_id, n, elapsed, failures, transient_errors.take()))
 
 
 def _die_with_parent() -> None:
@@ -126,6 +129,7 @@ def worker_main(spec: WorkerSpec) -> None:
     terminated = _stop_on_sigterm(halt)
     _die_with_parent()
     task = spec.task
+    location.use_storage_options(spec.storage_options)
     try:
         if isinstance(task, bytes):
             task = pickle.loads(task)
@@ -145,7 +149,7 @@ def worker_main(spec: WorkerSpec) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     with contextlib.suppress(OSError, ValueError):  # torn down: the parent need not wait longer
-        spec.to_parent.send(("bye",))
+        spec.to_parent.send(("bye", transient_errors.take()))
     os._exit(0)
 
 

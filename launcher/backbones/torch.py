@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from launcher.backbones.grouping import size_grouped
-from launcher.backbones.inflight import InFlight, crashed_here, inflight_path, take_left_behind
+from launcher.backbones.inflight import InFlight, crashed_here, take_left_behind
 from launcher.backbones.loading import Loading
 from launcher.backbones.prefetch import CLOSE_WAIT_S, Prefetch
 from launcher.backbones.threads import ModelThreads
@@ -42,14 +42,14 @@ from launcher.batching import (
     collate,
     infer,
     postprocess,
-    step_kind,
     to_device,
 )
+from launcher.driving import capabilities, item_keys
 from launcher.errors import ConfigError
 from launcher.machine import available_cpus
 from launcher.plan import Plan
 from launcher.run_state import RunState
-from launcher.task import Item, Task, TorchTask, item_keys
+from launcher.task import Item, Task, TorchTask
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class TorchBackbone:
 
     def run(self, task: Task, plan: Plan, state: RunState) -> None:
         workers = self._check(task, state)
-        record = inflight_path(state.records)
+        record = state.inflight_record
         left = take_left_behind(record)
         if not plan.has_pending():
             return  # everything is done already: import and load nothing
@@ -241,7 +241,7 @@ class TorchBackbone:
             workers,
             self.cfg.prefetch_factor,
             inflight := InFlight(record),
-            isolate=set() if workers else crashed_here(state.records, left),
+            isolate=set() if workers else crashed_here(state.earlier_failures, left),
         )
         with self._model_threads(loading) as threads:
             self._execute(task, state, loading, inflight, threads)
@@ -426,7 +426,7 @@ class _Pipeline:
         self.inflight = inflight
         self.device = device
         self.state = state
-        self.kind = step_kind(task)
+        self.kind = capabilities(type(task)).step
         self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="postprocess")
         self.max_pending = max(1, threads) * 2
         self.pending: deque[tuple[Future, list[Item], list[str]]] = deque()  # items, keys

@@ -37,8 +37,16 @@ from importlib.util import find_spec
 from typing import Any
 
 import launcher.io
-from launcher import ConfigError, InputError, InputMode, OutputMode, TorchTask, atomic_write
-from launcher.modes import jsonl_values
+from launcher import (
+    ConfigError,
+    InputError,
+    InputMode,
+    OutputMode,
+    TorchTask,
+    atomic_write,
+    location,
+)
+from launcher.modes import jsonl_values, url_kind
 from launcher.task import Item
 
 # Never reach for the hub: set before transformers / huggingface_hub read them at import.
@@ -132,19 +140,27 @@ class EmbedTask(TorchTask):
             if not os.path.isfile(os.path.join(model_dir, name)):
                 raise ConfigError(f"task.model_dir={model_dir!r} has no {name}.")
         if self.jsonl is None:
-            super().check_inputs()
+            if self.input is not None:
+                self.input.check(self.input_dir, "task.input_dir")
+        elif location.is_url(self.jsonl):
+            if url_kind(self.jsonl, "task.jsonl") != "file":
+                raise InputError(f"task.jsonl={self.jsonl!r} is not an object.")
         elif not os.path.isfile(self.jsonl):
             raise InputError(f"task.jsonl={self.jsonl!r} is not a file.")
 
     def describe_inputs(self) -> str:
         if self.jsonl is not None:
             return f"the lines of task.jsonl={self.jsonl!r}"
-        return super().describe_inputs()
+        return f"{self.input.describe()} in task.input_dir={self.input_dir!r}"
 
     def item_size(self, input: str | None = None, text: Any = None, **_: Any) -> float:
-        """Characters (inline text) or bytes (a file): what tokens grow with, for batching
-        documents of similar length together."""
-        return len(text) if isinstance(text, str) else os.path.getsize(input or "")
+        """Characters (inline text) or bytes (a file; an object's from one listing of its
+        prefix): what tokens grow with, for batching documents of similar length together."""
+        if isinstance(text, str):
+            return len(text)
+        if location.is_url(input):
+            return location.listed_size(input)
+        return os.path.getsize(input or "")
 
     # -- data (DataLoader workers) ----------------------------------------------------------
 

@@ -33,11 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 from launcher import driving, location
 from launcher.errors import ConfigError
+from launcher.identity import Identity
 from launcher.io import atomic_write
 from launcher.launchers import markers
 from launcher.launchers.cluster import live_jobs
+from launcher.layout import SweepDir
 from launcher.machine import pid_alive
-from launcher.records import RUNNING_STATES, config_key, done_shards, now_iso, read_progress
+from launcher.records import RUNNING_STATES, done_shards, now_iso, read_progress
 from launcher.shard import Shard, Strategy
 
 if TYPE_CHECKING:
@@ -47,10 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHARD_KEY = "shard.idx"
-STATE = ".launcher"  # in the sweep dir: sweep.json, array configs, scripts
-RECORD = "sweep.json"
-LOCK = "lock"  # held while one submission checks the sweep dir, writes and submits
-LOGS = "logs"
 
 
 @dataclass
@@ -117,8 +115,7 @@ class Array:
 
     @property
     def spec_path(self) -> str:
-        directory = submission_dir(sweep_dir(self.config), self.submission)
-        return os.path.join(directory, f"array-{self.index}.pkl")
+        return SweepDir(sweep_dir(self.config)).spec(self.submission, self.index)
 
     def record(self) -> dict[str, Any]:
         return {
@@ -144,10 +141,6 @@ def sweep_dir(config: DictConfig) -> str:
 def new_submission() -> str:
     """A name for one launch's files, unique even for launches in the same second."""
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-def submission_dir(directory: str, submission: str) -> str:
-    return os.path.join(directory, STATE, submission)
 
 
 def ranges(values: list[int]) -> str:
@@ -243,18 +236,13 @@ def without_hydra(cfg: DictConfig) -> DictConfig:
     return job_cfg
 
 
-def _state_dirs(cfg: DictConfig, shard: Shard, task: Any, shards: list[int | None]) -> list:
-    """Where each element keeps its completion marker: run.state_dir or the task's."""
-    if cfg.run.state_dir:
-        return [str(cfg.run.state_dir)] * len(shards)
+def _element_tasks(task: Any, shard: Shard, shards: list[int | None]) -> list[Any]:
+    """The task each element runs: the array's, or under ``shard=hard`` a copy bound to
+    the element's own folders."""
     if shard.strategy is not Strategy.hard:
-        return [driving.state_dir(task)] * len(shards)
-    out = []
-    for i in shards:
-        bound = copy.copy(task)
-        driving.bind_hard_shard(bound, min(shard.idx) if i is None else i, shard.num)
-        out.append(driving.state_dir(bound))
-    return out
+        return [task] * len(shards)
+    first = min(shard.idx)
+    return [driving.on_hard_shard(task, first if i is None else i, shard.num) for i in shards]
 
 
 def plan_sweep(
@@ -278,21 +266,24 @@ def plan_sweep(
                     f"(valid: 0..{shard.num - 1})."
                 )
         if shard.strategy is not Strategy.hard:
-            task.check_inputs()
-        key = config_key(job_cfg)
-        state_dirs = _state_dirs(job_cfg, shard, task, shards)
+            driving.check_inputs(task)
+        tasks = _element_tasks(task, shard, shards)
+        array = Identity.of(job_cfg, shard, task.output_dir)
+        identities = [array.element(i, t.output_dir) for i, t in zip(shards, tasks, strict=True)]
+        key = array.config_key
         done: dict[str, set[str]] = {}
         if skip_done:
-            for d in set(filter(None, state_dirs)):
+            for d in {ident.state_dir for ident in identities if ident.state_dir}:
                 done[d] = done_shards(d, key)
         pairs = list(zip(shards, spec.job_nums, strict=True))
-        elements = []
-        places = zip(pairs, _job_dirs(cfg, pairs), state_dirs, strict=True)
-        for (i, num), job_dir, state_dir in places:
-            tag = shard.tag() if i is None else _tag(shard, i)
-            launched = tag not in done.get(state_dir, ())
-            elements.append(Element(i, num, tag, job_dir, state_dir, launched))
-        for e in markers.stale(task, shard, key, [e for e in elements if not e.launched]):
+        elements, marked = [], []
+        places = zip(pairs, _job_dirs(cfg, pairs), identities, tasks, strict=True)
+        for (i, num), job_dir, ident, its_task in places:
+            launched = ident.tag not in done.get(ident.state_dir or "", ())
+            elements.append(Element(i, num, ident.tag, job_dir, ident.state_dir, launched))
+            if not launched:
+                marked.append((elements[-1], its_task))
+        for e in markers.stale(shard, key, marked):
             e.launched = True
         arrays.append(Array(index, spec, cfg, key, shard.num, elements, submission=submission))
     return arrays
@@ -321,10 +312,6 @@ def _resolve(job_cfg: DictConfig) -> None:
         ) from None
 
 
-def _tag(shard: Shard, idx: int) -> str:
-    return Shard(shard.num, frozenset({idx}), shard.strategy, shard.sub_num, shard.sub_idx).tag()
-
-
 # -- what elements and status read ---------------------------------------------------------------
 
 
@@ -347,7 +334,7 @@ def write_specs(arrays: list[Array]) -> None:
 
 def write_record(directory: str, backend: str, arrays: list[Array], **extra: Any) -> str:
     """``.launcher/sweep.json``: the arrays, their shards and ids; what ``status`` reads."""
-    path = os.path.join(directory, STATE, RECORD)
+    path = SweepDir(directory).record
     record = {
         "format": 1,
         "backend": backend,
@@ -380,7 +367,7 @@ def claim(directory: str) -> Iterator[None]:
     refused while elements of the first can still run (a relaunch after the
     first ended is fine: only missing shards are launched).
     """
-    path = os.path.join(directory, STATE, LOCK)
+    path = SweepDir(directory).claim
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
         try:
@@ -406,7 +393,7 @@ def _busy(directory: str, why: str) -> str:
 def live_elements(directory: str) -> str | None:
     """What of the sweep dir's last launch can still run, in words; None if nothing."""
     try:
-        with open(os.path.join(directory, STATE, RECORD), encoding="utf-8") as f:
+        with open(SweepDir(directory).record, encoding="utf-8") as f:
             record = json.load(f)
     except (OSError, ValueError):
         return None
@@ -424,7 +411,7 @@ def live_elements(directory: str) -> str | None:
         f"{e.get('tag')} (pid {beat['pid']})"
         for a in record.get("arrays", [])
         for e in a.get("elements", [])
-        if (beat := running_here(os.path.join(directory, str(e.get("job_dir")))))
+        if (beat := running_here(SweepDir(directory).at(str(e.get("job_dir")))))
     ]
     return f"local shard(s) {', '.join(running)}" if running else None
 

@@ -23,6 +23,7 @@ from launcher.errors import ConfigError, UserError
 from launcher.launchers import arrays as arr
 from launcher.launchers import general
 from launcher.launchers.config import LaunchConfig
+from launcher.layout import SweepDir
 
 if TYPE_CHECKING:
     from hydra.types import HydraContext, TaskFunction
@@ -227,7 +228,7 @@ class ShardLauncher(Launcher):
     def started_message(self, launched: Launched, directory: str) -> str:
         lines = [launched.headline, *launched.ids]
         lines.append(f"Sweep dir: {directory}")
-        lines.append(f"Logs:      {os.path.join(directory, arr.LOGS)}/")
+        lines.append(f"Logs:      {SweepDir(directory).logs}/")
         lines.append(f"Status:    {status_command(directory)}")
         return "\n".join(lines)
 

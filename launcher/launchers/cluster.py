@@ -19,6 +19,7 @@ from typing import Any
 
 from launcher.errors import ConfigError, UserError
 from launcher.launchers.config import SlurmConfig
+from launcher.layout import ERR, OUT
 
 log = logging.getLogger("launcher")
 
@@ -224,8 +225,8 @@ def sbatch_options(
     params: dict[str, Any] = {
         "job-name": job_name,
         "array": array,
-        "output": f"{log}.out",
-        "error": f"{log}.err",
+        "output": log + OUT,
+        "error": log + ERR,
         "open-mode": "append",  # a requeued element adds to its logs
         "signal": f"USR2@{opts.signal_delay_s}",
         "time": opts.timeout_min,

@@ -25,7 +25,8 @@ import sys
 import threading
 from typing import Any
 
-from launcher.records import FAILURES, REPORT, read_failures
+from launcher.layout import JobDir, submitted_pickle, sweep_of_spec
+from launcher.records import read_failures
 
 USR2_AFTER_TERM_S = 3.0
 EXIT_MEANING = {1: "items failed or the job stopped on an error", 2: "bad config or input"}
@@ -33,12 +34,10 @@ EXIT_MEANING = {1: "items failed or the job stopped on an error", 2: "bad config
 
 def run_element(spec_path: str, shard: int | None, job_id: str | None = None) -> int:
     """Run the element's job in this process; return its exit code."""
-    # no public API builds the dispatcher run_job needs: HydraContext types it as this class
-    from hydra._internal.callbacks import Callbacks
-    from hydra.core.utils import JobStatus, run_job, setup_globals
-    from hydra.types import HydraContext
+    from hydra.core.utils import JobStatus, setup_globals
 
     from launcher import app
+    from launcher.internals import job_exception, run_job_here
     from launcher.launchers.arrays import bind, load_spec
     from launcher.resolvers import register_resolvers
 
@@ -55,15 +54,9 @@ def run_element(spec_path: str, shard: int | None, job_id: str | None = None) ->
     register_resolvers()
     num = spec["job_nums"][shard]
     bind(cfg, shard, num, job_id or str(num))
-    ret = run_job(
-        hydra_context=HydraContext(config_loader=None, callbacks=Callbacks(cfg)),
-        task_function=app.run,
-        config=cfg,
-        job_dir_key="hydra.sweep.dir",
-        job_subdir_key="hydra.sweep.subdir",
-    )
+    ret = run_job_here(cfg, app.run, "hydra.sweep.dir", "hydra.sweep.subdir")
     if ret.status is JobStatus.FAILED:
-        raise ret._return_value  # a bug, not a failed item: the traceback goes to .err
+        raise job_exception(ret)  # a bug, not a failed item: the traceback goes to .err
     code = int(ret.return_value or 0)
     job_dir = cfg.hydra.runtime.output_dir
     if code and os.path.isdir(job_dir):  # a job whose dir went away has said so itself
@@ -72,7 +65,7 @@ def run_element(spec_path: str, shard: int | None, job_id: str | None = None) ->
 
 
 def moved(spec_path: str) -> str:
-    sweep = os.path.dirname(os.path.dirname(os.path.dirname(spec_path)))
+    sweep = sweep_of_spec(spec_path)
     return (
         f"{spec_path} is gone: the sweep dir {sweep} was moved or deleted after this element "
         "was launched, and elements find their config, job dir and logs by absolute path. "
@@ -88,7 +81,7 @@ def failure_summary(job_dir: str, code: int, examples: int = 3) -> str:
     if code in EXIT_MEANING:
         lines[0] += f" ({EXIT_MEANING[code]})"
     try:
-        with open(os.path.join(job_dir, REPORT), encoding="utf-8") as f:
+        with open(JobDir(job_dir).report, encoding="utf-8") as f:
             report = json.load(f)
         lines.append(
             f"processed {report['processed']}, skipped {report['skipped']}, "
@@ -100,7 +93,7 @@ def failure_summary(job_dir: str, code: int, examples: int = 3) -> str:
     except (OSError, ValueError, KeyError):
         pass
     seen: dict[str, int] = {}
-    path = os.path.join(job_dir, FAILURES)
+    path = JobDir(job_dir).failures
     try:
         records, _ = read_failures(path)
     except OSError:
@@ -113,7 +106,7 @@ def failure_summary(job_dir: str, code: int, examples: int = 3) -> str:
             lines.append(
                 str(rec.get("traceback") or "").rstrip() or f"{error}: {rec.get('message')}"
             )
-    log = os.path.join(job_dir, "job.log")
+    log = JobDir(job_dir).log()
     if seen:
         counts = ", ".join(f"{n} {err}" for err, n in seen.items())
         lines.append(f"failed items: {counts}; all of them in {path}")
@@ -195,11 +188,11 @@ class _Usr2:
 def _slurm_main(chunk_pickle: str) -> None:
     """Give this element the chunk's submitit pickle (once: a requeue keeps its own), run it."""
     _Usr2.instance()  # before any thread exists (submitit imports numpy, which starts some)
-    from submitit.core.submission import process_job
+    from launcher.internals import process_job
 
     folder = os.path.dirname(chunk_pickle)
     job_id = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
-    target = os.path.join(folder, f"{job_id}_submitted.pkl")
+    target = submitted_pickle(folder, job_id)
     if not os.path.exists(target):
         tmp = f"{target}.{os.getpid()}.tmp"
         try:

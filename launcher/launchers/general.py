@@ -33,11 +33,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn
 from hydra.errors import CompactHydraException
 
 from launcher.errors import UserError
-from launcher.launchers.arrays import STATE
+from launcher.internals import failed_return
 from launcher.launchers.cluster import (
     DEFAULT_PARALLELISM,
     Cluster,
@@ -46,6 +46,17 @@ from launcher.launchers.cluster import (
     sbatch,
     sbatch_options,
     sbatch_script,
+)
+from launcher.layout import (
+    ERR,
+    OUT,
+    SweepDir,
+    batch_script,
+    job_log,
+    job_pickle,
+    job_result,
+    slurm_logs,
+    submitted_pickle,
 )
 from launcher.machine import available_cpus
 
@@ -68,7 +79,6 @@ class Launching(Protocol):
     def preflight(self) -> None: ...
 
 
-JOBS = "jobs"  # in <sweep>/.launcher/
 POLL_S = 0.05
 
 
@@ -142,7 +152,7 @@ def launch(
     except UserError as e:
         raise LaunchError(str(e)) from None
     sweep_dir = Path(str(launcher.config.hydra.sweep.dir))  # resolved once: ${now:} stays put
-    folder = sweep_dir / STATE / JOBS / f"batch-{initial_job_idx}"
+    folder = SweepDir(str(sweep_dir)).jobs(initial_job_idx)
     overrides = [list(o) for o in job_overrides]
     log.info("%s: %d job(s), sweep dir %s", launcher.backend, len(overrides), sweep_dir.absolute())
     for i, o in enumerate(overrides):
@@ -162,7 +172,7 @@ def launch(
             initial_job_idx + i,
             singletons,
         )
-        DelayedSubmission(job).dump(folder / f"{i}.pkl")
+        DelayedSubmission(job).dump(job_pickle(folder, i))
     if cluster is not None:
         return _slurm(launcher, cluster, folder, overrides)
     return _local(launcher, folder, overrides)
@@ -174,9 +184,7 @@ def _path_args() -> list[str]:
 
 
 def _failed(overrides: list[str], message: str) -> JobReturn:
-    ret = JobReturn(overrides=overrides, status=JobStatus.FAILED)
-    ret._return_value = JobFailed(message)
-    return ret
+    return failed_return(overrides, JobFailed(message))
 
 
 class JobFailed(RuntimeError):
@@ -203,9 +211,10 @@ def _local(launcher: Launching, folder: Path, overrides: list[list[str]]) -> lis
 
 def _spawn(folder: Path, i: int) -> subprocess.Popen:
     argv = [sys.executable, "-u", "-m", "launcher.launchers.general", *_path_args()]
-    with open(folder / f"{i}_log.out", "ab") as out, open(folder / f"{i}_log.err", "ab") as err:
+    log = str(job_log(folder, i))
+    with open(log + OUT, "ab") as out, open(log + ERR, "ab") as err:
         return subprocess.Popen(
-            [*argv, "--local", str(folder / f"{i}.pkl")],
+            [*argv, "--local", str(job_pickle(folder, i))],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
@@ -215,11 +224,11 @@ def _spawn(folder: Path, i: int) -> subprocess.Popen:
 def _local_result(folder: Path, i: int, code: int, overrides: list[str]) -> JobReturn:
     import pickle
 
-    path = folder / f"{i}_result.pkl"
+    path = Path(job_result(str(job_pickle(folder, i))))
     if not path.exists():
-        return _failed(
-            overrides, f"job process exited with code {code} and no result; see {folder}/{i}_log.*"
-        )
+        logs = job_log(folder, i)
+        message = f"job process exited with code {code} and no result; see {logs}.*"
+        return _failed(overrides, message)
     with open(path, "rb") as f:
         kind, value = pickle.load(f)
     if kind == "success":
@@ -229,10 +238,11 @@ def _local_result(folder: Path, i: int, code: int, overrides: list[str]) -> JobR
 
 def run_local_job(pickle_path: str) -> int:
     """In the job's process: run it, keep its outcome the way submitit does."""
-    from submitit.core.utils import cloudpickle_dump
     from submitit.helpers import DelayedSubmission
 
-    result = pickle_path[: -len(".pkl")] + "_result.pkl"
+    from launcher.internals import cloudpickle_dump
+
+    result = job_result(pickle_path)
     try:
         outcome: tuple[str, Any] = ("success", DelayedSubmission.load(pickle_path).result())
     except Exception:
@@ -270,10 +280,10 @@ def _slurm(
         p = min(opts.array_parallelism or DEFAULT_PARALLELISM, count)
         command = [python, "-u", "-m", "launcher.launchers.general", *_path_args()]
         command += ["--slurm", shlex.quote(str(folder)), "--offset", str(start)]
-        logs = str(folder / "%A_%a_0_log")  # submitit's names: its error messages show them
+        logs = slurm_logs(folder)  # submitit's names: its error messages show them
         params = sbatch_options(opts, name, f"0-{count - 1}%{p}", logs, opts.cpus_per_task)
         note = f"shard-launcher: jobs {start}..{start + count - 1} of {folder}"
-        script_path = folder / f"array-{start}.sbatch"
+        script_path = batch_script(folder, start)
         script_path.write_text(sbatch_script(params, list(opts.setup), command, note))
         try:
             job_id = sbatch(str(script_path))
@@ -309,12 +319,12 @@ def _slurm_main(folder: str, offset: int) -> None:
     """Give this element its job's pickle where submitit's runner looks, and run it."""
     import shutil
 
-    from submitit.core.submission import process_job
+    from launcher.internals import process_job
 
     task = int(os.environ["SLURM_ARRAY_TASK_ID"])
-    target = os.path.join(folder, f"{_slurm_job_id()}_submitted.pkl")
+    target = submitted_pickle(folder, str(_slurm_job_id()))
     if not os.path.exists(target):  # a requeued job keeps the checkpoint submitit wrote there
-        shutil.copyfile(os.path.join(folder, f"{offset + task}.pkl"), target + ".tmp")
+        shutil.copyfile(job_pickle(Path(folder), offset + task), target + ".tmp")
         os.replace(target + ".tmp", target)
     process_job(folder)
 

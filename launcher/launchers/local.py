@@ -23,13 +23,12 @@ from typing import Any, ClassVar
 from launcher.launchers import arrays as arr
 from launcher.launchers.base import Launched, ShardLauncher, counts
 from launcher.launchers.config import LocalConfig
+from launcher.layout import ERR, OUT, SweepDir, element_log
 from launcher.machine import available_cpus
 from launcher.records import dir_identity, now_iso
 
 log = logging.getLogger("launcher")
 
-EXITS = "exits.jsonl"  # in <sweep>/.launcher/: one line per element that ended
-QUEUE = "local-queue.json"
 POLL_S = 0.05
 
 
@@ -59,7 +58,7 @@ class LocalLauncher(ShardLauncher):
             for e in a.todo:
                 name = f"local-{a.index}_{'job' if e.shard is None else ''}"
                 name += str(e.job_num if e.shard is None else e.shard)
-                e.extra["log"] = os.path.join(arr.LOGS, name)
+                e.extra["log"] = element_log(name)
                 entries.append(
                     {"array": a.index, "shard": e.shard, "spec": a.spec_path, "log": e.extra["log"]}
                 )
@@ -84,11 +83,10 @@ class LocalLauncher(ShardLauncher):
         )
         if self.waits:
             return launched
-        path = os.path.join(directory, arr.STATE, QUEUE)
-        with open(path, "w", encoding="utf-8") as f:
+        with open(SweepDir(directory).local_queue, "w", encoding="utf-8") as f:
             json.dump({"parallelism": p, "cwd": os.getcwd(), "queue": queue}, f)
-        os.makedirs(os.path.join(directory, arr.LOGS), exist_ok=True)
-        with open(os.path.join(directory, arr.LOGS, "local-scheduler.log"), "ab") as out:
+        os.makedirs(SweepDir(directory).logs, exist_ok=True)
+        with open(SweepDir(directory).scheduler_log, "ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "launcher.launchers.local", directory],
                 stdin=subprocess.DEVNULL,
@@ -125,7 +123,7 @@ def run_queue(
     from launcher.status.render import progress_line
 
     next_progress = time.monotonic() + (progress_s or 0)
-    os.makedirs(os.path.join(directory, arr.LOGS), exist_ok=True)
+    os.makedirs(SweepDir(directory).logs, exist_ok=True)
     todo = deque(queue)
     running: dict[subprocess.Popen, dict[str, Any]] = {}
     codes: dict[tuple[int, int | None], int] = {}
@@ -137,7 +135,7 @@ def run_queue(
             proc.send_signal(signum)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    exits = open(os.path.join(directory, arr.STATE, EXITS), "a", encoding="utf-8")  # noqa: SIM115
+    exits = open(SweepDir(directory).exits, "a", encoding="utf-8")  # noqa: SIM115
     identity = dir_identity(directory)
     gone = False
     try:
@@ -191,8 +189,8 @@ def sweep_gone_paragraph(directory: str, waiting: int) -> str:
 def _spawn(directory: str, entry: dict[str, Any]) -> subprocess.Popen:
     shard = "-" if entry["shard"] is None else str(entry["shard"])
     argv = [sys.executable, "-u", "-m", "launcher.launchers.element", "--local", entry["spec"]]
-    log_path = os.path.join(directory, entry["log"])
-    with open(log_path + ".out", "ab") as out, open(log_path + ".err", "ab") as err:
+    log_path = SweepDir(directory).at(entry["log"])
+    with open(log_path + OUT, "ab") as out, open(log_path + ERR, "ab") as err:
         return subprocess.Popen(
             [*argv, shard], stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
         )
@@ -201,7 +199,7 @@ def _spawn(directory: str, entry: dict[str, Any]) -> subprocess.Popen:
 def main() -> None:
     """The detached scheduler of a ``wait=false`` local sweep."""
     directory = sys.argv[1]
-    with open(os.path.join(directory, arr.STATE, QUEUE), encoding="utf-8") as f:
+    with open(SweepDir(directory).local_queue, encoding="utf-8") as f:
         spec = json.load(f)
     os.chdir(spec["cwd"])
     codes, _ = run_queue(directory, spec["queue"], spec["parallelism"])

@@ -37,10 +37,10 @@ from launcher.launchers.cluster import (
     sbatch_script,
 )
 from launcher.launchers.config import SlurmConfig
+from launcher.layout import SweepDir, chunk_pickle, element_log, sbatch_file
 
 log = logging.getLogger("launcher")
 
-SUBMITIT = "submitit"  # in <sweep>/.launcher/: pickles and results of submitit's runner
 POLL_S = 2.0
 
 
@@ -100,8 +100,8 @@ class SlurmLauncher(ShardLauncher):
         ids = chunk.task_ids
         array = f"{arr.ranges(ids)}%{min(p, len(ids))}"
         name = self.opts.job_name or str(a.config.hydra.runtime.choices.get("task") or "shard")
-        folder = os.path.join(arr.submission_dir(directory, a.submission), SUBMITIT)
-        pickle_path = os.path.join(folder, f"array-{a.index}.{chunk.number}.pkl")
+        folder = SweepDir(directory).submitit(a.submission)
+        pickle_path = chunk_pickle(folder, a.index, chunk.number)
         python = self.opts.python or shlex.quote(sys.executable)
         command = [python, "-u", "-m", "launcher.launchers.element", "--slurm"]
         command.append(shlex.quote(pickle_path))
@@ -118,17 +118,15 @@ class SlurmLauncher(ShardLauncher):
         cluster = Cluster.query()
         parts = self._sbatch_arrays(arrays, cluster)
         for a in arrays:
-            folder = os.path.join(arr.submission_dir(directory, a.submission), SUBMITIT)
-            os.makedirs(folder, exist_ok=True)
-        os.makedirs(os.path.join(directory, arr.LOGS), exist_ok=True)
+            os.makedirs(SweepDir(directory).submitit(a.submission), exist_ok=True)
+        os.makedirs(SweepDir(directory).logs, exist_ok=True)
         submitted: list[dict[str, Any]] = []
         for chunk in parts:
-            log_base = os.path.join(directory, arr.LOGS, "%A_%a")
-            script, pickle_path = self._script(chunk, directory, log_base)
+            script, pickle_path = self._script(chunk, directory, SweepDir(directory).slurm_logs)
             delayed = DelayedSubmission(ShardElement(chunk.array.spec_path, chunk.offset))
             delayed.set_timeout(self.opts.timeout_min, self.opts.max_num_timeout)
             delayed.dump(pickle_path)
-            script_path = pickle_path[: -len(".pkl")] + ".sbatch"
+            script_path = sbatch_file(pickle_path)
             with open(script_path, "w", encoding="utf-8") as f:
                 f.write(script)
             try:
@@ -143,7 +141,7 @@ class SlurmLauncher(ShardLauncher):
             submitted.append({"array": chunk.array.index, "job_id": job_id, "shards": shards})
             for e, task in zip(chunk.elements, chunk.task_ids, strict=True):
                 e.extra["slurm_id"] = f"{job_id}_{task}"
-                e.extra["log"] = os.path.join(arr.LOGS, f"{job_id}_{task}")
+                e.extra["log"] = element_log(f"{job_id}_{task}")
             chunk.array.extra.setdefault("slurm_jobs", []).append(job_id)
         todo, skipped = counts(arrays)
         done = f"; {skipped} shard(s) already done, not submitted" if skipped else ""
@@ -159,7 +157,7 @@ class SlurmLauncher(ShardLauncher):
         cluster = Cluster.query()
         lines = []
         for chunk in self._sbatch_arrays(arrays, cluster):
-            script, _ = self._script(chunk, directory, os.path.join(directory, arr.LOGS, "%A_%a"))
+            script, _ = self._script(chunk, directory, SweepDir(directory).slurm_logs)
             lines.append(f"  sbatch script of array {chunk.array.index}, chunk {chunk.number}:")
             lines.extend("    " + x for x in script.rstrip().splitlines())
         return lines

@@ -16,8 +16,9 @@ import time
 from dataclasses import replace
 
 from launcher.io import atomic_write
+from launcher.layout import ERR, PROGRESS, REPORT, STATE, SWEEP_RECORD, StateDir, SweepDir
 from launcher.machine import pid_alive
-from launcher.records import SUMMARY, clip, done_shards, marker_path, now_iso
+from launcher.records import clip, done_shards, now_iso
 from launcher.status import slurm
 from launcher.status.infer import Facts, Verdict, infer
 from launcher.status.jobfiles import (
@@ -61,8 +62,8 @@ def collect(directory: str, write: bool = True) -> Summary:
         raise damage
     if not rows:
         raise NotARun(
-            f"{directory} is neither a run directory (report.json, progress.json) "
-            "nor a sweep directory (.launcher/sweep.json or job subdirectories)."
+            f"{directory} is neither a run directory ({REPORT}, {PROGRESS}) "
+            f"nor a sweep directory ({STATE}/{SWEEP_RECORD} or job subdirectories)."
         )
     summary = Summary(
         dir=directory,
@@ -79,7 +80,7 @@ def collect(directory: str, write: bool = True) -> Summary:
         with (
             contextlib.suppress(OSError),  # a read-only sweep dir: shown, not kept
             atomic_write(
-                os.path.join(directory, SUMMARY), "w", create_dirs=False, encoding="utf-8"
+                SweepDir(directory).summary, "w", create_dirs=False, encoding="utf-8"
             ) as f,
         ):
             json.dump(summary.as_dict(), f)  # compact: thousands of rows
@@ -187,7 +188,7 @@ def _launched_rows(record: SweepRecord, directory: str) -> list[ShardRow]:
                     queue_answered=queue_ok,
                     scheduler_gone=sched_gone,
                 )
-                quiet = max(created, _mtime(log and log + ".err"))
+                quiet = max(created, _mtime(log and log + ERR))
                 if facts.progress is not None and facts.progress.updated_unix:
                     quiet = max(quiet, facts.progress.updated_unix)
                 facts = replace(facts, quiet_s=now - quiet)
@@ -243,7 +244,7 @@ class _Markers:
     def read(self, e: ElementRecord, key: str) -> JobRecord | None:
         if not e.state_dir or not self.present(e, key):
             return None
-        return read_record(marker_path(e.state_dir, key, e.tag)).record
+        return read_record(StateDir(e.state_dir).marker(key, e.tag)).record
 
     def done_after(self, e: ElementRecord, key: str, since: str) -> JobRecord | None:
         """The shard's marker when it was written after ``since`` (a later relaunch)."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from launcher.records import FAILURES, read_failures
+from launcher.layout import ERR, JobDir
+from launcher.records import read_failures
 from launcher.status.summary import Summary
 
 
@@ -16,7 +16,7 @@ def failures_digest(summary: Summary) -> dict[str, Any]:
     for r in summary.shards:
         if not r.launched or not r.job_dir:
             continue
-        path = os.path.join(r.job_dir, FAILURES)
+        path = JobDir(r.job_dir).failures
         try:
             records, bad = read_failures(path)
         except OSError:
@@ -74,6 +74,6 @@ def render_failed(summary: Summary) -> str:
     if digest["failed_shards"]:
         out.append("failed shards:")
         for s in digest["failed_shards"]:
-            where = f" log {s['log']}.err" if s.get("log") else ""
+            where = f" log {s['log']}{ERR}" if s.get("log") else ""
             out.append(f"  {s['tag']}: {s['note'] or 'failed'}{where}")
     return "\n".join(out) if out else "no failures"

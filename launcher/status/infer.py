@@ -23,6 +23,7 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass
 
+from launcher.layout import REPORT
 from launcher.status.jobfiles import OK_STATES, JobRecord
 from launcher.status.slurm import SlurmView
 
@@ -73,7 +74,7 @@ def infer(f: Facts) -> Verdict:
     else:
         verdict = _from_files(f)
         if not verdict.final and _lost(f):
-            verdict = Verdict("failed", True, "left the SLURM queue without writing report.json")
+            verdict = Verdict("failed", True, f"left the SLURM queue without writing {REPORT}")
         elif s is not None and verdict.state == "pending":
             verdict = Verdict("pending", False, f"sacct says {s.state}, squeue no longer lists it")
     if verdict.state in ("failed", "stale") and f.done_later is not None:
@@ -138,7 +139,7 @@ def _ended(f: Facts, s: SlurmView) -> Verdict:
             return _from_report(r)
         if f.report_problem:
             return _damaged(f)
-        return Verdict("failed", True, "SLURM: COMPLETED, but the job left no report.json")
+        return Verdict("failed", True, f"SLURM: COMPLETED, but the job left no {REPORT}")
     why = f"SLURM: {s.state}" + (f" (exit {s.exit})" if s.exit else "")
     if s.state == "PREEMPTED":
         why += ", not requeued"
@@ -179,21 +180,21 @@ def _from_files(f: Facts) -> Verdict:
         how = signal_reason(f"signal {f.exit_code - 128}") or f"exit {f.exit_code}"
         return Verdict("failed", True, f"not started: the sweep was stopped ({how})")
     if f.exit_code is not None:
-        return Verdict("failed", True, f"exit {f.exit_code} without writing report.json")
+        return Verdict("failed", True, f"exit {f.exit_code} without writing {REPORT}")
     p = f.progress
     if p is not None:
         if p.state in OK_STATES:
-            return Verdict("failed", True, f"report.json is missing; the heartbeat says {p.state}")
+            return Verdict("failed", True, f"{REPORT} is missing; the heartbeat says {p.state}")
         if f.process_alive is False:
             who = f"process {p.pid} on {p.host}"
-            return Verdict("failed", True, f"{who} is gone and left no report.json (killed?)")
+            return Verdict("failed", True, f"{who} is gone and left no {REPORT} (killed?)")
         if stale(f):
             age = f.heartbeat_age_s or 0.0
             note = f"no heartbeat for {age:.0f}s (one every {f.heartbeat_s:g}s): likely killed"
             return Verdict("stale", False, note, live=True)
         return Verdict("running", False, "", live=True)
     if f.progress_problem:
-        return Verdict("stale", False, f"{f.progress_problem}; no report.json yet")
+        return Verdict("stale", False, f"{f.progress_problem}; no {REPORT} yet")
     if f.scheduler_gone:
         return Verdict("failed", True, "never started: the local scheduler is gone")
     return Verdict("pending", False)

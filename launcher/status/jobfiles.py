@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from launcher import location
-from launcher.records import PROGRESS, REPORT
+from launcher.layout import PROGRESS, REPORT, JobDir
 
 OK_STATES = ("completed", "dry_run")  # a report's states that mean the shard is done
 
@@ -157,10 +157,10 @@ class JobFiles:
 def read_job(job_dir: str, heartbeat_if_done: bool = True) -> JobFiles:
     """Its report and heartbeat; the heartbeat of a job whose report says done only if asked
     (half the files of a big finished sweep)."""
-    report = read_record(os.path.join(job_dir, REPORT))
+    report = read_record(JobDir(job_dir).report)
     if not heartbeat_if_done and report.record is not None and report.record.ok:
         return JobFiles(report, Read())
-    return JobFiles(report, read_record(os.path.join(job_dir, PROGRESS)))
+    return JobFiles(report, read_record(JobDir(job_dir).progress))
 
 
 def is_job_dir(directory: str) -> bool:

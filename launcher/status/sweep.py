@@ -8,11 +8,10 @@ a :class:`RecordError` naming the file and the field, never a traceback.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
-from launcher.records import LOCAL_EXITS, SWEEP_RECORD, SWEEP_STATE
+from launcher.layout import SweepDir
 from launcher.status.jobfiles import NUMBER, RecordError, field, load_json
 
 
@@ -54,7 +53,7 @@ class SweepRecord:
 
 
 def record_path(directory: str) -> str:
-    return os.path.join(directory, SWEEP_STATE, SWEEP_RECORD)
+    return SweepDir(directory).record
 
 
 def read_sweep(directory: str) -> SweepRecord | None:
@@ -120,9 +119,7 @@ def local_exits(directory: str) -> dict[tuple[int, int | None], tuple[int, bool]
     started (a stop signal keeps the rest from starting); torn lines skipped."""
     out: dict[tuple[int, int | None], tuple[int, bool]] = {}
     try:
-        with open(
-            os.path.join(directory, SWEEP_STATE, LOCAL_EXITS), encoding="utf-8", errors="replace"
-        ) as f:
+        with open(SweepDir(directory).exits, encoding="utf-8", errors="replace") as f:
             for line in f:
                 try:
                     rec = json.loads(line)
