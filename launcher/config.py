@@ -17,6 +17,7 @@ cannot take the place of a user's ``config`` or ``base_config``. Hydra's
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from launcher.app import Config, RunConfig
 from launcher.backbones import AutoConfig
@@ -24,6 +25,9 @@ from launcher.backbones.mp import MpConfig
 from launcher.backbones.torch import TorchConfig
 from launcher.errors import unknown_key
 from launcher.shard import ShardConfig, Strategy
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 ROOT = "shard_launcher_base"  # conf/config.yaml's first default
 KAGURAZAKA = "shard_launcher_kagurazaka_task"  # conf/task/kagurazaka.yaml's first default
@@ -47,9 +51,23 @@ def register_configs() -> None:
     for (group, name), node in SCHEMAS.items():
         cs.store(group=group, name=name, node=node)
     # not a group option (so not in SCHEMAS, which --help lists): the base of task=kagurazaka
-    from launcher.compat.kagurazaka import config_node
+    cs.store(name=KAGURAZAKA, node=kagurazaka_node())
 
-    cs.store(name=KAGURAZAKA, node=config_node())
+
+def kagurazaka_node() -> DictConfig:
+    """The node ``launcher/conf/task/kagurazaka.yaml`` extends: ``task.mixin`` open to new keys.
+
+    Hydra closes every dict once the config is composed (struct mode), so
+    ``task.mixin.hard_shard_mode.input_path=...`` would need a ``+``; a node
+    whose flag is set explicitly keeps it. It is built here, not in
+    :mod:`launcher.compat.kagurazaka`, so that a job of another task does not
+    import the adapter (~10 ms at every start).
+    """
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.create({"mixin": {}})
+    OmegaConf.set_struct(node.mixin, False)
+    return node
 
 
 def group_keys(group: str) -> set[str] | None:

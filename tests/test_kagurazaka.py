@@ -268,3 +268,23 @@ def test_task_args_take_the_forms_kagurazaka_users_have():
         "--prompts",
         '{"a": "b"}',
     )
+
+
+def test_a_job_of_another_task_does_not_import_the_adapter(tmp_path):
+    """Our entry point registers ``task=kagurazaka``'s base node without importing
+    ``launcher.compat.kagurazaka``, so that other jobs do not pay for it at start."""
+    code = (
+        "import sys\n"
+        "from launcher.cli import run_hydra\n"
+        "sys.argv = ['launch.py', 'task=squares', 'run.progress=off', *sys.argv[1:]]\n"
+        "code = run_hydra()\n"
+        "print(code, 'launcher.compat.kagurazaka' in sys.modules)\n"
+    )
+    conf = Path(__file__).resolve().parent / "conf"
+    args = [f"hydra.searchpath=[file://{conf}]", f"task.output_dir={tmp_path / 'out'}"]
+    args.append(f"hydra.run.dir={tmp_path / 'job'}")
+    repo = conf.parent.parent
+    r = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=repo, capture_output=True, text=True
+    )
+    assert r.stdout.splitlines()[-1:] == ["0 False"], r.stderr + r.stdout

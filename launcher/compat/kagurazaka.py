@@ -55,20 +55,6 @@ class Built:
     torch: bool
 
 
-def config_node() -> Any:
-    """The node ``launcher/conf/task/kagurazaka.yaml`` extends: ``task.mixin`` open to new keys.
-
-    Hydra closes every dict once the config is composed (struct mode), so
-    ``task.mixin.hard_shard_mode.input_path=...`` would need a ``+``; a node
-    whose flag is set explicitly keeps it.
-    """
-    from omegaconf import OmegaConf
-
-    node = OmegaConf.create({"mixin": {}})
-    OmegaConf.set_struct(node.mixin, False)
-    return node
-
-
 def from_file(
     file: str,
     name: str,
