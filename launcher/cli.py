@@ -16,6 +16,7 @@ project's own task modules import (its ``conf/`` is found by
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -124,6 +125,7 @@ def run_hydra() -> int:
     import hydra
 
     from launcher.config import register_configs
+    from launcher.internals import plain_run_composed_once
     from launcher.outcome import AppTask, Outcome
     from launcher.resolvers import register_resolvers
     from launcher.searchpath import CONFIG_DIR
@@ -132,8 +134,10 @@ def run_hydra() -> int:
     register_configs()
     entry = hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
     outcome = Outcome()
+    once = MULTIRUN[1] not in sys.argv  # a sweep composes once per job anyway
     try:
-        entry(AppTask(outcome))()
+        with plain_run_composed_once() if once else contextlib.nullcontext():
+            entry(AppTask(outcome))()
     except SystemExit as e:
         if e.code not in (0, None) and not outcome.started:
             sys.exit(2)

@@ -52,6 +52,51 @@ def test_a_failed_return_raises_its_exception_through_public_return_value():
         ret.return_value  # noqa: B018 - Hydra's public accessor re-raises it
 
 
+def _hydra_app(tmp_path: Path, config: str, argv: list[str], monkeypatch) -> tuple[list, list]:
+    """Run a one-file Hydra app as ``hydra.main`` does; the ``x`` of each job it ran and
+    the run mode of each config load."""
+    import hydra
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    conf = tmp_path / "conf"
+    conf.mkdir(parents=True)
+    (conf / "config.yaml").write_text(config)
+    loads: list = []
+    load = ConfigLoaderImpl.load_configuration
+
+    def counted(self, *args, **kwargs):
+        loads.append(kwargs["run_mode"])
+        return load(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
+    monkeypatch.setattr(sys, "argv", ["app", *argv])
+    jobs: list = []
+    app = hydra.main(version_base=None, config_path=str(conf), config_name="config")
+    app(lambda cfg: jobs.append(cfg.x))()
+    return jobs, loads
+
+
+def test_hydra_composes_a_plain_run_twice_and_once_within(tmp_path, monkeypatch):
+    from hydra.types import RunMode
+
+    argv = ["x=2", f"hydra.run.dir={tmp_path / 'run'}"]
+    jobs, loads = _hydra_app(tmp_path / "a", "x: 1\n", argv, monkeypatch)
+    assert jobs == [2] and loads == [RunMode.MULTIRUN, RunMode.RUN]  # get_mode, then run
+    with internals.plain_run_composed_once():
+        jobs, loads = _hydra_app(tmp_path / "b", "x: 1\n", argv, monkeypatch)
+    assert jobs == [2] and loads == [RunMode.RUN]
+
+
+@pytest.mark.parametrize(("xs", "jobs"), [("x=2", [2]), ("x=2,3", [2, 3])])
+def test_a_config_that_asks_a_sweep_still_sweeps_within(tmp_path, monkeypatch, xs, jobs):
+    """Without ``-m``, one job or a sweep of two (which a run's composition refuses)."""
+    config = "x: 1\nhydra:\n  mode: MULTIRUN\n"
+    argv = [xs, f"hydra.sweep.dir={tmp_path / 's'}"]
+    with internals.plain_run_composed_once():
+        ran, _ = _hydra_app(tmp_path, config, argv, monkeypatch)
+    assert sorted(ran) == jobs and (tmp_path / "s" / "0").is_dir()
+
+
 def test_submitit_runner_reads_the_pickle_layout_names_and_writes_its_result(tmp_path):
     """process_job finds a SLURM array element's job at ``submitted_pickle`` and leaves
     ``("success", value)`` at ``JobPaths.result_pickle``, pickled by cloudpickle_dump."""
