@@ -5,6 +5,9 @@ from Python, not from a reader)."""
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "launcher"
@@ -175,3 +178,34 @@ def test_the_internals_scan_sees_a_private_import(tmp_path):
         "y = getattr(it, '_workers', ())\n"
     )
     assert len(_internals_used(bad, set())) == 4
+
+
+def test_the_forkserver_preload_ignores_sigterm_only_in_the_fork_server(tmp_path):
+    """Importing every module (tests/test_architecture.py does) must not leave SIGTERM
+    ignored in the importing process, whose later subprocesses would inherit it."""
+    code = """
+import multiprocessing as mp, signal
+import launcher.backbones.forkserver_preload
+def child(q):
+    q.put(signal.getsignal(signal.SIGTERM) == signal.SIG_IGN)
+if __name__ == "__main__":
+    print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["launcher.backbones.forkserver_preload"])
+    q = ctx.Queue()
+    p = ctx.Process(target=child, args=(q,))
+    p.start()
+    print(q.get(timeout=60))
+    p.join()
+"""
+    script = tmp_path / "preload.py"
+    script.write_text(code)
+    r = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)},
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "True"], r.stdout + r.stderr

@@ -1,4 +1,4 @@
-"""Imported only inside the forkserver process, through ``set_forkserver_preload``.
+"""Imported inside the forkserver process, through ``set_forkserver_preload``.
 
 SLURM (scancel, preemption, time limit) sends SIGTERM to every process of a
 job. A forkserver that dies of it takes its workers' status pipes with it, so
@@ -16,5 +16,18 @@ import multiprocessing.connection  # noqa: F401 - the workers' pipes
 import multiprocessing.popen_forkserver  # noqa: F401
 import multiprocessing.sharedctypes  # noqa: F401 - the workers' status arrays (ctypes)
 import signal
+import traceback
 
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+def _imported_by_the_forkserver() -> bool:
+    """Whether multiprocessing's fork server is importing this module as a preload: any
+    other importer (a test collecting every module, a doc builder) keeps its SIGTERM, and
+    so do the processes it starts later (an ignored signal is inherited across exec)."""
+    return any(
+        frame.f_globals.get("__name__") == "multiprocessing.forkserver"
+        for frame, _ in traceback.walk_stack(None)
+    )
+
+
+if _imported_by_the_forkserver():
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
