@@ -61,13 +61,14 @@ def test_l1_submits_to_slurm_and_leaves_none_of_its_jobs_queued(tmp_path):
     assert "bench-l1-" not in queue
 
 
-def test_cuda_rows_without_a_gpu_are_skipped_with_the_reason(tmp_path):
+@pytest.mark.parametrize("rows", ["T1a-cuda,T1b-cuda", "T2-cuda,T3-cuda"])
+def test_cuda_rows_without_a_gpu_are_skipped_with_the_reason(tmp_path, rows):
     from bench.cuda_loop import no_cuda
 
     reason = no_cuda()
     if reason is None:
         pytest.skip("a CUDA GPU is here: the rows run")
-    r = bench(tmp_path, "--only", "T1a-cuda,T1b-cuda")
+    r = bench(tmp_path, "--only", rows)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count(f"skipped: {reason}; CUDA figures stay unmeasured") == 2
     assert not list(tmp_path.glob("*.json"))
@@ -110,18 +111,6 @@ def test_object_storage_row_runs_against_a_local_s3_server(tmp_path):
     (result,) = tmp_path.glob("*.json")
     summary = json.loads(result.read_text())["workloads"]["O1"]["summary"]
     assert {"ours", "head-loop"} <= summary.keys()
-
-
-def test_t2_t3_cuda_rows_without_a_gpu_are_skipped_with_the_reason(tmp_path):
-    from bench.cuda_loop import no_cuda
-
-    reason = no_cuda()
-    if reason is None:
-        pytest.skip("a CUDA GPU is here: the rows run")
-    r = bench(tmp_path, "--only", "T2-cuda,T3-cuda")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.count(f"skipped: {reason}; CUDA figures stay unmeasured") == 2
-    assert not list(tmp_path.glob("*.json"))
 
 
 def test_t2_contenders_write_the_same_vectors(tmp_path):

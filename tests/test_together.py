@@ -40,14 +40,21 @@ def status_from(
     )
 
 
-def test_a_retry_with_state_on_s3_that_stops_early_keeps_what_it_did_not_reach(
-    s3, launch, tmp_path
-):
+def failed_with_state_on_s3(launch, tmp_path: Path):
+    """A squares job whose every fifth item failed, its state dir on S3: the bucket's
+    filesystem and name, the job's arguments, its fault switch and its ledger."""
     fs, b = bucket()
     out, fault, ledger = tmp_path / "out", tmp_path / "fault", tmp_path / "ledger"
     fault.touch()
     args = [*squares(out, fault, ledger), f"run.state_dir={b}/state"]
     assert launch(*args).returncode == 1
+    return fs, b, args, fault, ledger
+
+
+def test_a_retry_with_state_on_s3_that_stops_early_keeps_what_it_did_not_reach(
+    s3, launch, tmp_path
+):
+    fs, b, args, fault, ledger = failed_with_state_on_s3(launch, tmp_path)
     ledger.unlink()
     r = launch(*args, "run.retry_failed=true", "run.limit=3", *one_at_a_time)
     assert r.returncode == 1, r.stdout + r.stderr
@@ -221,11 +228,7 @@ def test_two_splits_sharing_a_state_dir_on_s3_keep_their_own_failures(s3, launch
 
 
 def test_a_damaged_failure_record_on_s3_is_one_paragraph_naming_its_url(s3, launch, tmp_path):
-    fs, b = bucket()
-    out, fault, ledger = tmp_path / "out", tmp_path / "fault", tmp_path / "ledger"
-    fault.touch()
-    args = [*squares(out, fault, ledger), f"run.state_dir={b}/state"]
-    assert launch(*args).returncode == 1
+    fs, b, args, fault, ledger = failed_with_state_on_s3(launch, tmp_path)
     fs.invalidate_cache()
     (kept,) = fs.find(f"{b}/state/failures")
     fs.pipe(kept, fs.cat(kept) + b'{"item": "000007", "err\n')
