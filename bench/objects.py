@@ -19,6 +19,7 @@ from bench.harness import Sample
 from bench.ours import WHOLE
 from bench.workloads import PlanOnly
 from launcher import AppendExtension, ByExtensions
+from launcher.driving import Driven
 from launcher.plan import Plan
 from launcher.stats import Stats
 
@@ -53,7 +54,7 @@ def ours(expect_pending: int) -> Callable[[], Sample]:
             input=ByExtensions([".txt"]),
             output=AppendExtension(".out"),
         )
-        plan = Plan(task, WHOLE, Stats())
+        plan = Plan(Driven.of(task), WHOLE, Stats())
         pending = 0
         while batch := plan.take(4096):
             pending += len(batch)

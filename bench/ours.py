@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from launcher.backbones import Backbone
 from launcher.backbones.mp import MpBackbone, MpConfig, StartMethod, preload
+from launcher.driving import Driven
 from launcher.layout import inflight
 from launcher.plan import Plan
 from launcher.progress import Progress
@@ -35,7 +36,7 @@ def warm_forkserver(task: Task) -> None:
     import os
 
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(preload(task))
+    ctx.set_forkserver_preload(preload(Driven.of(task)))
     probe = ctx.Process(target=os.getpid)
     probe.start()
     probe.join()
@@ -59,7 +60,8 @@ def run_job(
     with tempfile.TemporaryDirectory(prefix="bench-job-") as job_dir:
         t0 = time.perf_counter()
         stats = Stats()
-        plan = Plan(task, WHOLE, stats)
+        driven = Driven.of(task)
+        plan = Plan(driven, WHOLE, stats)
         records = Records(job_dir)
         progress = Progress(stats, "off", 30.0, WHOLE.tag())
         state = RunState(
@@ -72,12 +74,12 @@ def run_job(
                 chunksize=chunksize,
             )
         )
-        backbone.prepare(task)
+        backbone.prepare(driven)
         task.setup()
         try:
             with state:
                 state.tick(force=True)
-                backbone.run(task, plan, state)
+                backbone.run(driven, plan, state)
         finally:
             task.teardown()
             progress.close()

@@ -16,6 +16,7 @@ import time
 
 from bench.ours import WHOLE
 from bench.workloads import DONE_EVERY, DoneByRule, DoneByRuleBlock, numbers
+from launcher.driving import Driven
 from launcher.plan import Plan
 from launcher.stats import Stats
 
@@ -23,7 +24,7 @@ CONTENDERS = ("ours", "ours[unfinished]", "loop")
 
 
 def ours(n: int, block: bool) -> int:
-    plan = Plan((DoneByRuleBlock if block else DoneByRule)(n), WHOLE, Stats())
+    plan = Plan(Driven.of((DoneByRuleBlock if block else DoneByRule)(n)), WHOLE, Stats())
     pending = 0
     while batch := plan.take(4096):
         pending += len(batch)

@@ -18,6 +18,7 @@ from bench.harness import Sample
 from bench.ours import WHOLE
 from bench.workloads import Item, PlanOnly
 from launcher import AppendExtension, ByExtensions
+from launcher.driving import Driven
 from launcher.plan import Plan
 from launcher.stats import Stats
 
@@ -32,7 +33,7 @@ def ours(in_root: str, out_root: str, expect_pending: int) -> Callable[[], Sampl
             output=AppendExtension(".out"),
         )
         stats = Stats()
-        plan = Plan(task, WHOLE, stats)
+        plan = Plan(Driven.of(task), WHOLE, stats)
         if not plan.has_pending():
             raise RuntimeError("P1: our plan found nothing pending")
         first = time.perf_counter() - t0

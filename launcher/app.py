@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from launcher import driving, location, storage_options, transient_errors
+from launcher import location, storage_options, transient_errors
+from launcher.driving import Driven
 from launcher.errors import ConfigError, InputError, UserError, check_bounds, unknown_key
 from launcher.identity import Identity
 from launcher.io import sweep_stale, sweep_uploads
@@ -31,7 +32,7 @@ from launcher.records import (
     versions,
 )
 from launcher.run_state import RunState, StopPlanning
-from launcher.shard import Shard, Strategy
+from launcher.shard import Shard
 from launcher.stats import Stats
 
 if TYPE_CHECKING:
@@ -261,7 +262,7 @@ class _JobRun:
         }
         self.shard: Shard | None = None
         self.identity: Identity | None = None
-        self.task: Any = None
+        self.driven: Driven | None = None  # the task as this job drives it (bound to its shard)
         self.opts: RunConfig | None = None
         self.backbone: Any = None
         self.run_state: RunState | None = None
@@ -310,16 +311,17 @@ class _JobRun:
         from launcher.progress import Progress
 
         cfg = self.cfg
-        self.shard, self.task = shard, task = build_task(cfg, self.given_task)
+        shard, task = build_task(cfg, self.given_task)
+        self.shard = shard
         self.header["shard"] = shard.describe()
         self.opts = opts = OmegaConf.to_object(cfg.run)
-        if shard.strategy is Strategy.hard:
-            self.task = task = driving.on_hard_shard(task, min(shard.idx), shard.num)
+        self.driven = driven = Driven.of(task, shard)
+        task = driven.task
         self.backbone = make_backbone(OmegaConf.to_object(cfg.backbone), task)
         self.header["backbone"] = self.backbone.describe()
         if task.output_dir:
             self.header["output_dir"] = location.absolute(task.output_dir)
-        driving.check_inputs(task)
+        driven.check_inputs()
         for key, where in (("task.output_dir", task.output_dir), ("run.state_dir", opts.state_dir)):
             if location.is_url(where):
                 url_kind(where, key)  # no such bucket, refused credentials: said before any work
@@ -354,7 +356,7 @@ class _JobRun:
             inflight_record=inflight(self.held_state_dir, self.job_dir, shard.tag()),
         )
         plan = Plan(
-            task,
+            driven,
             shard,
             self.stats,
             only_keys=only_keys,
@@ -371,17 +373,17 @@ class _JobRun:
 
     def execute(self, plan: Plan) -> None:
         """The user's setup, then the plan's items through the backbone (or only planned)."""
-        state, opts, task = self.run_state, self.opts, self.task
-        assert state is not None and opts is not None
+        state, opts, driven = self.run_state, self.opts, self.driven
+        assert state is not None and opts is not None and driven is not None
         with state:
             state.tick(force=True)
             self.set_up = True
             if not opts.dry_run:
-                self.backbone.prepare(task)
-            if driving.capabilities(type(task)).setup:
+                self.backbone.prepare(driven)
+            if driven.can.setup:
                 state.stage("setting up the task")
             with state.interruptible():
-                task.setup()
+                driven.task.setup()
             if state.stopping:
                 return
             state.stage("listing items and checking which are done")
@@ -389,7 +391,7 @@ class _JobRun:
                 while plan.take(4096):
                     pass
             else:
-                self.backbone.run(task, plan, state)
+                self.backbone.run(driven, plan, state)
             if self.listing_errors:
                 raise self.listing_errors[0]
             if plan.limit == 0 and not opts.dry_run and not state.stopping:
@@ -404,7 +406,7 @@ class _JobRun:
         stats = Stats()
         errors: list[Exception] = []
         plan = Plan(
-            self.task,
+            self.driven,
             self.shard,
             stats,
             only_keys=only_keys,
@@ -427,14 +429,15 @@ class _JobRun:
         from launcher.resolvers import hash_values, write_hash_params
 
         task_cfg = self.cfg.get("task")
-        if not task_cfg or not self.task.output_dir:
+        output_dir = self.driven.task.output_dir
+        if not task_cfg or not output_dir:
             return
         values = hash_values(self.cfg, "task", "output_dir")
         if values is None:
             return
         expression = OmegaConf.to_container(task_cfg, resolve=False).get("output_dir")
         try:
-            path = write_hash_params(self.task.output_dir, expression, values)
+            path = write_hash_params(output_dir, expression, values)
         except OSError as e:
             log.warning("could not write the output folder's %s: %s", PARAMS, e)
             return
@@ -476,7 +479,7 @@ class _JobRun:
             identity.task_key, identity.split_key, identity.tag
         )
         self.records.keep_failures(kept, self.lock)
-        out = self.task.output_dir
+        out = self.driven.task.output_dir
         if out and os.path.isdir(out):  # what killed writers left at the top level
             with contextlib.suppress(OSError):
                 sweep_stale(out, os.listdir(out))
@@ -558,7 +561,7 @@ class _JobRun:
         report = self.write_report()
         if self.set_up:
             try:
-                self.task.teardown()
+                self.driven.task.teardown()
             except Exception as e:  # noqa: BLE001 - the user's code
                 log.exception("task.teardown() failed")
                 self.fail(e, 1)

@@ -1,12 +1,14 @@
 """How the launcher drives a task: what the user contract in ``task.py`` leaves out.
 
-What a task class implements beyond the contract's defaults (:func:`capabilities`,
-the one place that asks), the planner's done filter, binding a task to its hard
-shard's folders, keeping the state dir out of the listing, and how the mp
-backbone's workers run a task (a TorchTask in CPU batches). A task class may
-supply its own ``unfinished_filter()`` or ``bind_hard_shard(idx, num)`` (the
-kagurazaka adapter does) and a ``forkserver_preload`` tuple of modules; these
-functions use them when present.
+:class:`Driven` wraps the user's task once, when a job (or a sweep's array element)
+is built: what its class implements beyond the contract's defaults (found by
+:func:`capabilities`, called only there), its hard shard's folders bound on a
+copy, and what the planner and the backbones ask of it (its listing, done
+filter, item names, inputs, step kind, what mp workers receive). The user's
+``Task`` keeps only what a user writes or calls. A task class may supply its own
+``unfinished_filter()`` or ``bind_hard_shard(idx, num)`` (the kagurazaka adapter
+does), ``check_inputs()``, ``describe_inputs()`` and a ``forkserver_preload``
+tuple of modules; the wrapper uses them when present.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from launcher.batching import Failure, run_batches
 from launcher.errors import ConfigError
 from launcher.machine import available_cpus
 from launcher.modes import DirListings, OnError
+from launcher.shard import Shard, Strategy
 from launcher.task import Item, Task, TorchTask, dataset_items, mode_items
 
 log = logging.getLogger(__name__)
@@ -76,84 +79,155 @@ def capabilities(cls: type[Task]) -> Capabilities:
     )
 
 
-def check_inputs(task: Task) -> None:
-    """Fail early, naming the key, when the task's input source is missing (a task may
-    check its own sources with a ``check_inputs()`` of its own)."""
-    own = getattr(task, "check_inputs", None)
-    if own is not None:
-        own()
-    elif task.input is not None:
-        task.input.check(task.input_dir, "task.input_dir")
+# -- the task as the launcher drives it --------------------------------------------------------
 
 
-def describe_inputs(task: Task) -> str:
-    """Where the task's items come from, for messages (or its own ``describe_inputs()``)."""
-    own = getattr(task, "describe_inputs", None)
-    if own is not None:
-        return own()
-    if task.input is None:
-        return f"{type(task).__name__}.generate_tasks()"
-    return f"{task.input.describe()} in task.input_dir={task.input_dir!r}"
+@dataclass(frozen=True)
+class Driven:
+    """The user's task (bound to its hard shard's folders) and what its class can do:
+    the one object the planner, the backbones and the marker checks take."""
 
+    task: Task  # the user's, or under shard=hard a copy bound to one shard's folders
+    can: Capabilities
 
-def item_keys(task: Task, items: list[Item]) -> list[str]:
-    """``task.item_key`` of each item: with the default ``item_key``, plain dicts and string
-    keys, in C (a backbone names every item it holds in flight)."""
-    if not capabilities(type(task)).item_key and set(map(type, items)) == {dict}:
-        keys = list(map(dict.get, items, repeat("key")))
-        if set(map(type, keys)) == {str}:
-            return keys
-    return list(map(task.item_key, items))
+    @classmethod
+    def of(cls, task: Task, shard: Shard | None = None, idx: int | None = None) -> Driven:
+        """``task`` as a job on ``shard`` drives it: under ``shard=hard`` a copy reading and
+        writing shard ``idx``'s folders (default: the first the selection holds); the
+        task given stays as its user built it, so that one task can be bound to each
+        shard of a sweep in turn."""
+        if shard is not None and shard.strategy is Strategy.hard:
+            task = _on_hard_shard(task, min(shard.idx) if idx is None else idx, shard.num)
+        return cls(task, capabilities(type(task)))
 
+    @property
+    def step(self) -> str | None:
+        """A TorchTask's batch step (process, postprocess or postprocess_each); None for a
+        plain Task."""
+        return self.can.step
 
-def distinct_by_construction(task: Task) -> tuple[bool, bool]:
-    """Whether the task's listing cannot give two items one key, and whether it cannot
-    give two items one output path (inside ``output_dir``); the planner checks the rest."""
-    can = capabilities(type(task))
-    if can.lists:
-        return False, False
-    if isinstance(task, TorchTask) and task.input is None:
-        return True, True  # a dataset's indices
-    keys = task.input is not None and task.input.unique_keys
-    return keys, keys and (task.output is None or task.output.injective)
+    @property
+    def chunked(self) -> bool:
+        """Whether the mp workers hand this task whole chunks (it overrides ``process_chunk``)."""
+        return self.can.process_chunk
+
+    def check_inputs(self) -> None:
+        """Fail early, naming the key, when the task's input source is missing (a task may
+        check its own sources with a ``check_inputs()`` of its own)."""
+        task = self.task
+        own = getattr(task, "check_inputs", None)
+        if own is not None:
+            own()
+        elif task.input is not None:
+            task.input.check(task.input_dir, "task.input_dir")
+
+    def describe_inputs(self) -> str:
+        """Where the task's items come from, for messages (or its own ``describe_inputs()``)."""
+        task = self.task
+        own = getattr(task, "describe_inputs", None)
+        if own is not None:
+            return own()
+        if task.input is None:
+            return f"{type(task).__name__}.generate_tasks()"
+        return f"{task.input.describe()} in task.input_dir={task.input_dir!r}"
+
+    def item_keys(self, items: list[Item]) -> list[str]:
+        """``task.item_key`` of each item: with the default ``item_key``, plain dicts and
+        string keys, in C (a backbone names every item it holds in flight)."""
+        if not self.can.item_key and set(map(type, items)) == {dict}:
+            keys = list(map(dict.get, items, repeat("key")))
+            if set(map(type, keys)) == {str}:
+                return keys
+        return list(map(self.task.item_key, items))
+
+    def item_sizes(self) -> Callable[[Item], Any] | None:
+        """An item's size (``TorchTask.item_size``), for batches of similar items; None when
+        the task declares none."""
+        if not self.can.item_size:
+            return None
+        size = self.task.item_size
+        return lambda item: size(**item)
+
+    def distinct_by_construction(self) -> tuple[bool, bool]:
+        """Whether the task's listing cannot give two items one key, and whether it cannot
+        give two items one output path (inside ``output_dir``); the planner checks the rest."""
+        task = self.task
+        if self.can.lists:
+            return False, False
+        if isinstance(task, TorchTask) and task.input is None:
+            return True, True  # a dataset's indices
+        keys = task.input is not None and task.input.unique_keys
+        return keys, keys and (task.output is None or task.output.injective)
+
+    def listing(
+        self, unlisted: Sequence[str] = (), on_error: OnError | None = None
+    ) -> Iterable[Item]:
+        """The task's items as the planner lists them: its own ``generate_tasks()``, a
+        dataset's indices, or its input mode's listing, which leaves the ``unlisted``
+        folders out (the launcher's own files are never items, even where the state dir
+        lies inside the input folder) and tells ``on_error`` of unreadable folders."""
+        task = self.task
+        if self.can.lists:
+            return task.generate_tasks()
+        if self.can.dataset:
+            dataset = task.get_dataset()
+            if dataset is not None:
+                return dataset_items(dataset)
+        return mode_items(task, unlisted, on_error)
+
+    def unfinished_filter(self) -> Unfinished | None:
+        """The planner's done filter (a block of items -> those not done), or None when
+        nothing can be done already.
+
+        An overridden :meth:`Task.unfinished` is called per block, an overridden done
+        check per item; otherwise the output mode answers
+        from cached directory listings (one per directory).
+        """
+        task, can = self.task, self.can
+        own = getattr(task, "unfinished_filter", None)
+        if own is not None:
+            return own()
+        if can.unfinished:  # the opt-in block check comes first
+            return _checked_unfinished(task)
+        if can.is_each_executed:
+            return unfinished_by(task.is_each_executed)
+        if can.is_executed:
+            return unfinished_by(task.is_executed)
+        if can.dataset and task.output is None:
+            log.warning(
+                "%s takes its items from get_dataset() and has neither an output mode "
+                "(task.output) nor is_each_executed(key, index): no item can be found done, "
+                "so every run redoes every item.",
+                type(task).__name__,
+            )
+        if task.output is None:
+            return None
+        listings = DirListings()
+        is_done = task.output.is_done
+        return lambda block: [it for it in block if not is_done(it["output"], listings)]
+
+    def forkserver_modules(self) -> tuple[str, ...]:
+        """Modules a forkserver imports once for all workers: the task's own, and those it
+        names."""
+        own = type(self.task).__module__
+        preload = getattr(self.task, "forkserver_preload", ())
+        return (*preload, *(() if own == "__main__" else (own,)))
+
+    def worker_side(self, num_workers: int, batch_size: int) -> Task | TorchOnWorkers:
+        """What the mp backbone ships to its workers: the task without its
+        :attr:`~launcher.task.Task.planning_only` attributes; a TorchTask wrapped so that
+        each worker steps through its items ``batch_size`` at a time."""
+        task = _without_planning_state(self.task)
+        if isinstance(task, TorchTask):
+            threads = max(1, available_cpus() // num_workers)
+            return TorchOnWorkers(task, threads, batch_size, self.can.step)
+        return task
 
 
 # -- planning ----------------------------------------------------------------------------------
 
 
-def unfinished_filter(task: Task) -> Unfinished | None:
-    """The planner's done filter (a block of items -> those not done), or None when
-    nothing can be done already.
-
-    An overridden :meth:`Task.unfinished` is called per block, an overridden done
-    check per item; otherwise the output mode answers
-    from cached directory listings (one per directory).
-    """
-    own = getattr(task, "unfinished_filter", None)
-    if own is not None:
-        return own()
-    can = capabilities(type(task))
-    if can.unfinished:  # the opt-in block check comes first
-        return checked_unfinished(task)
-    if can.is_each_executed:
-        return unfinished_by(task.is_each_executed)
-    if can.is_executed:
-        return unfinished_by(task.is_executed)
-    if can.dataset and task.output is None:
-        log.warning(
-            "%s takes its items from get_dataset() and has neither an output mode "
-            "(task.output) nor is_each_executed(key, index): no item can be found done, "
-            "so every run redoes every item.",
-            type(task).__name__,
-        )
-    if task.output is None:
-        return None
-    listings = DirListings()
-    is_done = task.output.is_done
-    return lambda block: [it for it in block if not is_done(it["output"], listings)]
-
-
-def checked_unfinished(task: Task) -> Unfinished:
+def _checked_unfinished(task: Task) -> Unfinished:
     """``task.unfinished`` as the planner calls it, its answer checked as items are: a
     sub-list of the block's items. Any iterable is taken, copies of the block's items are
     traded for the originals and the order is restored; ``None``, an item the block did
@@ -227,10 +301,9 @@ def _explain_check_arguments(check: Callable[..., bool], block: list[Item], exc:
 # -- where a shard's task reads and writes ----------------------------------------------------
 
 
-def on_hard_shard(task: Task, idx: int, num: int) -> Task:
+def _on_hard_shard(task: Task, idx: int, num: int) -> Task:
     """A copy of ``task`` that reads and writes hard shard ``idx``'s own folders (its
-    ``{shard_idx}`` templates filled); the task given stays as its user built it, so
-    that one task can be bound to each shard of a sweep in turn."""
+    ``{shard_idx}`` templates filled, or its own ``bind_hard_shard``)."""
     bound = copy.copy(task)
     own = getattr(bound, "bind_hard_shard", None)
     if own is not None:
@@ -247,52 +320,14 @@ def on_hard_shard(task: Task, idx: int, num: int) -> Task:
     return bound
 
 
-def listing(
-    task: Task, unlisted: Sequence[str] = (), on_error: OnError | None = None
-) -> Iterable[Item]:
-    """The task's items as the planner lists them: its own ``generate_tasks()``, a
-    dataset's indices, or its input mode's listing, which leaves the ``unlisted``
-    folders out (the launcher's own files are never items, even where the state dir
-    lies inside the input folder) and tells ``on_error`` of unreadable folders."""
-    can = capabilities(type(task))
-    if can.lists:
-        return task.generate_tasks()
-    if can.dataset:
-        dataset = task.get_dataset()
-        if dataset is not None:
-            return dataset_items(dataset)
-    return mode_items(task, unlisted, on_error)
-
-
 # -- on the mp backbone ------------------------------------------------------------------------
 
 
-def forkserver_modules(task: Task) -> tuple[str, ...]:
-    """Modules a forkserver imports once for all workers: the task's own, and those it names."""
-    own = type(task).__module__
-    return (*getattr(task, "forkserver_preload", ()), *(() if own == "__main__" else (own,)))
-
-
-def chunked(task: Any) -> bool:
-    """Whether the mp workers hand this task whole chunks (it overrides ``process_chunk``)."""
-    return isinstance(task, Task) and capabilities(type(task)).process_chunk
-
-
-def worker_side(task: Task, num_workers: int, batch_size: int) -> Task | TorchOnWorkers:
-    """What the mp backbone ships to its workers: the task without its
-    :attr:`~launcher.task.Task.planning_only` attributes; a TorchTask wrapped so that
-    each worker steps through its items ``batch_size`` at a time."""
-    task = without_planning_state(task)
-    if isinstance(task, TorchTask):
-        return TorchOnWorkers(task, max(1, available_cpus() // num_workers), batch_size)
-    return task
-
-
-def without_planning_state(task: Task) -> Task:
+def _without_planning_state(task: Task) -> Task:
     """A shallow copy of ``task`` without the attributes only planning needs (the task
     itself when it names none), so that each worker is not sent them."""
     own = getattr(task, "__dict__", {})
-    names = [n for n in planning_only(task) if n in own]
+    names = [n for n in _planning_only(task) if n in own]
     if not names:
         return task
     lean = copy.copy(task)
@@ -301,7 +336,7 @@ def without_planning_state(task: Task) -> Task:
     return lean
 
 
-def planning_only(task: Task) -> tuple[str, ...]:
+def _planning_only(task: Task) -> tuple[str, ...]:
     """The names in ``task.planning_only``: ``("done")`` (a bare string, the missing comma)
     is the one name it was meant to be; anything but names is refused."""
     names = getattr(task, "planning_only", ())
@@ -325,6 +360,7 @@ class TorchOnWorkers:
     task: TorchTask
     threads: int
     batch_size: int
+    step: str | None  # process, postprocess or postprocess_each
     device: Any = None
 
     def setup_worker(self, worker_id: int) -> None:
@@ -343,5 +379,4 @@ class TorchOnWorkers:
     ) -> list[tuple[int, Failure]]:
         """Process items as batches; return ``(position, failure)`` pairs. ``mark(i)`` is
         told the item being loaded, and -1 for each model step."""
-        kind = capabilities(type(self.task)).step
-        return run_batches(self.task, self.device, items, self.batch_size, kind, mark)
+        return run_batches(self.task, self.device, items, self.batch_size, self.step, mark)

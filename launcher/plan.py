@@ -19,20 +19,13 @@ from itertools import compress, groupby, islice, repeat
 from operator import itemgetter
 from typing import NoReturn, Protocol
 
-from launcher.driving import (
-    Unfinished,
-    capabilities,
-    describe_inputs,
-    distinct_by_construction,
-    listing,
-    unfinished_filter,
-)
+from launcher.driving import Driven, Unfinished
 from launcher.errors import InputError
 from launcher.records import clip, printable
 from launcher.run_state import StopPlanning
 from launcher.shard import Shard
 from launcher.stats import Stats
-from launcher.task import Item, Task, listing_context
+from launcher.task import Item, listing_context
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +153,10 @@ class _Checks:
     guarantees it (a folder listing mapped by a built-in output mode), a key of its own
     and an output path of its own inside ``task.output_dir``."""
 
-    def __init__(self, task: Task) -> None:
-        self.task = task
-        self.keys_distinct, self.outputs_distinct = distinct_by_construction(task)
+    def __init__(self, driven: Driven) -> None:
+        self.driven = driven
+        self.task = task = driven.task
+        self.keys_distinct, self.outputs_distinct = driven.distinct_by_construction()
         root = task.output_dir
         self.root = root.rstrip("/") + "/" if root else None
         self.keys = _Seen("key")
@@ -185,7 +179,7 @@ class _Checks:
     def _not_a_dict(self, block: list[Item]) -> NoReturn:
         it = next(it for it in block if not isinstance(it, dict))
         raise InputError(
-            f"{describe_inputs(self.task)} gave a {type(it).__name__} "
+            f"{self.driven.describe_inputs()} gave a {type(it).__name__} "
             f"({clip(repr(it), 200)}): each item must be a dict, the keyword "
             "arguments of process()."
         )
@@ -212,7 +206,7 @@ class _Checks:
             if not inside or any(map(str.__contains__, outputs, repeat("/.."))):
                 return False
         dedupe_outputs = check_outputs and not self.outputs_distinct
-        if dedupe_outputs and (key_types != {str} or capabilities(type(self.task)).item_key):
+        if dedupe_outputs and (key_types != {str} or self.driven.can.item_key):
             return False  # the outputs' owners would take a call per item
         key_fit = self.keys.fits(keys) if check_keys else None
         output_fit = self.outputs.fits(outputs) if dedupe_outputs else None
@@ -228,7 +222,7 @@ class _Checks:
         key = it.get("key")
         if not self.keys_distinct and isinstance(key, str) and self.keys.first(key, key):
             raise InputError(
-                f"{describe_inputs(self.task)} gave the key {printable(key)!r} twice: a key "
+                f"{self.driven.describe_inputs()} gave the key {printable(key)!r} twice: a key "
                 "names one item in the records, retries and hash sharding, so no two items "
                 "may share one."
             )
@@ -264,7 +258,7 @@ class Plan:
 
     def __init__(
         self,
-        task: Task,
+        driven: Driven,
         shard: Shard,
         stats: Stats,
         only_keys: frozenset[str] | None = None,
@@ -277,7 +271,7 @@ class Plan:
         unlisted: Sequence[str] = (),
         on_error: Callable[[Exception], None] | None = None,
     ) -> None:
-        self.task = task
+        self.driven = driven
         self.census = census  # counts the items of the shards it names, instead of one job's
         self.unlisted = unlisted  # folders never listed: the launcher's state dir
         self.on_error = on_error  # told what ended listing early; None: take() raises it
@@ -306,8 +300,8 @@ class Plan:
             self.stopped = True
 
     def _blocks_of_pending(self) -> Iterator[list[Item]]:
-        task, stats = self.task, self.stats
-        key_of = task.item_key
+        stats = self.stats
+        key_of = self.driven.task.item_key
         count = None
         if self.shard.needs_count:
             with self.interruptible(), listing_context(self.unlisted, self._note_unlisted):
@@ -318,9 +312,9 @@ class Plan:
             select = self.shard.selector(key_of, count)
         else:
             owner_of = self.shard.owners(key_of, count, census.groups)
-        done = unfinished_filter(task)
+        done = self.driven.unfinished_filter()
         only = self.only_keys
-        checks = _Checks(task)
+        checks = _Checks(self.driven)
         with listing_context(self.unlisted, self._note_unlisted):
             source = iter(self._listing())
         size = FIRST_BLOCK
@@ -374,7 +368,7 @@ class Plan:
 
     def _listing(self) -> Iterable[Item]:
         """The task's items; folders the listing cannot read are kept for the records."""
-        return listing(self.task, self.unlisted, self._note_unlisted)
+        return self.driven.listing(self.unlisted, self._note_unlisted)
 
     def _note_unlisted(self, rel: str, exc: OSError) -> None:
         """A folder the listing could not read: kept for the records."""
@@ -411,7 +405,7 @@ class Plan:
         at = next((i for i, it in enumerate(block) if it is last), None)
         if at is None:
             raise InputError(
-                f"{type(self.task).__name__}.unfinished() returned items that are not "
+                f"{type(self.driven.task).__name__}.unfinished() returned items that are not "
                 "among those it was given: return a sub-list of the same dicts."
             )
         return pending, at + 1
@@ -485,6 +479,6 @@ class Plan:
             self._head = first + self._head
         if not self._head and self.generated == 0 and self.stats.planned and not self._failed:
             raise InputError(
-                f"No items found: the task listed nothing from {describe_inputs(self.task)}."
+                f"No items found: the task listed nothing from {self.driven.describe_inputs()}."
             )
         return bool(self._head)

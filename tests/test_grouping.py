@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from launcher.backbones.grouping import SizeGrouped, size_grouped
+from launcher.driving import Driven
 from launcher.plan import Plan
 from launcher.shard import Shard
 from launcher.stats import Stats
@@ -32,7 +33,7 @@ class Words(TorchTask):
 
 def plan(task: Task) -> Plan:
     whole = SimpleNamespace(num=1, idx=0, strategy="modulo", sub_num=1, sub_idx=0)
-    return Plan(task, Shard.from_config(whole), Stats())
+    return Plan(Driven.of(task), Shard.from_config(whole), Stats())
 
 
 def test_batches_hold_similar_sizes_within_a_window_and_every_item_once() -> None:
@@ -55,6 +56,6 @@ def test_a_task_that_declares_no_size_keeps_the_plans_batches() -> None:
         item_size = TorchTask.item_size
 
     source = plan(Plain(4))
-    assert size_grouped(Plain(4), source, 3) is source
-    assert isinstance(size_grouped(Words(4), source, 3), SizeGrouped)
-    assert size_grouped(Words(4), source, 1) is source  # a batch of one has no mates
+    assert size_grouped(Driven.of(Plain(4)), source, 3) is source
+    assert isinstance(size_grouped(Driven.of(Words(4)), source, 3), SizeGrouped)
+    assert size_grouped(Driven.of(Words(4)), source, 1) is source  # a batch of one has no mates

@@ -218,7 +218,8 @@ def test_a_template_applied_at_import_loses_its_own_soft_shard(caplog):
 
 def test_the_adapter_pickles_as_its_recipe_and_keeps_its_hard_shard(tmp_path):
     from launcher.compat.kagurazaka import from_file
-    from launcher.driving import on_hard_shard
+    from launcher.driving import Driven
+    from launcher.shard import Shard, Strategy
 
     texts(tmp_path / "part_1")
     mixin = {
@@ -228,7 +229,7 @@ def test_the_adapter_pickles_as_its_recipe_and_keeps_its_hard_shard(tmp_path):
         }
     }
     task = from_file(str(NORMAL), "TemplateWordCount", args=["--label", "n"], mixin=mixin)
-    bound = on_hard_shard(task, 1, 2)
+    bound = Driven.of(task, Shard(2, frozenset({1}), Strategy.hard)).task
     assert task.output_dir == str(tmp_path / "out_{shard_idx}")  # the task given stays as built
     clone = pickle.loads(pickle.dumps(bound))
     items = list(clone.generate_tasks())
@@ -240,12 +241,12 @@ def test_the_adapter_pickles_as_its_recipe_and_keeps_its_hard_shard(tmp_path):
 
 def test_a_torch_adapter_pickles_and_runs_in_a_fresh_worker(tmp_path):
     from launcher.compat.kagurazaka import from_file
-    from launcher.driving import worker_side
+    from launcher.driving import Driven
 
     expected = numbers(tmp_path / "in", 6)
     args = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")]
     task = from_file(str(TORCH), "SumBatch", args=args)
-    shipped = worker_side(task, num_workers=1, batch_size=4)
+    shipped = Driven.of(task).worker_side(num_workers=1, batch_size=4)
     worker = pickle.loads(pickle.dumps(shipped))  # what a spawn or forkserver worker receives
     worker.setup_worker(0)
     assert worker.process_batch(list(worker.task.generate_tasks())) == []

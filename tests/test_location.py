@@ -23,7 +23,7 @@ from launcher import (
     atomic_write,
     location,
 )
-from launcher.driving import check_inputs, unfinished_filter
+from launcher.driving import Driven
 from launcher.io import open as open_location
 from launcher.layout import StateDir
 from launcher.records import (
@@ -93,7 +93,7 @@ def test_done_check_at_a_url_reads_one_listing_per_prefix(trees: tuple[str, str]
     fs.pipe_file(f"{out}/b.txt.up", b"done")
     task = Task(url, out, ByExtensions([".txt"]), AppendExtension(".up"))
     items = list(task.generate_tasks())
-    pending = unfinished_filter(task)(items)
+    pending = Driven.of(task).unfinished_filter()(items)
     assert {it["key"] for it in items} - {it["key"] for it in pending} == {"a/x.txt", "b.txt"}
 
 
@@ -105,7 +105,7 @@ def test_per_input_folder_is_done_when_all_its_files_are_there(trees: tuple[str,
     fs.pipe_file(f"{out}/a/result.txt", b"r")
     fs.pipe_file(f"{out}/c/meta.json", b"{}")  # half done
     task = Task(url, out, BySubdir(1), PerInputFolder(["meta.json", "result.txt"]))
-    pending = unfinished_filter(task)(list(task.generate_tasks()))
+    pending = Driven.of(task).unfinished_filter()(list(task.generate_tasks()))
     assert [it["key"] for it in pending] == ["a-1", "a.b", "c"]
 
 
@@ -129,9 +129,9 @@ def test_check_inputs_names_the_key_of_a_missing_prefix_or_an_object() -> None:
     url = f"memory://c-{uuid.uuid4().hex[:8]}"
     fsspec.filesystem("memory").pipe_file(f"{url}/file.txt", b"x")
     with pytest.raises(InputError, match=r"task.input_dir=.*does not exist"):
-        check_inputs(Task(f"{url}/nothing", None, ByExtensions([".txt"])))
+        Driven.of(Task(f"{url}/nothing", None, ByExtensions([".txt"]))).check_inputs()
     with pytest.raises(InputError, match=r"task.input_dir=.*is an object, not a prefix"):
-        check_inputs(Task(f"{url}/file.txt", None, ByExtensions([".txt"])))
+        Driven.of(Task(f"{url}/file.txt", None, ByExtensions([".txt"]))).check_inputs()
 
 
 def test_atomic_write_at_a_url_uploads_only_on_success() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.driving import without_planning_state
+from launcher.driving import Driven
 from tests.conftest import failures, files, report
 from tests.sample_tasks import Squares
 from tests.speed_tasks import DoneSetSquares
@@ -125,11 +125,13 @@ def test_a_block_level_done_check_replaces_is_executed(launch, tmp_path, start_m
 
 def test_planning_only_attributes_stay_with_the_launching_process(tmp_path):
     task = DoneSetSquares(output_dir=str(tmp_path), n=20)
-    lean = without_planning_state(task)
+    lean = Driven.of(task).worker_side(num_workers=1, batch_size=1)
     assert "done" not in vars(lean) and len(task.done) == 18  # the job's own task keeps it
     assert lean.n == 20 and lean.output_dir == str(tmp_path)
     plain = Squares(output_dir=str(tmp_path))
-    assert without_planning_state(plain) is plain  # nothing named: nothing copied
+    assert (
+        Driven.of(plain).worker_side(num_workers=1, batch_size=1) is plain
+    )  # nothing named: nothing copied
 
 
 def test_a_block_level_done_check_with_a_limit(launch, tmp_path):

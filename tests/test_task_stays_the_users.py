@@ -1,6 +1,7 @@
-"""The task stays its user's: one module (``launcher/driving.py``) asks what a task class
-overrides of the contract, and no launcher module writes onto the user's task or its
-modes (a hard shard's folders are bound on a copy; listing options are arguments)."""
+"""The task stays its user's: one wrapper (``Driven.of`` in ``launcher/driving.py``) asks
+what a task class overrides of the contract, the rest of the launcher takes that wrapper
+instead of asking, and no launcher module writes onto the user's task or its modes (a
+hard shard's folders are bound on a copy; listing options are arguments)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "launcher"
 WRAPPER = PACKAGE / "driving.py"
+CONSTRUCTOR = ("Driven", "of")  # the wrapper's constructor: the one caller of capabilities()
 CONTRACT = {"Task", "TorchTask"}
 USER_OBJECTS = {"task", "input", "output"}  # names the launcher gives a task and its modes
 
@@ -35,6 +37,60 @@ def capability_checks(tree: ast.Module) -> list[int]:
         and any(isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops)
         and any(map(_names_contract_member, [node.left, *node.comparators]))
     ]
+
+
+def _name(node: ast.AST) -> str | None:
+    """``f`` or ``module.f`` -> ``f``."""
+    if isinstance(node, ast.Name):
+        return node.id
+    return node.attr if isinstance(node, ast.Attribute) else None
+
+
+def capability_calls(tree: ast.Module, constructor: tuple[str, str] | None = None) -> list[int]:
+    """Lines calling ``capabilities(...)``, but inside ``constructor`` (class, method)."""
+    inside: list[range] = []
+    if constructor is not None:
+        cls, method = constructor
+        inside = [
+            range(f.lineno, f.end_lineno + 1)
+            for c in tree.body
+            if isinstance(c, ast.ClassDef) and c.name == cls
+            for f in c.body
+            if isinstance(f, ast.FunctionDef) and f.name == method
+        ]
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and _name(node.func) == "capabilities"
+        and not any(node.lineno in r for r in inside)
+    ]
+
+
+def task_taking_functions(tree: ast.Module) -> set[str]:
+    """A module's top-level functions whose first parameter is the task, and ``capabilities``:
+    what only the wrapper may call."""
+    return {"capabilities"} | {
+        f.name
+        for f in tree.body
+        if isinstance(f, ast.FunctionDef) and f.args.args and f.args.args[0].arg == "task"
+    }
+
+
+def reaches_for(tree: ast.Module, names: set[str]) -> list[int]:
+    """Lines importing one of ``names`` from ``launcher.driving`` or naming ``driving.X``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "launcher.driving":
+            if any(alias.name in names for alias in node.names):
+                found.append(node.lineno)
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr in names
+            and _chain(node.value)[-1:] == ["driving"]
+        ):
+            found.append(node.lineno)
+    return found
 
 
 def _written(target: ast.AST) -> list[ast.Attribute]:
@@ -87,13 +143,34 @@ def test_only_the_wrapper_asks_what_a_task_overrides():
     assert found == {}, "capability checks belong in launcher/driving.py (capabilities)"
 
 
+def test_only_the_wrappers_constructor_calls_capabilities():
+    found = {
+        str(p.relative_to(PACKAGE.parent)): lines
+        for p, tree in _sources().items()
+        if (lines := capability_calls(tree, CONSTRUCTOR if p == WRAPPER else None))
+    }
+    assert found == {}, "capabilities() belongs in Driven.of: take a Driven, read its `can`"
+
+
+def test_the_launcher_takes_the_wrapper_not_the_task():
+    """Plan, backbones, markers and the job go through ``Driven``'s methods, never through
+    a function of ``driving`` that takes the user's task."""
+    names = task_taking_functions(_sources()[WRAPPER])
+    found = {
+        str(p.relative_to(PACKAGE.parent)): lines
+        for p, tree in _sources().items()
+        if p != WRAPPER and (lines := reaches_for(tree, names))
+    }
+    assert found == {}, f"take a driving.Driven instead of calling {sorted(names)}"
+
+
 def test_no_launcher_module_writes_onto_the_users_task():
     found = {
         str(p.relative_to(PACKAGE.parent)): lines
         for p, tree in _sources().items()
         if (lines := writes_onto_user_objects(tree))
     }
-    assert found == {}, "bind a copy (driving.on_hard_shard) or pass values as arguments"
+    assert found == {}, "bind a copy (Driven.of) or pass values as arguments"
 
 
 def test_the_checks_see_what_they_look_for():
@@ -107,3 +184,20 @@ def test_the_checks_see_what_they_look_for():
     )
     assert capability_checks(tree) == [1]
     assert sorted(writes_onto_user_objects(tree)) == [2, 3, 4, 6]
+    calls = ast.parse(
+        "class Driven:\n"
+        "    def of(cls, task):\n"
+        "        return capabilities(type(task))\n"
+        "    def other(self):\n"
+        "        return driving.capabilities(type(self.task))\n"
+        "def bind(task, idx): pass\n"
+        "def helper(items): pass\n"
+        "from launcher.driving import Driven, bind\n"
+        "launcher.driving.bind(t, 1)\n"
+        "kept = driving.helper\n"
+    )
+    assert capability_calls(calls, CONSTRUCTOR) == [5]
+    assert capability_calls(calls) == [3, 5]
+    names = task_taking_functions(calls)
+    assert names == {"capabilities", "bind"}
+    assert sorted(reaches_for(calls, names)) == [5, 8, 9]

@@ -21,7 +21,7 @@ from launcher.backbones.prefetch import Prefetch  # noqa: E402
 from launcher.backbones.torch import INLINE_S, REPROBE_EVERY, Placement  # noqa: E402
 from launcher.batch_transfer import INLINE_BYTES  # noqa: E402
 from launcher.batching import Loaded, collate  # noqa: E402
-from launcher.driving import item_keys  # noqa: E402
+from launcher.driving import Driven  # noqa: E402
 from launcher.machine import available_cpus  # noqa: E402
 from launcher.task import Task  # noqa: E402
 
@@ -281,7 +281,7 @@ def test_item_keys_match_item_key_whatever_the_items():
     mixed = [{"key": "a"}, {"i": 2}]  # the second has no key: item_key makes one
     for task in (Task(), Named()):
         for items in (plain, mixed, []):
-            assert item_keys(task, items) == [task.item_key(it) for it in items]
+            assert Driven.of(task).item_keys(items) == [task.item_key(it) for it in items]
 
 
 def test_a_freeze_around_forks_is_undone_and_a_tasks_own_freeze_kept():

@@ -9,6 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import launcher
+from launcher.driving import Driven
 from launcher.errors import ConfigError
 from launcher.io import atomic_write
 from launcher.modes import (
@@ -210,7 +211,7 @@ def drain(plan: Plan, sizes: list[int]) -> list[int]:
 @pytest.mark.parametrize("sizes", [[1], [7, 1, 4096], [5000]])
 def test_plan_yields_each_pending_item_once_in_order(sizes):
     stats = Stats()
-    plan = Plan(Numbers(5000), shard(), stats)
+    plan = Plan(Driven.of(Numbers(5000)), shard(), stats)
     assert drain(plan, sizes) == [x for x in range(5000) if x % 3]
     assert (stats.total, stats.skipped, stats.planned, plan.generated) == (5000, 1667, True, 5000)
 
@@ -221,7 +222,10 @@ def test_plan_is_exhausted_only_once_every_pending_item_was_taken(size, where):
     """What the mp scheduler stops asking (and shrinks its last chunks) on."""
     errors: list[Exception] = []
     plan = Plan(
-        Numbers(5000, **({where: 100} if where else {})), shard(), Stats(), on_error=errors.append
+        Driven.of(Numbers(5000, **({where: 100} if where else {}))),
+        shard(),
+        Stats(),
+        on_error=errors.append,
     )
     taken: list[int] = []
     while not plan.exhausted():
@@ -232,7 +236,7 @@ def test_plan_is_exhausted_only_once_every_pending_item_was_taken(size, where):
 
 def test_plan_with_a_shard_and_a_limit_counts_only_what_it_planned():
     stats = Stats()
-    plan = Plan(Numbers(5000), shard(num=2, idx=1), stats, limit=10)
+    plan = Plan(Driven.of(Numbers(5000)), shard(num=2, idx=1), stats, limit=10)
     assert drain(plan, [4]) == [1, 5, 7, 11, 13, 17, 19, 23, 25, 29]
     assert (stats.total, stats.skipped) == (15, 5)  # owned items up to 29: 1, 3, 5, ..., 29
 
@@ -241,7 +245,7 @@ def test_plan_with_a_shard_and_a_limit_counts_only_what_it_planned():
 def test_plan_keeps_the_items_before_a_listing_or_check_error(where):
     stats = Stats()
     errors: list[Exception] = []
-    plan = Plan(Numbers(5000, **{where: 100}), shard(), stats, on_error=errors.append)
+    plan = Plan(Driven.of(Numbers(5000, **{where: 100})), shard(), stats, on_error=errors.append)
     assert drain(plan, [64]) == [x for x in range(100) if x % 3]
     (error,) = errors
     assert isinstance(error, OSError) and "broke at 100" in str(error)

@@ -1,6 +1,7 @@
 """Backbones: how a job's pending items are executed on one machine.
 
-One module per backbone behind one contract: ``Backbone(cfg).run(task, plan, state)``.
+One module per backbone behind one contract: ``Backbone(cfg).run(driven, plan, state)``,
+``driven`` the job's task as the launcher drives it (:class:`launcher.driving.Driven`).
 ``auto`` picks ``torch`` for a TorchTask and ``mp`` otherwise; its config holds
 the keys of both, so ``backbone.num_workers=8`` means what the chosen one means.
 """
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 
 from launcher.backbones.mp import MpConfig
 from launcher.backbones.torch import TorchConfig
+from launcher.driving import Driven
 from launcher.errors import ConfigError, check_bounds
 from launcher.plan import Plan
 from launcher.run_state import RunState
@@ -34,10 +36,10 @@ class AutoConfig(TorchConfig, MpConfig):
 
 
 class Backbone(Protocol):
-    def prepare(self, task: Task) -> None:
+    def prepare(self, driven: Driven) -> None:
         """Start, before the task's setup and planning, what can warm up meanwhile."""
 
-    def run(self, task: Task, plan: Plan, state: RunState) -> None:
+    def run(self, driven: Driven, plan: Plan, state: RunState) -> None:
         """Execute the plan's items; what it learns goes into ``state`` (counts, failures,
         ``backbone_facts`` for the report), never onto the backbone itself."""
 

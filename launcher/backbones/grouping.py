@@ -22,9 +22,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from launcher.task import Item
+
+if TYPE_CHECKING:
+    from launcher.driving import Driven
 
 WINDOW_BATCHES = 32  # a window of 32 batches: documents of 6-160 words give batches ~5 words wide
 
@@ -68,10 +71,9 @@ class SizeGrouped:
         return [self.sorted.popleft() for _ in range(min(n, len(self.sorted)))]
 
 
-def size_grouped(task: Any, plan: Source, batch_size: int) -> Source:
+def size_grouped(driven: Driven, plan: Source, batch_size: int) -> Source:
     """The plan, grouped by size when the task declares sizes and a batch has mates."""
-    from launcher.driving import capabilities
-
-    if not capabilities(type(task)).item_size or batch_size < 2:
+    size = driven.item_sizes()
+    if size is None or batch_size < 2:
         return plan
-    return SizeGrouped(plan, lambda item: task.item_size(**item), batch_size)
+    return SizeGrouped(plan, size, batch_size)

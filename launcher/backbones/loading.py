@@ -26,10 +26,10 @@ from launcher import transient_errors
 from launcher.backbones.grouping import Source
 from launcher.backbones.inflight import InFlight
 from launcher.batching import Loaded
-from launcher.driving import item_keys
+from launcher.driving import Driven
 from launcher.internals import loader_failure, loader_worker_pids, stop_loader_workers
 from launcher.run_state import RunState
-from launcher.task import Item, Task
+from launcher.task import Item
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class Loading:
 
     make_loader: MakeLoader
     plan: Source  # the plan, or its items grouped by size
-    task: Task
+    driven: Driven
     state: RunState
     batch_size: int
     workers: int
@@ -172,7 +172,7 @@ class Loading:
             self.plan_done = not items
             if not self.isolate or not items:
                 return items
-            key = self.task.item_key
+            key = self.driven.task.item_key
             kept = [it for it in items if key(it) not in self.isolate]
             self.suspects.extend(it for it in items if key(it) in self.isolate)
             if kept:
@@ -180,7 +180,7 @@ class Loading:
 
     def _loading(self, items: list[Item]) -> None:
         assert self.inflight is not None
-        self.inflight.set("loading", item_keys(self.task, items))
+        self.inflight.set("loading", self.driven.item_keys(items))
 
     def _settle(self, sampler: _Owed, how: str, message: str, alone: bool) -> Loaded | None:
         """Blame the item a one-item loader failed on, or set a loader's debts aside."""

@@ -58,7 +58,7 @@ from launcher.backbones.mp_worker import (
     WorkerSpec,
     worker_main,
 )
-from launcher.driving import TorchOnWorkers, chunked, forkserver_modules, worker_side
+from launcher.driving import Driven, TorchOnWorkers
 from launcher.errors import ConfigError
 from launcher.machine import available_cpus, pid_exists
 from launcher.plan import Plan
@@ -140,9 +140,9 @@ def _send_loop(sendq: queue.SimpleQueue, conn: Any) -> None:
             return  # the worker is gone; the parent salvages its chunks
 
 
-def preload(task: Task) -> list[str]:
+def preload(driven: Driven) -> list[str]:
     """What a job's forkserver imports before forking any worker."""
-    return ["launcher.backbones.forkserver_preload", __name__, *forkserver_modules(task)]
+    return ["launcher.backbones.forkserver_preload", __name__, *driven.forkserver_modules()]
 
 
 class MpBackbone:
@@ -166,29 +166,30 @@ class MpBackbone:
             "chunksize": self.fixed_chunksize or "auto",
         }
 
-    def prepare(self, task: Task) -> None:
+    def prepare(self, driven: Driven) -> None:
         """Start the fork server now, before the task's setup and planning: it imports
         its preloads (the launcher's worker side, the task's module) meanwhile, instead
         of while the first worker start waits for it."""
         if self.start_method == "forkserver":
             from multiprocessing import forkserver
 
-            self.ctx.set_forkserver_preload(preload(task))
+            self.ctx.set_forkserver_preload(preload(driven))
             forkserver.ensure_running()
 
-    def run(self, task: Task, plan: Plan, state: RunState) -> None:
+    def run(self, driven: Driven, plan: Plan, state: RunState) -> None:
         """Run the plan's items; the workers it started (replacements included) go into the
         run state's ``backbone_facts``, counted as they start."""
         state.backbone_facts["workers_started"] = 0
-        _Run(self, task, plan, state).run()
+        _Run(self, driven, plan, state).run()
 
 
 class _Run:
     """One execution of the pool loop; all state lives here, in the parent's main thread."""
 
-    def __init__(self, backbone: MpBackbone, task: Task, plan: Plan, state: RunState) -> None:
+    def __init__(self, backbone: MpBackbone, driven: Driven, plan: Plan, state: RunState) -> None:
         self.bb = backbone
-        self.task = task
+        self.driven = driven
+        self.task = task = driven.task
         self.plan = plan
         self.state = state
         self.ctx = backbone.ctx
@@ -199,7 +200,7 @@ class _Run:
         self.suspects: set[str] = set()
         self.next_id = 0
         self.min_chunk = backbone.batch_size if isinstance(task, TorchTask) else 1
-        self.chunked = chunked(task)
+        self.chunked = driven.chunked
         self.chunksize = backbone.fixed_chunksize or self.min_chunk
         self.per_item_s: float | None = None
         self.startup_deaths = 0
@@ -245,6 +246,7 @@ class _Run:
             stop=ctx.RawArray("b", 1),
             batch_size=self.bb.batch_size,
             timed=self.timed,
+            chunked=self.chunked,
             storage_options=location.storage_options(),
         )
         proc = ctx.Process(
@@ -628,9 +630,9 @@ class _Run:
         state = self.state
         if not self.plan.has_pending():
             return  # everything is done already: start no worker
-        self.bb.prepare(self.task)  # once per process: a no-op when it is running
+        self.bb.prepare(self.driven)  # once per process: a no-op when it is running
         state.stage(f"starting {self.bb.num_workers} workers")
-        self.shipped = self.ship(worker_side(self.task, self.bb.num_workers, self.bb.batch_size))
+        self.shipped = self.ship(self.driven.worker_side(self.bb.num_workers, self.bb.batch_size))
         self.workers = self.spawn_all()
         for w in self.workers:
             self.watch(w)

@@ -26,7 +26,7 @@ from typing import Any
 
 from launcher import location, transient_errors
 from launcher.batching import Failure
-from launcher.driving import TorchOnWorkers, chunked
+from launcher.driving import TorchOnWorkers
 from launcher.records import clip
 from launcher.task import Task
 
@@ -52,6 +52,7 @@ class WorkerSpec:
     stop: Any  # RawArray("b", 1): set, the worker stops between items
     batch_size: int  # items per model call, for a TorchTask
     timed: bool  # run.item_timeout_s is set: mark each item's start time
+    chunked: bool  # the task overrides process_chunk: whole chunks per call
     storage_options: dict  # task.storage_options: how this worker opens URLs
 
 
@@ -85,6 +86,9 @@ class WorkerContext:
         (and how many transient errors the object store gave since the last chunk)."""
         self.marks[START] = 0.0
         self.to_parent.send(("done", self.chunk_id, n, elapsed, failures, transient_errors.take()))
+
+
+Runner = Callable[[WorkerContext, list], tuple[int, list | None]]  # a chunk -> attempted, failed
 
 
 def _die_with_parent() -> None:
@@ -140,7 +144,7 @@ def worker_main(spec: WorkerSpec) -> None:
     spec.to_parent.send(("ready",))
     marks = memoryview(spec.status).cast("B").cast("d")
     ctx = WorkerContext(task, spec.to_parent, marks, halt, spec.timed, spec.batch_size)
-    _serve(ctx, spec.from_parent, terminated)
+    _serve(ctx, spec.from_parent, terminated, _runner(task, spec.chunked))
     try:
         task.teardown_worker()
     except Exception:  # noqa: BLE001
@@ -153,9 +157,8 @@ def worker_main(spec: WorkerSpec) -> None:
     os._exit(0)
 
 
-def _serve(ctx: WorkerContext, from_parent: Any, terminated: list[bool]) -> None:
+def _serve(ctx: WorkerContext, from_parent: Any, terminated: list[bool], run: Runner) -> None:
     """Run each chunk the parent sends until it sends None, closes the pipe, or SIGTERM."""
-    run = _runner(ctx.task)
     while True:
         try:
             msg = from_parent.recv()
@@ -172,12 +175,12 @@ def _serve(ctx: WorkerContext, from_parent: Any, terminated: list[bool]) -> None
             return
 
 
-def _runner(task: Any) -> Callable[[WorkerContext, list], tuple[int, list | None]]:
-    """How this worker runs a chunk: a TorchTask's batches, one process_chunk call, or
-    one process call per item."""
+def _runner(task: Any, chunked: bool) -> Runner:
+    """How this worker runs a chunk: a TorchTask's batches, one process_chunk call (a task
+    that overrides it, as the parent found), or one process call per item."""
     if isinstance(task, TorchOnWorkers):
         return _run_batches
-    return _run_chunk if chunked(task) else _run_items
+    return _run_chunk if chunked else _run_items
 
 
 def _run_items(ctx: WorkerContext, items: list) -> tuple[int, None]:

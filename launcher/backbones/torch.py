@@ -44,7 +44,7 @@ from launcher.batching import (
     postprocess,
     to_device,
 )
-from launcher.driving import capabilities, item_keys
+from launcher.driving import Driven
 from launcher.errors import ConfigError
 from launcher.machine import available_cpus
 from launcher.plan import Plan
@@ -218,10 +218,11 @@ class TorchBackbone:
         n = self.cfg.num_workers
         return max(1, min(8, available_cpus() - 1)) if n is None else n
 
-    def prepare(self, task: Task) -> None:
+    def prepare(self, driven: Driven) -> None:
         """Nothing to start ahead: the DataLoader starts its workers when iterated."""
 
-    def run(self, task: Task, plan: Plan, state: RunState) -> None:
+    def run(self, driven: Driven, plan: Plan, state: RunState) -> None:
+        task = driven.task
         workers = self._check(task, state)
         record = state.inflight_record
         left = take_left_behind(record)
@@ -234,8 +235,8 @@ class TorchBackbone:
             lambda sampler, n, prefetch, timeout: self._loader(
                 task, dataset, sampler, n, prefetch, timeout
             ),
-            size_grouped(task, plan, self.cfg.batch_size),
-            task,
+            size_grouped(driven, plan, self.cfg.batch_size),
+            driven,
             state,
             self.cfg.batch_size,
             workers,
@@ -244,7 +245,7 @@ class TorchBackbone:
             isolate=set() if workers else crashed_here(state.earlier_failures, left),
         )
         with self._model_threads(loading) as threads:
-            self._execute(task, state, loading, inflight, threads)
+            self._execute(driven, state, loading, inflight, threads)
 
     @contextmanager
     def _model_threads(self, loading: Loading) -> Iterator[ModelThreads | None]:
@@ -290,7 +291,7 @@ class TorchBackbone:
 
     def _execute(
         self,
-        task: TorchTask,
+        driven: Driven,
         state: RunState,
         loading: Loading,
         inflight: InFlight,
@@ -309,10 +310,10 @@ class TorchBackbone:
                 loading.start()
                 batches = Prefetch(iter(loading))
                 state.stage(f"loading the model on {self.device}")
-                task.load_model(self.device)
+                driven.task.load_model(self.device)
                 with torch.inference_mode(), self._autocast():
                     _Pipeline(
-                        task, self.device, state, self.cfg.postprocess_workers, stop, inflight
+                        driven, self.device, state, self.cfg.postprocess_workers, stop, inflight
                     ).run(batches, non_blocking=self.device.type == "cuda", threads=threads)
             except _Interrupted as exc:
                 if exc.abandoned:
@@ -414,19 +415,20 @@ class _Pipeline:
 
     def __init__(
         self,
-        task: TorchTask,
+        driven: Driven,
         device: Any,
         state: RunState,
         threads: int,
         stop: _Stop,
         inflight: InFlight,
     ) -> None:
-        self.task = task
+        self.driven = driven
+        self.task = driven.task
         self.stop = stop
         self.inflight = inflight
         self.device = device
         self.state = state
-        self.kind = capabilities(type(task)).step
+        self.kind = driven.step
         self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="postprocess")
         self.max_pending = max(1, threads) * 2
         self.pending: deque[tuple[Future, list[Item], list[str]]] = deque()  # items, keys
@@ -495,7 +497,7 @@ class _Pipeline:
     def step(self, loaded: Loaded, non_blocking: bool) -> None:
         for item, f in loaded.failed:
             self.fail(item, f)
-        keyed = [(items, item_keys(self.task, items), part) for items, part in loaded.parts]
+        keyed = [(items, self.driven.item_keys(items), part) for items, part in loaded.parts]
         self.note_inflight([key for _, keys, _ in keyed for key in keys])
         for items, keys, part in keyed:
             batch = to_device(part, self.device, non_blocking)

@@ -31,7 +31,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from launcher import driving, location
+from launcher import location
+from launcher.driving import Driven
 from launcher.errors import ConfigError
 from launcher.identity import Identity
 from launcher.io import atomic_write
@@ -236,13 +237,12 @@ def without_hydra(cfg: DictConfig) -> DictConfig:
     return job_cfg
 
 
-def _element_tasks(task: Any, shard: Shard, shards: list[int | None]) -> list[Any]:
-    """The task each element runs: the array's, or under ``shard=hard`` a copy bound to
-    the element's own folders."""
+def _element_tasks(task: Any, shard: Shard, shards: list[int | None]) -> list[Driven]:
+    """The task each element runs, as driven: the array's, or under ``shard=hard`` a copy
+    bound to the element's own folders."""
     if shard.strategy is not Strategy.hard:
-        return [task] * len(shards)
-    first = min(shard.idx)
-    return [driving.on_hard_shard(task, first if i is None else i, shard.num) for i in shards]
+        return [Driven.of(task)] * len(shards)
+    return [Driven.of(task, shard, i) for i in shards]
 
 
 def plan_sweep(
@@ -265,11 +265,13 @@ def plan_sweep(
                     f"{SHARD_KEY}={i} is out of range for shard.num={shard.num} "
                     f"(valid: 0..{shard.num - 1})."
                 )
+        drivens = _element_tasks(task, shard, shards)
         if shard.strategy is not Strategy.hard:
-            driving.check_inputs(task)
-        tasks = _element_tasks(task, shard, shards)
+            drivens[0].check_inputs()
         array = Identity.of(job_cfg, shard, task.output_dir)
-        identities = [array.element(i, t.output_dir) for i, t in zip(shards, tasks, strict=True)]
+        identities = [
+            array.element(i, d.task.output_dir) for i, d in zip(shards, drivens, strict=True)
+        ]
         key = array.config_key
         done: dict[str, set[str]] = {}
         if skip_done:
@@ -277,12 +279,12 @@ def plan_sweep(
                 done[d] = done_shards(d, key)
         pairs = list(zip(shards, spec.job_nums, strict=True))
         elements, marked = [], []
-        places = zip(pairs, _job_dirs(cfg, pairs), identities, tasks, strict=True)
-        for (i, num), job_dir, ident, its_task in places:
+        places = zip(pairs, _job_dirs(cfg, pairs), identities, drivens, strict=True)
+        for (i, num), job_dir, ident, driven in places:
             launched = ident.tag not in done.get(ident.state_dir or "", ())
             elements.append(Element(i, num, ident.tag, job_dir, ident.state_dir, launched))
             if not launched:
-                marked.append((elements[-1], its_task))
+                marked.append((elements[-1], driven))
         for e in markers.stale(shard, key, marked):
             e.launched = True
         arrays.append(Array(index, spec, cfg, key, shard.num, elements, submission=submission))

@@ -15,9 +15,10 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Hashable
-from typing import Any, Protocol
+from typing import Protocol
 
 from launcher import location
+from launcher.driving import Driven
 from launcher.layout import StateDir
 from launcher.plan import Plan
 from launcher.shard import Shard, Strategy
@@ -53,25 +54,25 @@ class Tally:
             self.pending.update(o for it, o in zip(owned, owners, strict=True) if id(it) in left)
 
 
-def stale(shard: Shard, key: str, marked: list[tuple[Marked, Any]]) -> list[Marked]:
+def stale(shard: Shard, key: str, marked: list[tuple[Marked, Driven]]) -> list[Marked]:
     """The elements of ``marked`` (shards with a marker for config ``key``, each with the
-    task it runs) to launch again."""
+    task it runs, as driven) to launch again."""
     if not marked:
         return []
     try:
         if shard.strategy is Strategy.hard:
             found = {}
-            for e, task in marked:
+            for e, driven in marked:
                 idx = e.shard if e.shard is not None else min(shard.idx)
-                census = _census(task, shard, {idx: e.tag}, e.state_dir)
+                census = _census(driven, shard, {idx: e.tag}, e.state_dir)
                 found[e.tag] = (census.counts[e.tag], e.tag in census.pending)
         else:
-            first, task = marked[0]
+            first, driven = marked[0]
             if first.shard is None:  # one element, its job's own selection
                 groups = dict.fromkeys(shard.idx, first.tag)
             else:
                 groups = {e.shard: e.tag for e, _ in marked}
-            census = _census(task, shard, groups, first.state_dir)
+            census = _census(driven, shard, groups, first.state_dir)
             found = {e.tag: (census.counts[e.tag], e.tag in census.pending) for e, _ in marked}
     except Exception as exc:  # noqa: BLE001 - the elements meet the same error and report it
         log.warning("could not re-check completed shards (%s): launching them again", exc)
@@ -101,11 +102,11 @@ def _marker_total(state_dir: str | None, key: str, tag: str) -> int | None:
         return None
 
 
-def _census(task: Any, shard: Shard, groups: dict[int, str], state_dir: str | None) -> Tally:
+def _census(driven: Driven, shard: Shard, groups: dict[int, str], state_dir: str | None) -> Tally:
     """The plan of the shards in ``groups`` run to its end into a counting sink, listing
     the items as their jobs do (never those in their ``state_dir``)."""
     census = Tally(groups)
-    plan = Plan(task, shard, Stats(), census=census, unlisted=(state_dir,) if state_dir else ())
+    plan = Plan(driven, shard, Stats(), census=census, unlisted=(state_dir,) if state_dir else ())
     while plan.take(BLOCK):  # a listing error raises here
         pass
     return census
