@@ -5,6 +5,8 @@ Nothing here lists the whole item stream: memory stays flat for any number of
 items, and workers start on the first pending items while planning goes on.
 Items are read and filtered in blocks (list comprehensions, counters updated
 once per block): per item, planning costs little more than generating the item.
+A :class:`Census` takes a backbone's place for a sweep: a plan over several
+shards' items run to its end, counting what each owns and whether one is pending.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from itertools import compress, groupby, islice, repeat
 from operator import itemgetter
-from typing import NoReturn, Protocol
+from typing import NoReturn
 
 from launcher.driving import Driven, Unfinished
 from launcher.errors import InputError
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 FIRST_BLOCK = 16  # small first blocks: the first pending item reaches a worker early
 MAX_BLOCK = 1024
+CENSUS_TAKE = 4096  # items per take() while a census runs its plan to the end
 MAX_GROUPS = 64  # folders whose keys / outputs are remembered for the duplicate check
 MAX_SEEN = 1 << 20  # ... and at most this many of them in all
 MAX_RUNS = 16  # folders in one block that the block-at-once duplicate check takes
@@ -39,16 +42,6 @@ _FOLDER = itemgetter(0, 1)  # (folder, "/") of rpartition: a folder, told apart 
 Fit = tuple[list[int], list[tuple[str, int, int]]]  # a block's hashes; (folder, start, end) runs
 
 OnSkip = Callable[[str, str, str, str], None]  # (item, error, message, traceback)
-
-
-class Census(Protocol):
-    """A counting sink: a plan over several shards' items at once tells it, block by
-    block, which shard owns each item and which of them are pending."""
-
-    groups: Mapping[int, Hashable]  # a shard index -> the name it is counted under
-
-    def count(self, owned: list[Item], owners: list[Hashable], pending: list[Item]) -> None:
-        """``owned`` items (``owners[i]`` owns ``owned[i]``), ``pending`` among them."""
 
 
 class _Seen:
@@ -482,3 +475,35 @@ class Plan:
                 f"No items found: the task listed nothing from {self.driven.describe_inputs()}."
             )
         return bool(self._head)
+
+
+class Census:
+    """A counting sink in place of a backbone: a plan over several shards' items at once
+    tells it, block by block, which shard owns each item and which are pending; it keeps,
+    per shard, how many items it owns and whether one of them is pending (what a sweep
+    compares with the shards' completion markers)."""
+
+    def __init__(self, groups: Mapping[int, Hashable]) -> None:
+        self.groups = groups  # a shard index -> the name it is counted under
+        self.counts: Counter = Counter()
+        self.pending: set[Hashable] = set()
+
+    @classmethod
+    def of(
+        cls, driven: Driven, shard: Shard, groups: Mapping[int, Hashable], state_dir: str | None
+    ) -> Census:
+        """The plan of the shards in ``groups`` run to its end into a census, listing the
+        items as their jobs do (never those in their ``state_dir``)."""
+        census = cls(groups)
+        unlisted = (state_dir,) if state_dir else ()
+        plan = Plan(driven, shard, Stats(), census=census, unlisted=unlisted)
+        while plan.take(CENSUS_TAKE):  # a listing error raises here
+            pass
+        return census
+
+    def count(self, owned: list[Item], owners: list[Hashable], pending: list[Item]) -> None:
+        """``owned`` items (``owners[i]`` owns ``owned[i]``), ``pending`` among them."""
+        self.counts.update(owners)
+        if pending:
+            left = set(map(id, pending))
+            self.pending.update(o for it, o in zip(owned, owners, strict=True) if id(it) in left)

@@ -537,6 +537,16 @@ def mark_shard_done(state_dir: str, key: str, shard_tag: str, record: dict[str, 
     write_json_atomic(StateDir(state_dir).marker(key, shard_tag), record)
 
 
+def marker_total(state_dir: str | None, key: str, tag: str) -> int | None:
+    """How many items shard ``tag`` had when it completed for the task config ``key``
+    (its completion marker's ``total``); None without a readable marker."""
+    try:
+        with location.open(StateDir(state_dir or "").marker(key, tag), "r", encoding="utf-8") as f:
+            return int(json.load(f)["total"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def done_shards(state_dir: str, key: str) -> set[str]:
     """Tags of the shards completed for the task config ``key`` (one directory listing)."""
     folder = StateDir(state_dir).done(key)
