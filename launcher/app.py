@@ -32,7 +32,7 @@ from launcher.records import (
     versions,
 )
 from launcher.run_state import RunState, StopPlanning
-from launcher.shard import Shard
+from launcher.shard import Shard, Strategy
 from launcher.stats import Stats
 
 if TYPE_CHECKING:
@@ -193,6 +193,33 @@ def build_task(cfg: DictConfig, task: Any = None) -> tuple[Shard, Any]:
         task = _instantiate_task(task_cfg)
     backbone_config(OmegaConf.to_object(cfg.backbone), task)
     return shard, task
+
+
+def build_elements(
+    cfg: DictConfig, shards: list[int | None]
+) -> tuple[Shard, Identity, list[tuple[Driven, Identity]]]:
+    """What a sweep's array needs of its composed config, checked as its jobs check it: the
+    shard split, the array's identity (its config key names the completion markers) and,
+    for each shard index (None: the config's own selection), the task as that element's
+    job drives it (under ``shard=hard``, bound to its folders) and who that job is."""
+    shard, task = build_task(cfg)
+    for i in shards:
+        if i is not None and not 0 <= i < shard.num:
+            raise ConfigError(
+                f"shard.idx={i} is out of range for shard.num={shard.num} "
+                f"(valid: 0..{shard.num - 1})."
+            )
+    if shard.strategy is Strategy.hard:
+        drivens = [Driven.of(task, shard, i) for i in shards]
+    else:
+        drivens = [Driven.of(task)] * len(shards)
+        drivens[0].check_inputs()
+    array = Identity.of(cfg, shard, task.output_dir)
+    return (
+        shard,
+        array,
+        [(d, array.element(i, d.task.output_dir)) for i, d in zip(shards, drivens, strict=True)],
+    )
 
 
 def run(cfg: DictConfig, task: Any = None) -> int:

@@ -32,16 +32,13 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from launcher import location
-from launcher.driving import Driven
 from launcher.errors import ConfigError
-from launcher.identity import Identity
 from launcher.io import atomic_write
 from launcher.launchers import markers
 from launcher.launchers.cluster import live_jobs
 from launcher.layout import SweepDir
 from launcher.machine import pid_alive
 from launcher.records import RUNNING_STATES, done_shards, now_iso, read_progress
-from launcher.shard import Shard, Strategy
 
 if TYPE_CHECKING:
     from hydra.types import HydraContext
@@ -237,19 +234,11 @@ def without_hydra(cfg: DictConfig) -> DictConfig:
     return job_cfg
 
 
-def _element_tasks(task: Any, shard: Shard, shards: list[int | None]) -> list[Driven]:
-    """The task each element runs, as driven: the array's, or under ``shard=hard`` a copy
-    bound to the element's own folders."""
-    if shard.strategy is not Strategy.hard:
-        return [Driven.of(task)] * len(shards)
-    return [Driven.of(task, shard, i) for i in shards]
-
-
 def plan_sweep(
     hydra_context: HydraContext, master: DictConfig, specs: list[ArraySpec], skip_done: bool
 ) -> list[Array]:
     """Compose each array once, refuse a bad config before anything runs, skip done shards."""
-    from launcher.app import build_task
+    from launcher.app import build_elements
 
     submission = new_submission()
     arrays = []
@@ -258,29 +247,16 @@ def plan_sweep(
         shards: list[int | None] = list(spec.shards) if spec.shards is not None else [None]
         job_cfg = without_hydra(_as_element(cfg, shards[0], spec.job_nums[0]))
         _resolve(job_cfg)
-        shard, task = build_task(job_cfg)
-        for i in shards:
-            if i is not None and not 0 <= i < shard.num:
-                raise ConfigError(
-                    f"{SHARD_KEY}={i} is out of range for shard.num={shard.num} "
-                    f"(valid: 0..{shard.num - 1})."
-                )
-        drivens = _element_tasks(task, shard, shards)
-        if shard.strategy is not Strategy.hard:
-            drivens[0].check_inputs()
-        array = Identity.of(job_cfg, shard, task.output_dir)
-        identities = [
-            array.element(i, d.task.output_dir) for i, d in zip(shards, drivens, strict=True)
-        ]
+        shard, array, built = build_elements(job_cfg, shards)
         key = array.config_key
         done: dict[str, set[str]] = {}
         if skip_done:
-            for d in {ident.state_dir for ident in identities if ident.state_dir}:
+            for d in {ident.state_dir for _, ident in built if ident.state_dir}:
                 done[d] = done_shards(d, key)
         pairs = list(zip(shards, spec.job_nums, strict=True))
         elements, marked = [], []
-        places = zip(pairs, _job_dirs(cfg, pairs), identities, drivens, strict=True)
-        for (i, num), job_dir, ident, driven in places:
+        places = zip(pairs, _job_dirs(cfg, pairs), built, strict=True)
+        for (i, num), job_dir, (driven, ident) in places:
             launched = ident.tag not in done.get(ident.state_dir or "", ())
             elements.append(Element(i, num, ident.tag, job_dir, ident.state_dir, launched))
             if not launched:
