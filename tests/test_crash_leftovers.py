@@ -59,7 +59,7 @@ def test_no_dataloader_worker_outlives_a_killed_torch_job(tmp_path):
     for i in range(600):
         (corpus / f"{i:04d}.txt").write_text(f"document {i} about the weather " * 40)
     proc = start(tmp_path / "job", "task=embed", f"task.input_dir={corpus}",
-                 f"task.output_dir={out}")  # fmt: skip
+                 f"task.output_dir={out}", "backbone.num_workers=1")  # fmt: skip
     wait_for(lambda: len(list(out.glob("*.npy"))) >= 8, proc, timeout=240)
     children = psutil.Process(proc.pid).children(recursive=True)
     assert children  # its DataLoader workers (and their helpers)

@@ -322,6 +322,57 @@ def test_dataloader_workers_start_before_the_model_with_the_jobs_objects_frozen(
     assert "teardown-frozen:False" in lines
 
 
+@pytest.mark.parametrize("load_spin_s", [0.0, 0.05])
+def test_on_the_cpu_loading_starts_in_the_models_process_and_moves_to_workers_when_it_costs(
+    launch, tmp_path, load_spin_s
+):
+    """By default, on the CPU, batches load in the model's process (a worker beside the
+    model costs more than cheap loading: bench T2, T3); loading measured to take more than
+    a tenth of the time (here 200 ms of CPU a batch against 50 ms model steps) moves to
+    DataLoader workers: the log says so, the report names them, no item is lost or run
+    twice. Cheap loading (a small file per item) stays in the model's process."""
+    expected = make_inputs(tmp_path / "in", 80)
+    log = tmp_path / "threads"
+    r = launch(
+        *args(
+            tmp_path,
+            f"task.thread_log={log}",
+            f"task.load_spin_s={load_spin_s}",
+            "task.slow_s=0.05",
+            "backbone=torch",
+            "backbone.batch_size=4",
+        )
+    )
+    assert r.returncode == 0, r.stderr
+    rep = report(launch.job_dir)
+    assert (rep["processed"], rep["failed"]) == (80, 0)
+    assert {k: v.decode() for k, v in files(tmp_path / "out").items()} == expected
+    lines = log.read_text().split()  # the job's process: its main or its loader thread
+    here = lines.count("load:MainThread") + lines.count("load:loader")
+    moved = "moving it to" in r.stdout
+    assert moved == bool(load_spin_s), r.stdout
+    if moved:
+        assert rep["backbone"]["num_workers"] == max(1, min(8, available_cpus() - 1))
+        assert 4 * 9 <= here < 80  # the first window, timed here, then the workers'
+    else:
+        assert (rep["backbone"]["num_workers"], here) == (0, 80)
+
+
+@pytest.mark.parametrize("timeout", [None, 30])
+def test_on_the_cpu_a_set_item_timeout_loads_in_workers_from_the_start(launch, tmp_path, timeout):
+    """``run.item_timeout_s`` can stop only a load in a worker: with it, the default loads
+    in workers from the first batch; without it, in the model's process."""
+    make_inputs(tmp_path / "in", 12)
+    extra = [] if timeout is None else [f"run.item_timeout_s={timeout}"]
+    r = launch(*args(tmp_path, "backbone=torch", "backbone.batch_size=4"), *extra)
+    assert r.returncode == 0, r.stderr
+    rep = report(launch.job_dir)
+    assert rep["processed"] == 12
+    assert rep["backbone"]["num_workers"] == (
+        0 if timeout is None else max(1, min(8, available_cpus() - 1))
+    )
+
+
 @pytest.mark.parametrize(
     ("cpu_threads", "load_spin_s"), [(None, 0.0), (None, 0.05), (2, 0.0), (2, 0.05)]
 )

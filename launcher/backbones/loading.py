@@ -16,8 +16,9 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 # (batch sampler, workers, batches each worker holds, timeout in seconds or 0) -> DataLoader
 MAX_DEATHS_IN_A_ROW = 5  # then it is the workers, not the items
+LOAD_SHARE = 0.1  # loading in the model's process past this share of the time moves to workers
+SHARE_BATCHES = 8  # batches timed per decision (after the first, a warm-up)
 
 MakeLoader = Callable[[Any, int, int, float], Any]
 
@@ -85,6 +88,31 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+class LoadShare:
+    """The share of the time loading in the model's process takes: batches' loading
+    against the time until the next batch is asked for (the model's step, postprocessing),
+    over windows of :data:`SHARE_BATCHES` batches after the first."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.loading = self.rest = 0.0
+        self.last = 0.0  # the share of the window last decided on
+
+    def add(self, loading: float, rest: float) -> None:
+        self.batches += 1
+        if self.batches > 1:  # the first step warms the model up
+            self.loading += loading
+            self.rest += rest
+
+    def too_costly(self) -> bool:
+        """At the end of a window: whether loading took more than :data:`LOAD_SHARE`."""
+        if self.batches <= SHARE_BATCHES:
+            return False
+        self.last = self.loading / max(self.loading + self.rest, 1e-9)
+        self.batches, self.loading, self.rest = 1, 0.0, 0.0
+        return self.last > LOAD_SHARE
+
+
 @dataclass
 class Loading:
     """Batches (:class:`Loaded`) for the model, from loaders replaced as workers fail."""
@@ -98,11 +126,18 @@ class Loading:
     prefetch_factor: int
     inflight: InFlight | None = None
     isolate: set[str] = field(default_factory=set)  # keys to load alone whenever they come
+    spare: int = 0  # workers to move loading to if it costs too much here (0: never)
     plan_done: bool = False
     suspects: deque[Item] = field(default_factory=deque)  # a failed loader's: loaded alone
     iterator: Any = None
     deaths_in_a_row: int = 0
     opened: tuple[bool, _Owed, Iterator[Loaded]] | None = None  # by start(), not yet iterated
+    share: LoadShare = field(default_factory=LoadShare)
+
+    @property
+    def most_workers(self) -> int:
+        """The DataLoader workers this run loaded with, at most (for the report)."""
+        return self.workers
 
     @property
     def item_timeout_s(self) -> float:
@@ -145,12 +180,9 @@ class Loading:
                 alone = bool(self.suspects)
                 sampler, batches = self._open(alone)
             try:
-                for loaded in batches:
-                    sampler.received()
-                    transient_errors.add(loaded.transient_errors)
-                    self.deaths_in_a_row = 0
-                    yield loaded
-                if self.state.stopping or (self.plan_done and not self.suspects):
+                if (yield from self._deliver(batches, sampler, alone)):
+                    self._move_to_workers()
+                elif self.state.stopping or (self.plan_done and not self.suspects):
                     return
             except RuntimeError as exc:
                 how = loader_failure(exc)
@@ -163,6 +195,38 @@ class Loading:
                     yield blamed
             finally:
                 self.close()
+
+    def _deliver(
+        self, batches: Iterator[Loaded], sampler: _Owed, alone: bool
+    ) -> Generator[Loaded, None, bool]:
+        """One loader's batches; True when it was left because loading in this process
+        costs the model too much (:attr:`share`), False when it ran out."""
+        clock = time.perf_counter
+        timing = self.spare and not alone
+        while True:
+            start = clock()
+            loaded = next(batches, None)
+            if loaded is None:
+                return False
+            got = clock()
+            sampler.received()
+            transient_errors.add(loaded.transient_errors)
+            self.deaths_in_a_row = 0
+            yield loaded
+            if timing:
+                self.share.add(got - start, clock() - got)
+                if self.share.too_costly():
+                    return True
+
+    def _move_to_workers(self) -> None:
+        """Loading here costs the model too much of its time: the next loader has workers."""
+        log.info(
+            "loading takes %.0f%% of the time in the model's process: moving it to %d "
+            "DataLoader worker(s)",
+            100 * self.share.last,
+            self.spare,
+        )
+        self.workers, self.spare = self.spare, 0
 
     def _take(self) -> list[Item]:
         """The plan's next batch, less the items to :attr:`isolate` (set aside to be loaded

@@ -67,7 +67,7 @@ class TorchConfig:
     name: str = "torch"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     batch_size: int = 16
-    num_workers: int | None = None  # DataLoader workers; None: CPUs - 1, at most 8
+    num_workers: int | None = None  # DataLoader workers; None: measured (loading.py)
     pin_memory: bool | None = None  # None: when the device is CUDA
     prefetch_factor: int = 2
     persistent_workers: bool = False
@@ -194,19 +194,18 @@ class _Stop:
 class TorchBackbone:
     def __init__(self, cfg: TorchConfig) -> None:
         self.cfg = cfg
-        self.device: Any = None
-        self.cpu_threads: int | None = None  # the model's threads, once set for a CPU run
 
     def describe(self) -> dict[str, Any]:
+        """As configured; what a run decides (device, workers, threads) is in its facts."""
         cfg = self.cfg
         return {
             "name": "torch",
-            "device": str(self.device) if self.device is not None else cfg.device,
+            "device": cfg.device,
             "batch_size": cfg.batch_size,
-            "num_workers": self._num_workers(),
+            "num_workers": "auto" if cfg.num_workers is None else cfg.num_workers,
             "amp": self._amp(),
             "postprocess_workers": cfg.postprocess_workers,
-            "cpu_threads": self.cpu_threads,
+            "cpu_threads": cfg.cpu_threads,
         }
 
     def _amp(self) -> str:
@@ -214,26 +213,43 @@ class TorchBackbone:
         amp = self.cfg.amp
         return amp.name if isinstance(amp, enum.Enum) else amp
 
-    def _num_workers(self) -> int:
+    def _loader_workers(self, state: RunState, device: Any) -> tuple[int, int]:
+        """The DataLoader workers to start with, and those to move loading to once loading
+        in the model's process is measured to cost too much (0: never).
+
+        ``backbone.num_workers`` when set. Otherwise on the CPU loading starts in the
+        model's process: tokenizing a batch or finding a page's lines costs ~1% of the
+        model's step there, and a worker process beside the model's threads costs more
+        than that (a fork, a copy of each batch, a CPU shared with the model: T2, T3 in
+        bench/README.md); loading that is measured to take a larger share moves to
+        workers (:class:`~launcher.backbones.loading.Loading`). On CUDA, and wherever
+        ``run.item_timeout_s`` must be able to stop a load, workers from the start."""
         n = self.cfg.num_workers
-        return max(1, min(8, available_cpus() - 1)) if n is None else n
+        if n is not None:
+            return n, 0
+        most = max(1, min(8, available_cpus() - 1))
+        if state.item_timeout_s or device.type != "cpu":
+            return most, 0
+        return 0, most
 
     def prepare(self, driven: Driven) -> None:
         """Nothing to start ahead: the DataLoader starts its workers when iterated."""
 
     def run(self, driven: Driven, plan: Plan, state: RunState) -> None:
         task = driven.task
-        workers = self._check(task, state)
+        self._check(task, state)
         record = state.inflight_record
         left = take_left_behind(record)
         if not plan.has_pending():
             return  # everything is done already: import and load nothing
-        self.device = resolve_device(self.cfg.device)
-        log.info("torch backbone on %s", self.device)
+        device = resolve_device(self.cfg.device)
+        state.backbone_facts["device"] = str(device)
+        log.info("torch backbone on %s", device)
+        workers, spare = self._loader_workers(state, device)
         dataset = ItemDataset(task, task.get_dataset())
         loading = Loading(
             lambda sampler, n, prefetch, timeout: self._loader(
-                task, dataset, sampler, n, prefetch, timeout
+                task, dataset, device, sampler, n, prefetch, timeout
             ),
             size_grouped(driven, plan, self.cfg.batch_size),
             driven,
@@ -242,13 +258,19 @@ class TorchBackbone:
             workers,
             self.cfg.prefetch_factor,
             inflight := InFlight(record),
-            isolate=set() if workers else crashed_here(state.earlier_failures, left),
+            isolate=crashed_here(state.earlier_failures, left) if workers < 1 else set(),
+            spare=spare,
         )
-        with self._model_threads(loading) as threads:
-            self._execute(driven, state, loading, inflight, threads)
+        try:
+            with self._model_threads(device, loading, state) as threads:
+                self._execute(driven, device, state, loading, inflight, threads)
+        finally:
+            state.backbone_facts["num_workers"] = loading.most_workers
 
     @contextmanager
-    def _model_threads(self, loading: Loading) -> Iterator[ModelThreads | None]:
+    def _model_threads(
+        self, device: Any, loading: Loading, state: RunState
+    ) -> Iterator[ModelThreads | None]:
         """On the CPU, the model's threads: ``backbone.cpu_threads``, else every CPU less
         those the loader workers are measured to need (:mod:`launcher.backbones.threads`).
         Set for the run; ``load_model`` may set its own; the job's setting comes back after."""
@@ -256,26 +278,23 @@ class TorchBackbone:
 
         before = torch.get_num_threads()
         threads = None
-        if self.device.type == "cpu":
+        if device.type == "cpu":
             threads = ModelThreads(self.cfg.cpu_threads, loading.worker_pids)
-            self.cpu_threads = threads.threads
         try:
             yield threads
         finally:
             if threads is not None:
-                self.cpu_threads = threads.threads
+                state.backbone_facts["cpu_threads"] = threads.threads
             torch.set_num_threads(before)
 
-    def _check(self, task: Task, state: RunState) -> int:
-        """Refuse what this backbone cannot run, before anything loads; the DataLoader
-        workers it will use."""
+    def _check(self, task: Task, state: RunState) -> None:
+        """Refuse what this backbone cannot run, before anything loads."""
         if not isinstance(task, TorchTask):
             raise ConfigError(
                 f"backbone=torch needs a launcher.TorchTask; {type(task).__name__} is a plain Task "
                 "(use backbone=mp or backbone=auto)."
             )
-        workers = self._num_workers()
-        if state.item_timeout_s and not workers:
+        if state.item_timeout_s and self.cfg.num_workers == 0:
             raise ConfigError(
                 f"run.item_timeout_s={state.item_timeout_s} needs DataLoader workers on "
                 "backbone=torch (a load_data stuck in the job's own process cannot be stopped): "
@@ -287,11 +306,11 @@ class TorchBackbone:
                 "model step (batch_size times that for a whole batch); postprocessing is not timed",
                 state.item_timeout_s,
             )
-        return workers
 
     def _execute(
         self,
         driven: Driven,
+        device: Any,
         state: RunState,
         loading: Loading,
         inflight: InFlight,
@@ -309,12 +328,12 @@ class TorchBackbone:
                 # lock), and start loading while the model loads
                 loading.start()
                 batches = Prefetch(iter(loading))
-                state.stage(f"loading the model on {self.device}")
-                driven.task.load_model(self.device)
-                with torch.inference_mode(), self._autocast():
+                state.stage(f"loading the model on {device}")
+                driven.task.load_model(device)
+                with torch.inference_mode(), self._autocast(device):
                     _Pipeline(
-                        driven, self.device, state, self.cfg.postprocess_workers, stop, inflight
-                    ).run(batches, non_blocking=self.device.type == "cuda", threads=threads)
+                        driven, device, state, self.cfg.postprocess_workers, stop, inflight
+                    ).run(batches, non_blocking=device.type == "cuda", threads=threads)
             except _Interrupted as exc:
                 if exc.abandoned:
                     state.abort(
@@ -328,19 +347,20 @@ class TorchBackbone:
                 inflight.close()
                 signal.signal(signal.SIGALRM, alarm)
 
-    def _autocast(self) -> AbstractContextManager:
+    def _autocast(self, device: Any) -> AbstractContextManager:
         """``backbone.amp``: the model steps autocast to bf16 or fp16, or run as they are."""
         amp = self._amp()
         if amp == "off":
             return nullcontext()
         import torch
 
-        return torch.autocast(self.device.type, dtype=AMP_DTYPES[amp](torch))
+        return torch.autocast(device.type, dtype=AMP_DTYPES[amp](torch))
 
     def _loader(
         self,
         task: TorchTask,
         dataset: ItemDataset,
+        device: Any,
         sampler: Any,
         workers: int,
         prefetch: int,
@@ -348,7 +368,7 @@ class TorchBackbone:
     ) -> Any:
         from torch.utils.data import DataLoader
 
-        pin = self.device.type == "cuda" if self.cfg.pin_memory is None else self.cfg.pin_memory
+        pin = device.type == "cuda" if self.cfg.pin_memory is None else self.cfg.pin_memory
         kwargs: dict[str, Any] = {
             "batch_sampler": sampler,
             "collate_fn": collate,
