@@ -17,6 +17,7 @@ project's own task modules import (its ``conf/`` is found by
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -147,7 +148,12 @@ def run_hydra() -> int:
 
 def exit_process(code: int) -> None:
     """Exit with ``code``, without waiting for threads the user's code left running
-    (a non-daemon thread would otherwise hold the process open for its lifetime)."""
+    (a non-daemon thread would otherwise hold the process open for its lifetime).
+
+    The heap is frozen first: the interpreter's last garbage collections then skip the
+    objects alive now, which with torch loaded are millions and take ~0.4 s to walk
+    (bench T3), while atexit handlers, finalizers and module teardown all still run."""
+    gc.freeze()
     leftover = [
         t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
     ]
