@@ -18,6 +18,7 @@ process is working on are named in a record that outlives a crash
 from __future__ import annotations
 
 import enum
+import gc
 import logging
 import os
 import signal
@@ -107,6 +108,23 @@ def resolve_device(name: str) -> Any:
                 f"{torch.cuda.device_count()} CUDA device(s)."
             )
     return device
+
+
+@contextmanager
+def _no_collections() -> Iterator[None]:
+    """No automatic garbage collection while torch's modules import and the model loads:
+    each full collection then walks a heap that grows to millions of objects, and an
+    import of torch and transformers triggers several (~0.5 s of an embedding job's
+    start, bench T2/T3); their garbage is little, and collected when this ends. Left
+    as it was when the caller had turned collection off itself."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _ignore_sigint(worker_id: int) -> None:
@@ -242,7 +260,8 @@ class TorchBackbone:
         left = take_left_behind(record)
         if not plan.has_pending():
             return  # everything is done already: import and load nothing
-        device = resolve_device(self.cfg.device)
+        with _no_collections():
+            device = resolve_device(self.cfg.device)
         state.backbone_facts["device"] = str(device)
         log.info("torch backbone on %s", device)
         workers, spare = self._loader_workers(state, device)
@@ -329,7 +348,8 @@ class TorchBackbone:
                 loading.start()
                 batches = Prefetch(iter(loading))
                 state.stage(f"loading the model on {device}")
-                driven.task.load_model(device)
+                with _no_collections():
+                    driven.task.load_model(device)
                 with torch.inference_mode(), self._autocast(device):
                     _Pipeline(
                         driven, device, state, self.cfg.postprocess_workers, stop, inflight
