@@ -8,6 +8,7 @@ import random
 import pytest
 
 from launcher import plan
+from launcher.driving import Driven
 from launcher.errors import InputError
 from launcher.plan import _Checks
 from launcher.task import Task
@@ -68,7 +69,7 @@ def outcome(checks: _Checks, block: list, per_item: bool) -> str | None:
 def test_block_checks_equal_per_item_checks(seed, task, max_seen, monkeypatch):
     monkeypatch.setattr(plan, "MAX_SEEN", max_seen)
     rng = random.Random(seed)
-    fast, slow = _Checks(task()), _Checks(task())
+    fast, slow = _Checks(Driven.of(task())), _Checks(Driven.of(task()))
     dup_rate = rng.choice([0.0, 0.001, 0.05])
     for _ in range(30):
         size = rng.choice([1, 3, 16, 200])
@@ -92,7 +93,7 @@ def test_block_checks_equal_per_item_checks(seed, task, max_seen, monkeypatch):
 
 
 def test_the_block_path_takes_clean_blocks_and_leaves_the_rest(monkeypatch):
-    checks = _Checks(Listed())
+    checks = _Checks(Driven.of(Listed()))
 
     def at_once(block: list) -> bool:
         fields = [[it.get(name) for it in block] for name in ("key", "output")]
