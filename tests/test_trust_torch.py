@@ -209,9 +209,16 @@ def test_on_mp_a_batched_task_times_out_the_hung_item_only(launch, tmp_path, wor
 
 
 @pytest.mark.timeout(300)
-def test_without_workers_a_crash_is_named_and_the_rerun_loads_that_item_alone(launch, tmp_path):
+@pytest.mark.parametrize("workers", ["backbone.num_workers=0", "task.slow_s=0.05"])
+def test_without_workers_a_crash_is_named_and_the_rerun_loads_that_item_alone(
+    launch, tmp_path, workers
+):
+    """With no DataLoader workers, set or by default on the CPU (loading stays in the job's
+    process while it is cheap: here against 50 ms model steps), a load_data that segfaults
+    ends the job; the in-flight record names the item and every rerun loads it alone in a
+    worker."""
     expected = make_inputs(tmp_path / "in", 20, {13: "segv"})
-    extra = ("backbone.num_workers=0", "backbone.batch_size=1")
+    extra = (workers, "backbone.batch_size=1")
     r = launch(*args(tmp_path, *extra))
     assert r.returncode == -signal.SIGSEGV, r.stderr
     [record] = (tmp_path / "out" / ".launcher").glob("inflight-*.json")
