@@ -322,6 +322,20 @@ def test_dataloader_workers_start_before_the_model_with_the_jobs_objects_frozen(
     assert "teardown-frozen:False" in lines
 
 
+def spinning_loaders(tmp_path: Path, log: Path, load_spin_s: float, *extra: str) -> list[str]:
+    """A torch run whose loading keeps a CPU busy ``load_spin_s`` per item, against model
+    steps of 50 ms in batches of 4, its threads logged to ``log``."""
+    return args(
+        tmp_path,
+        f"task.thread_log={log}",
+        f"task.load_spin_s={load_spin_s}",
+        "task.slow_s=0.05",
+        "backbone=torch",
+        "backbone.batch_size=4",
+        *extra,
+    )
+
+
 @pytest.mark.parametrize("load_spin_s", [0.0, 0.05])
 def test_on_the_cpu_loading_starts_in_the_models_process_and_moves_to_workers_when_it_costs(
     launch, tmp_path, load_spin_s
@@ -333,16 +347,7 @@ def test_on_the_cpu_loading_starts_in_the_models_process_and_moves_to_workers_wh
     twice. Cheap loading (a small file per item) stays in the model's process."""
     expected = make_inputs(tmp_path / "in", 80)
     log = tmp_path / "threads"
-    r = launch(
-        *args(
-            tmp_path,
-            f"task.thread_log={log}",
-            f"task.load_spin_s={load_spin_s}",
-            "task.slow_s=0.05",
-            "backbone=torch",
-            "backbone.batch_size=4",
-        )
-    )
+    r = launch(*spinning_loaders(tmp_path, log, load_spin_s))
     assert r.returncode == 0, r.stderr
     rep = report(launch.job_dir)
     assert (rep["processed"], rep["failed"]) == (80, 0)
@@ -388,18 +393,7 @@ def test_a_cpu_model_gets_the_cpus_its_loaders_do_not_need(
     make_inputs(tmp_path / "in", 60)
     log = tmp_path / "threads"
     extra = [] if cpu_threads is None else [f"backbone.cpu_threads={cpu_threads}"]
-    r = launch(
-        *args(
-            tmp_path,
-            f"task.thread_log={log}",
-            f"task.load_spin_s={load_spin_s}",
-            "task.slow_s=0.05",
-            "backbone=torch",
-            "backbone.num_workers=1",
-            "backbone.batch_size=4",
-        ),
-        *extra,
-    )
+    r = launch(*spinning_loaders(tmp_path, log, load_spin_s, "backbone.num_workers=1"), *extra)
     assert r.returncode == 0, r.stderr
     default = torch.get_num_threads()
     start = cpu_threads or min(default, available_cpus())
