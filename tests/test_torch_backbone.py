@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import failures, files, report
+from tests.conftest import TEST_CONF, failures, files, report
 
 pytest.importorskip("torch")
 
@@ -361,6 +361,33 @@ def test_on_the_cpu_loading_starts_in_the_models_process_and_moves_to_workers_wh
         assert 4 * 9 <= here < 80  # the first window, timed here, then the workers'
     else:
         assert (rep["backbone"]["num_workers"], here) == (0, 80)
+
+
+def test_a_torch_job_from_python_leaves_the_callers_garbage_collector_as_it_was(tmp_path):
+    """``launcher.run`` in a user's process: collection, paused while torch imports and the
+    model loads, is on again after, and nothing is left frozen (only the command line
+    freezes its heap, as it exits); a caller that turned collection off finds it off."""
+    import launcher
+
+    make_inputs(tmp_path / "in", 8)
+    frozen = gc.get_freeze_count()
+    for enabled in (True, False):
+        out = tmp_path / f"out-{enabled}"
+        overrides = [f"hydra.searchpath=[file://{TEST_CONF}]", f"task.input_dir={tmp_path / 'in'}"]
+        if not enabled:
+            gc.disable()
+        try:
+            rep = launcher.run(
+                "sum_model",
+                backbone="torch",
+                run={"progress": "off"},
+                job_dir=tmp_path / f"job-{enabled}",
+                overrides=[*overrides, f"task.output_dir={out}"],
+            )
+            assert (rep["processed"], gc.isenabled()) == (8, enabled)
+        finally:
+            gc.enable()
+        assert gc.get_freeze_count() == frozen
 
 
 @pytest.mark.parametrize("timeout", [None, 30])
