@@ -322,14 +322,16 @@ def test_dataloader_workers_start_before_the_model_with_the_jobs_objects_frozen(
     assert "teardown-frozen:False" in lines
 
 
-def spinning_loaders(tmp_path: Path, log: Path, load_spin_s: float, *extra: str) -> list[str]:
+def spinning_loaders(
+    tmp_path: Path, log: Path, load_spin_s: float, *extra: str, step_s: float = 0.05
+) -> list[str]:
     """A torch run whose loading keeps a CPU busy ``load_spin_s`` per item, against model
-    steps of 50 ms in batches of 4, its threads logged to ``log``."""
+    steps of ``step_s`` in batches of 4, its threads logged to ``log``."""
     return args(
         tmp_path,
         f"task.thread_log={log}",
         f"task.load_spin_s={load_spin_s}",
-        "task.slow_s=0.05",
+        f"task.slow_s={step_s}",
         "backbone=torch",
         "backbone.batch_size=4",
         *extra,
@@ -342,12 +344,12 @@ def test_on_the_cpu_loading_starts_in_the_models_process_and_moves_to_workers_wh
 ):
     """By default, on the CPU, batches load in the model's process (a worker beside the
     model costs more than cheap loading: bench T2, T3); loading measured to take more than
-    a tenth of the time (here 200 ms of CPU a batch against 50 ms model steps) moves to
+    a tenth of the time (here 200 ms of CPU a batch against 100 ms model steps) moves to
     DataLoader workers: the log says so, the report names them, no item is lost or run
     twice. Cheap loading (a small file per item) stays in the model's process."""
     expected = make_inputs(tmp_path / "in", 80)
     log = tmp_path / "threads"
-    r = launch(*spinning_loaders(tmp_path, log, load_spin_s))
+    r = launch(*spinning_loaders(tmp_path, log, load_spin_s, step_s=0.1))
     assert r.returncode == 0, r.stderr
     rep = report(launch.job_dir)
     assert (rep["processed"], rep["failed"]) == (80, 0)

@@ -213,17 +213,17 @@ def test_on_mp_a_batched_task_times_out_the_hung_item_only(launch, tmp_path, wor
 def test_without_workers_a_crash_is_named_and_the_rerun_loads_that_item_alone(
     launch, tmp_path, workers
 ):
-    """With no DataLoader workers, set or by default on the CPU (loading stays in the job's
-    process while it is cheap: here against 50 ms model steps), a load_data that segfaults
-    ends the job; the in-flight record names the item and every rerun loads it alone in a
-    worker."""
-    expected = make_inputs(tmp_path / "in", 20, {13: "segv"})
+    """With no DataLoader workers, set or by default on the CPU (loading starts in the
+    job's process; the first decision to move it comes after 9 batches, past the item at
+    fault here), a load_data that segfaults ends the job; the in-flight record names the
+    item and every rerun loads it alone in a worker."""
+    expected = make_inputs(tmp_path / "in", 20, {5: "segv"})
     extra = (workers, "backbone.batch_size=1")
     r = launch(*args(tmp_path, *extra))
     assert r.returncode == -signal.SIGSEGV, r.stderr
     [record] = (tmp_path / "out" / ".launcher").glob("inflight-*.json")
     stages = json.loads(record.read_text())["stages"]
-    assert stages["loading"] == ["0013.txt"] and "0013.txt" not in stages["model"]
+    assert stages["loading"] == ["0005.txt"] and "0005.txt" not in stages["model"]
 
     for rerun in range(2):  # the next runs load it alone in a DataLoader worker
         r = launch(*args(tmp_path, *extra))
@@ -231,7 +231,7 @@ def test_without_workers_a_crash_is_named_and_the_rerun_loads_that_item_alone(
         rep = report(launch.job_dir)
         assert (rep["processed"] + rep["skipped"], rep["failed"]) == (19, 1)
         [f] = failures(launch.job_dir)
-        assert (f["item"], f["error"]) == ("0013.txt", "WorkerDied")
+        assert (f["item"], f["error"]) == ("0005.txt", "WorkerDied")
         assert outputs(tmp_path) == expected
-        named = "ended without a report while these items were in flight: loading: 0013.txt"
+        named = "ended without a report while these items were in flight: loading: 0005.txt"
         assert (named in " ".join((r.stdout + r.stderr).split())) == (rerun == 0)

@@ -110,21 +110,29 @@ def resolve_device(name: str) -> Any:
     return device
 
 
-@contextmanager
-def _no_collections() -> Iterator[None]:
-    """No automatic garbage collection while torch's modules import and the model loads:
-    each full collection then walks a heap that grows to millions of objects, and an
-    import of torch and transformers triggers several (~0.5 s of an embedding job's
-    start, bench T2/T3); their garbage is little, and collected when this ends. Left
-    as it was when the caller had turned collection off itself."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+class _Heap:
+    """The garbage collector over one run. Off while torch's modules import and the model
+    loads: each full collection walks a heap growing to millions of objects, and an import
+    of torch and transformers triggers several (~0.5 s of an embedding job's start, bench
+    T2/T3). Then what is alive is frozen for the run, so that no later collection walks it
+    (collecting it instead took two passes of ~0.1 s each), and given back to the collector
+    when the run ends. Left alone when the caller turned collection off or froze objects."""
+
+    def __init__(self) -> None:
+        self.managed = gc.isenabled() and not gc.get_freeze_count()
+        if self.managed:
+            gc.disable()
+
+    def settled(self) -> None:
+        """The model is loaded: freeze what is alive, and collect again."""
+        if self.managed and not gc.isenabled():
+            gc.freeze()
+            gc.enable()
+
+    def close(self) -> None:
+        if self.managed:
+            gc.enable()
+            gc.unfreeze()
 
 
 def _ignore_sigint(worker_id: int) -> None:
@@ -260,8 +268,17 @@ class TorchBackbone:
         left = take_left_behind(record)
         if not plan.has_pending():
             return  # everything is done already: import and load nothing
-        with _no_collections():
-            device = resolve_device(self.cfg.device)
+        heap = _Heap()
+        try:
+            self._run(driven, plan, state, heap, left)
+        finally:
+            heap.close()
+
+    def _run(
+        self, driven: Driven, plan: Plan, state: RunState, heap: _Heap, left: dict[str, Any] | None
+    ) -> None:
+        task = driven.task
+        device = resolve_device(self.cfg.device)
         state.backbone_facts["device"] = str(device)
         log.info("torch backbone on %s", device)
         workers, spare = self._loader_workers(state, device)
@@ -276,13 +293,13 @@ class TorchBackbone:
             self.cfg.batch_size,
             workers,
             self.cfg.prefetch_factor,
-            inflight := InFlight(record),
+            inflight := InFlight(state.inflight_record),
             isolate=crashed_here(state.earlier_failures, left) if workers < 1 else set(),
             spare=spare,
         )
         try:
             with self._model_threads(device, loading, state) as threads:
-                self._execute(driven, device, state, loading, inflight, threads)
+                self._execute(driven, device, state, loading, inflight, threads, heap)
         finally:
             state.backbone_facts["num_workers"] = loading.most_workers
 
@@ -334,6 +351,7 @@ class TorchBackbone:
         loading: Loading,
         inflight: InFlight,
         threads: ModelThreads | None,
+        heap: _Heap,
     ) -> None:
         """Load the model while the loaders start, then run the pipeline; on every way out
         close the loaders and the in-flight record, and give SIGALRM back."""
@@ -348,8 +366,8 @@ class TorchBackbone:
                 loading.start()
                 batches = Prefetch(iter(loading))
                 state.stage(f"loading the model on {device}")
-                with _no_collections():
-                    driven.task.load_model(device)
+                driven.task.load_model(device)
+                heap.settled()
                 with torch.inference_mode(), self._autocast(device):
                     _Pipeline(
                         driven, device, state, self.cfg.postprocess_workers, stop, inflight
