@@ -135,11 +135,6 @@ class Loading:
     share: LoadShare = field(default_factory=LoadShare)
 
     @property
-    def most_workers(self) -> int:
-        """The DataLoader workers this run loaded with, at most (for the report)."""
-        return self.workers
-
-    @property
     def item_timeout_s(self) -> float:
         return self.state.item_timeout_s or 0.0
 

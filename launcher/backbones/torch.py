@@ -301,7 +301,7 @@ class TorchBackbone:
             with self._model_threads(device, loading, state) as threads:
                 self._execute(driven, device, state, loading, inflight, threads, heap)
         finally:
-            state.backbone_facts["num_workers"] = loading.most_workers
+            state.backbone_facts["num_workers"] = loading.workers
 
     @contextmanager
     def _model_threads(
