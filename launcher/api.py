@@ -138,10 +138,11 @@ def _run_job(cfg: DictConfig, task: Task | None) -> dict[str, Any]:
     from hydra.core.utils import JobStatus
 
     from launcher import app
+    from launcher.composed import build_task
     from launcher.internals import job_exception, run_job_here
 
     def job(c: DictConfig) -> dict[str, Any]:
-        return app.job_report(c, app.build_task(c, task)[1], raising=True)  # bad input: raises
+        return app.job_report(c, build_task(c, task).task, raising=True)  # bad input: raises
 
     job_dir = os.path.abspath(str(cfg.hydra.run.dir))
     os.makedirs(job_dir, exist_ok=True)

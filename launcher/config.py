@@ -4,7 +4,7 @@ Each schema lives beside what it configures; a typo such as
 ``backbone.num_worker=4`` is refused by name with the nearest key before Hydra
 composes (:func:`check_override_keys`; Hydra's own message would advise
 ``+backbone.num_worker=4``, which the job then refuses), and after composing
-when added with ``+`` (:mod:`launcher.app`).
+when added with ``+`` (:mod:`launcher.composed`).
 They are registered when our app starts (:mod:`launcher.cli`), never on import:
 the ConfigStore is global, and another Hydra app in the same environment must
 not see our ``backbone``/``shard`` options or a root schema in place of its own.
@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from launcher.app import Config, RunConfig
 from launcher.backbones import AutoConfig
 from launcher.backbones.mp import MpConfig
 from launcher.backbones.torch import TorchConfig
+from launcher.composed import Config, RunConfig
 from launcher.errors import unknown_key
 from launcher.shard import ShardConfig, Strategy
 

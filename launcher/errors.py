@@ -19,24 +19,6 @@ class InputError(UserError):
     """The task's input is missing, unreadable or empty."""
 
 
-def check_bounds(prefix: str, values: object, bounds: dict[str, str]) -> None:
-    """Refuse a numeric option outside its range (``{"num_workers": ">= 1"}``), naming
-    the key and the valid range. ``None`` means "the default" and is always accepted;
-    a float must be finite."""
-    import math
-    import operator
-
-    ops = {">=": operator.ge, ">": operator.gt}
-    for name, rule in bounds.items():
-        value = getattr(values, name, None)
-        if value is None or isinstance(value, bool):
-            continue
-        op, limit = rule.split()
-        finite = not isinstance(value, float) or math.isfinite(value)
-        if not (finite and ops[op](value, float(limit))):
-            raise ConfigError(f"{prefix}.{name}={value!r} is out of range: must be {rule}.")
-
-
 def unknown_key(key: str, known: Iterable[str]) -> ConfigError:
     """The error for a key no schema has (``+backbone.num_worker=4``), with the nearest
     known key when one is close."""

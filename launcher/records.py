@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import json
 import os
 import platform
@@ -490,46 +489,6 @@ def progress_record(
         "updated_unix": time.time(),
         **job_identity(),
     }
-
-
-def _digest(what: Any) -> str:
-    text = json.dumps(what, sort_keys=True, default=str)
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
-
-
-def _node(cfg: Any, name: str) -> dict[str, Any]:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(cfg[name], resolve=True, enum_to_str=True) or {}
-
-
-def split_key(cfg: Any) -> str:
-    """A hash of the shard split (``shard.*`` but ``idx``): which items each shard owns."""
-    shard = _node(cfg, "shard")
-    shard.pop("idx", None)
-    return _digest(shard)
-
-
-def task_key(target: str | None, output_dir: str | None) -> str:
-    """A hash of what names a task's items and their outputs: its class and output folder.
-
-    Its other parameters are left out, so a retry with one of them changed (a longer
-    timeout, a fixed flag) still finds the failures of the runs before it.
-    """
-    return _digest({"task": target, "output_dir": output_dir and location.absolute(output_dir)})
-
-
-def config_key(cfg: Any) -> str:
-    """A hash of what decides a shard's items and outputs: the task and the shard split.
-
-    ``shard.idx`` is left out (the marker's name carries it), and so are the
-    backbone and run options, which change how items are processed, not which.
-    """
-    shard = _node(cfg, "shard")
-    shard.pop("idx", None)
-    task = _node(cfg, "task")
-    task.pop("storage_options", None)  # how the store is reached, not what is done
-    return _digest({"task": task, "shard": shard})
 
 
 def mark_shard_done(state_dir: str, key: str, shard_tag: str, record: dict[str, Any]) -> None:

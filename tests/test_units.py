@@ -329,7 +329,7 @@ def test_only_output_modes_that_can_collide_are_checked():
     "value, ok", [(1, True), (0, False), (-1, False), (None, True), (float("nan"), False)]
 )
 def test_check_bounds_names_the_key_and_range(value, ok):
-    from launcher.errors import check_bounds
+    from launcher.composed import check_bounds
 
     values = SimpleNamespace(n=value)
     if ok:

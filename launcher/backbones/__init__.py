@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from launcher.backbones.mp import MpConfig
 from launcher.backbones.torch import TorchConfig
 from launcher.driving import Driven
-from launcher.errors import ConfigError, check_bounds
+from launcher.errors import ConfigError
 from launcher.plan import Plan
 from launcher.run_state import RunState
 from launcher.task import Task, TorchTask
@@ -49,7 +49,8 @@ class Backbone(Protocol):
 
 def backbone_config(cfg: Any, task: Task) -> tuple[str, Any]:
     """The backbone a (structured) ``backbone`` config names for this task, and its own
-    validated config (``auto`` resolved): every number in range, or a ConfigError."""
+    config (``auto`` resolved); its numbers are checked against its ``BOUNDS`` with the
+    rest of the config (:func:`launcher.composed.build_task`)."""
     if not dataclasses.is_dataclass(cfg):  # a user's option that starts from none of ours
         raise ConfigError(
             f"the backbone option{_chosen()} has no schema: its YAML file does not start from "
@@ -65,7 +66,6 @@ def backbone_config(cfg: Any, task: Task) -> tuple[str, Any]:
     own = config_cls(
         **{k: v for k, v in dataclasses.asdict(cfg).items() if k in fields and k != "name"}
     )
-    check_bounds("backbone", own, config_cls.BOUNDS)
     return name, own
 
 
@@ -79,8 +79,7 @@ def _chosen() -> str:
     return f" backbone={choice}" if choice else ""
 
 
-def make_backbone(cfg: Any, task: Task) -> Backbone:
-    """Instantiate the backbone a (structured) ``backbone`` config names."""
-    name, own = backbone_config(cfg, task)
+def make_backbone(name: str, own: Any) -> Backbone:
+    """Instantiate the backbone ``name`` on its own checked config."""
     module, cls, _ = REGISTRY[name]
     return getattr(import_module(module), cls)(own)

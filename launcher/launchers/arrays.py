@@ -238,7 +238,7 @@ def plan_sweep(
     hydra_context: HydraContext, master: DictConfig, specs: list[ArraySpec], skip_done: bool
 ) -> list[Array]:
     """Compose each array once, refuse a bad config before anything runs, skip done shards."""
-    from launcher.app import build_elements
+    from launcher.composed import build_elements
 
     submission = new_submission()
     arrays = []
