@@ -250,9 +250,8 @@ def _checked_unfinished(task: Task) -> Unfinished:
             out = out if isinstance(out, list) else list(out)
         except TypeError:
             raise refuse(f"returned a {type(out).__name__}, not a list") from None
-        in_order = _sub_list_positions(block, out)
-        if in_order is not None:  # the answer asked for: the cost of its check stays small
-            return list(map(block.__getitem__, in_order))
+        if _is_sub_list(block, out):  # the answer asked for, checked in one cheap pass
+            return out
         at = {id(it): pos for pos, it in enumerate(block)}
         where = [at.get(id(it)) for it in out]
         if None in where:  # copies: matched by key
@@ -271,21 +270,20 @@ def _checked_unfinished(task: Task) -> Unfinished:
     return check
 
 
-def _sub_list_positions(block: list[Item], out: list[Any]) -> list[int] | None:
-    """Where ``out``'s items stand in ``block`` when they are a sub-list of it in its order,
-    each the same object or an equal copy; None for any other answer (the full check then
-    tells what is wrong with it). ``list.index`` scans from just past the last one found,
-    in C, an identical item matching before any comparison: per block of 4096 items this
-    costs a quarter of what a dict of the block's ids did, less than the user's filter."""
-    where: list[int] = []
-    index, start = block.index, 0
-    try:
-        for it in out:
-            start = index(it, start) + 1
-            where.append(start - 1)
-    except Exception:  # noqa: BLE001 - not found, or an item's own == raised
-        return None
-    return where
+def _is_sub_list(block: list[Item], out: list[Any]) -> bool:
+    """Whether ``out`` holds the block's own items, each once, in the block's order: the
+    answer ``unfinished`` is asked for (copies, another order or anything else get the full
+    check). One pass by identity, never by ``==`` (an item's equal fields could be large):
+    per block of 4096 items an eighth of what a dict of the block's ids cost, half of a
+    plain filter's."""
+    rest = iter(block)
+    for it in out:
+        for candidate in rest:
+            if candidate is it:
+                break
+        else:
+            return False
+    return True
 
 
 def unfinished_by(is_executed: Callable[..., bool]) -> Unfinished:
