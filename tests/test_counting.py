@@ -87,3 +87,41 @@ def test_chunks_whose_items_each_finish_in_time_are_never_killed(launch, tmp_pat
     rep = report(launch.job_dir)
     assert (rep["processed"], rep["failed"], rep["backbone"]["workers_started"]) == (24, 0, 1)
     assert Counter(ledger.read_text().split()) == Counter(f"{i:06d}" for i in range(24))
+
+
+class _Uncomparable(dict):
+    """An item that refuses ``==``: what a check by equality would pay for large fields."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        raise AssertionError("an item was compared with ==")
+
+
+def test_a_right_unfinished_answer_is_checked_by_identity_alone():
+    from types import SimpleNamespace
+
+    from launcher.driving import Driven
+    from launcher.plan import Plan
+    from launcher.shard import Shard
+    from launcher.stats import Stats
+    from launcher.task import Task
+
+    class OddsLeft(Task):
+        def generate_tasks(self):
+            return (_Uncomparable(key=f"{i:04d}", x=i) for i in range(10_000))
+
+        def unfinished(self, items):
+            return (it for it in items if it["x"] % 2)  # any iterable of the block's own items
+
+        def process(self, **item):
+            pass
+
+    whole = SimpleNamespace(num=1, idx=0, strategy="modulo", sub_num=1, sub_idx=0)
+    stats = Stats()
+    plan = Plan(Driven.of(OddsLeft()), Shard.from_config(whole), stats)
+    taken = []
+    while block := plan.take(4096):
+        taken += [it["x"] for it in block]
+    assert taken == list(range(1, 10_000, 2))
+    assert (stats.total, stats.skipped, stats.pending) == (10_000, 5_000, 5_000)
