@@ -346,7 +346,8 @@ def test_on_the_cpu_loading_starts_in_the_models_process_and_moves_to_workers_wh
     model costs more than cheap loading: bench T2, T3); loading measured to take more than
     a tenth of the time (here 200 ms of CPU a batch against 100 ms model steps) moves to
     DataLoader workers: the log says so, the report names them, no item is lost or run
-    twice. Cheap loading (a small file per item) stays in the model's process."""
+    twice; the model's threads leave the workers their CPUs from then on. Cheap loading (a
+    small file per item) stays in the model's process."""
     expected = make_inputs(tmp_path / "in", 80)
     log = tmp_path / "threads"
     r = launch(*spinning_loaders(tmp_path, log, load_spin_s, step_s=0.1))
@@ -359,8 +360,11 @@ def test_on_the_cpu_loading_starts_in_the_models_process_and_moves_to_workers_wh
     moved = "moving it to" in r.stdout
     assert moved == bool(load_spin_s), r.stdout
     if moved:
-        assert rep["backbone"]["num_workers"] == max(1, min(8, available_cpus() - 1))
+        workers = max(1, min(8, available_cpus() - 1))
+        assert rep["backbone"]["num_workers"] == workers
         assert 4 * 9 <= here < 80  # the first window, timed here, then the workers'
+        every = min(torch.get_num_threads(), available_cpus())
+        assert rep["backbone"]["cpu_threads"] <= max(1, every - workers)
     else:
         assert (rep["backbone"]["num_workers"], here) == (0, 80)
 
@@ -413,31 +417,34 @@ def test_on_the_cpu_a_set_item_timeout_loads_in_workers_from_the_start(launch, t
 def test_a_cpu_model_gets_the_cpus_its_loaders_do_not_need(
     launch, tmp_path, cpu_threads, load_spin_s
 ):
-    """By default the model starts with every CPU (torch's own count at most); loaders
+    """By default the model starts with the CPUs its loader workers leave (torch's own count
+    at most): a loader that must keep up needs its CPU from the first batch. Loaders
     measured to keep a CPU busy (50 ms of CPU per item, 200 ms a batch, against model steps
-    of 50-100 ms: they need more than a CPU to keep up) get one back, as threads that
-    outnumber the CPUs wait for each other at every parallel step; so do other processes
-    measured busy on the same CPUs (this machine may be shared). ``backbone.cpu_threads``
-    is kept as set; the job's own setting comes back after the run."""
-    make_inputs(tmp_path / "in", 60)
+    of 50-100 ms) keep it, as threads that outnumber the CPUs wait for each other at every
+    parallel step; loaders measured idle give it back, unless other processes are measured
+    busy on the same CPUs (this machine may be shared). ``backbone.cpu_threads`` is kept as
+    set; the job's own setting comes back after the run."""
+    make_inputs(tmp_path / "in", 100)  # 25 steps: past the first decision, even under load
     log = tmp_path / "threads"
     extra = [] if cpu_threads is None else [f"backbone.cpu_threads={cpu_threads}"]
     r = launch(*spinning_loaders(tmp_path, log, load_spin_s, "backbone.num_workers=1"), *extra)
     assert r.returncode == 0, r.stderr
     default = torch.get_num_threads()
-    start = cpu_threads or min(default, available_cpus())
+    every = min(default, available_cpus())
+    start = cpu_threads or max(1, every - 1)
     got = report(launch.job_dir)["backbone"]["cpu_threads"]
     lines = log.read_text().split()
     assert f"model-threads:{start}" in lines
     assert f"teardown-threads:{default}" in lines
     if cpu_threads is not None or available_cpus() == 1:
         assert got == start
-    elif load_spin_s:
-        assert "loader workers need" in r.stdout  # the decision is logged
-        assert got <= max(1, start - 1)
-    else:  # loaders that need next to nothing: only other processes can take CPUs away
+        return
+    assert "loader workers need" in r.stdout  # the decision is logged
+    if load_spin_s:
+        assert got <= max(1, every - 1)
+    else:  # loaders that need next to nothing: only other processes can keep CPUs away
         others = re.findall(r"other processes use ([\d.]+)", r.stdout)
-        assert got == start or (others and float(others[-1]) >= 0.5), r.stdout
+        assert got == every or (others and float(others[-1]) >= 0.5), r.stdout
 
 
 def test_items_of_similar_size_share_a_batch_and_every_item_runs_once(launch, tmp_path):

@@ -5,12 +5,16 @@ step of a model (one of them is off its CPU while the others spin), so a CPU
 that the DataLoader workers or other processes keep busy is better left to
 them; an idle worker, though, costs nothing. How busy the workers are is the
 task's business (tokenizing a batch of documents costs ~1% of encoding it),
-and how busy the machine is, its users'. So the model starts with every CPU
-(torch's own count at most) and, over windows of model steps (the first after
-``PROBE_S``, then every ``WINDOW_S``), measures two needs: the loader workers'
-CPU time per second of model steps (what they use to keep up with the model;
-waits for a batch excluded), and the other processes' CPU time per second on
-this process's CPUs. The model gets the CPUs left, rounded, at least one.
+and how busy the machine is, its users'. So the model starts with the CPUs its
+loader workers leave (torch's own count at most; every CPU while batches load in
+its own process), as a loader that must keep up with a small model needs its CPU
+from the first batch (bench T1a: two threads beside one busy loader on two CPUs
+ran a third slower until the first decision), and, over windows of model steps
+(the first after ``PROBE_S``, then every ``WINDOW_S``), measures two needs: the
+loader workers' CPU time per second of model steps (what they use to keep up
+with the model; waits for a batch excluded), and the other processes' CPU time
+per second on this process's CPUs. The model gets the CPUs left, rounded, at
+least one: loaders measured idle give theirs back.
 """
 
 from __future__ import annotations
@@ -42,14 +46,17 @@ class _Window:
 class ModelThreads:
     """The model's threads on the CPU for one run: :meth:`stepped` after each model step."""
 
-    def __init__(self, fixed: int | None, loader_pids: Callable[[], tuple[int, ...]]) -> None:
+    def __init__(
+        self, fixed: int | None, loader_pids: Callable[[], tuple[int, ...]], loaders: int
+    ) -> None:
+        """``loaders``: the loader workers the run starts with (0: loading in process)."""
         import torch
 
         self.torch = torch
         self.cpus = cpu_ids()
         self.loader_pids = loader_pids  # the loader workers' process ids, now
         self.most = fixed or min(torch.get_num_threads(), len(self.cpus))
-        self.threads = self.most
+        self.threads = fixed or max(1, min(self.most, len(self.cpus) - loaders))
         self.deciding = fixed is None and len(self.cpus) > 1
         self.window: _Window | None = None
         self.length = PROBE_S
@@ -71,13 +78,19 @@ class ModelThreads:
         if self.window is None:
             self._open(now)
             return
+        w, pids = self.window, self.loader_pids()
+        if pids != w.pids:
+            # Another loader (loading moved to workers, or a worker replaced): as at the
+            # start, the model gets the CPUs its workers leave, and their need is measured
+            # as soon. A loader that ended (the last batch) changes nothing.
+            if pids and len(pids) != len(w.pids):
+                self._use(max(1, min(self.most, len(self.cpus) - len(pids))))
+            self.length = PROBE_S
+            self._open(now)
+            return
         self.steps += 1
         self.step_s += step_s
-        if now - self.window.start < self.length or self.steps < MIN_STEPS:
-            return
-        w, pids = self.window, self.loader_pids()
-        if pids != w.pids:  # a new loader: its CPU time starts again
-            self._open(now)
+        if now - w.start < self.length or self.steps < MIN_STEPS:
             return
         wall = now - w.start
         loaders = sum(map(cpu_seconds, pids)) - w.loaders
@@ -93,11 +106,14 @@ class ModelThreads:
                 len(self.cpus),
                 threads,
             )
+        self._use(threads)
+        self.length = WINDOW_S
+        self._open(now)
+
+    def _use(self, threads: int) -> None:
         if threads != self.threads:
             self.threads = threads
             self.torch.set_num_threads(threads)
-        self.length = WINDOW_S
-        self._open(now)
 
 
 def _own_cpu() -> float:

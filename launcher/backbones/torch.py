@@ -307,15 +307,16 @@ class TorchBackbone:
     def _model_threads(
         self, device: Any, loading: Loading, state: RunState
     ) -> Iterator[ModelThreads | None]:
-        """On the CPU, the model's threads: ``backbone.cpu_threads``, else every CPU less
-        those the loader workers are measured to need (:mod:`launcher.backbones.threads`).
+        """On the CPU, the model's threads: ``backbone.cpu_threads``, else the CPUs the loader
+        workers leave, then every CPU less those they and other processes are measured to
+        need (:mod:`launcher.backbones.threads`).
         Set for the run; ``load_model`` may set its own; the job's setting comes back after."""
         import torch
 
         before = torch.get_num_threads()
         threads = None
         if device.type == "cpu":
-            threads = ModelThreads(self.cfg.cpu_threads, loading.worker_pids)
+            threads = ModelThreads(self.cfg.cpu_threads, loading.worker_pids, loading.workers)
         try:
             yield threads
         finally:
