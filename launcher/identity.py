@@ -76,11 +76,16 @@ def _node(cfg: Any, name: str) -> dict[str, Any]:
     return OmegaConf.to_container(cfg[name], resolve=True, enum_to_str=True) or {}
 
 
-def split_key(cfg: Any) -> str:
-    """A hash of the shard split (``shard.*`` but ``idx``): which items each shard owns."""
+def _split(cfg: Any) -> dict[str, Any]:
+    """The shard split: ``shard.*`` but ``idx``."""
     shard = _node(cfg, "shard")
     shard.pop("idx", None)
-    return _digest(shard)
+    return shard
+
+
+def split_key(cfg: Any) -> str:
+    """A hash of the shard split (``shard.*`` but ``idx``): which items each shard owns."""
+    return _digest(_split(cfg))
 
 
 def task_key(target: str | None, output_dir: str | None) -> str:
@@ -98,8 +103,6 @@ def config_key(cfg: Any) -> str:
     ``shard.idx`` is left out (the marker's name carries it), and so are the
     backbone and run options, which change how items are processed, not which.
     """
-    shard = _node(cfg, "shard")
-    shard.pop("idx", None)
     task = _node(cfg, "task")
     task.pop("storage_options", None)  # how the store is reached, not what is done
-    return _digest({"task": task, "shard": shard})
+    return _digest({"task": task, "shard": _split(cfg)})

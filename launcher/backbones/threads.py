@@ -56,7 +56,7 @@ class ModelThreads:
         self.cpus = cpu_ids()
         self.loader_pids = loader_pids  # the loader workers' process ids, now
         self.most = fixed or min(torch.get_num_threads(), len(self.cpus))
-        self.threads = fixed or max(1, min(self.most, len(self.cpus) - loaders))
+        self.threads = fixed or self._left_by(loaders)
         self.deciding = fixed is None and len(self.cpus) > 1
         self.window: _Window | None = None
         self.length = PROBE_S
@@ -84,7 +84,7 @@ class ModelThreads:
             # start, the model gets the CPUs its workers leave, and their need is measured
             # as soon. A loader that ended (the last batch) changes nothing.
             if pids and len(pids) != len(w.pids):
-                self._use(max(1, min(self.most, len(self.cpus) - len(pids))))
+                self._use(self._left_by(len(pids)))
             self.length = PROBE_S
             self._open(now)
             return
@@ -109,6 +109,10 @@ class ModelThreads:
         self._use(threads)
         self.length = WINDOW_S
         self._open(now)
+
+    def _left_by(self, loaders: int) -> int:
+        """The threads ``loaders`` busy loader workers leave the model, at least one."""
+        return max(1, min(self.most, len(self.cpus) - loaders))
 
     def _use(self, threads: int) -> None:
         if threads != self.threads:
